@@ -1,0 +1,1 @@
+//! A self-hostable App Services-compatible authentication server.

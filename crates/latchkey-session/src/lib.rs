@@ -1,0 +1,1 @@
+//! Token and session management for latchkey.

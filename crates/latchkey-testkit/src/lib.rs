@@ -1,0 +1,1 @@
+//! Test helpers: in-process latchkey-server, fake identity providers.

@@ -1,0 +1,1 @@
+//! hyper-util client adapter for latchkey's HttpTransport.

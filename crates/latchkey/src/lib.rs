@@ -1,0 +1,1 @@
+//! User authentication for apps that speak the App Services client API.

@@ -1,0 +1,1 @@
+//! Anonymous credentials for latchkey.

@@ -1,0 +1,1 @@
+//! Email/password credentials for latchkey.
