@@ -1,1 +1,136 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's scripted workflows.
+//!
+//! - `demo`  — start the embedded server and log users in through the SDK;
+//! - `test`  — every test: unit, integration, end-to-end, conformance, doc tests;
+//! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
+//! - `ci`    — `lint` then `test` (what `.ci/run` runs).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Run one step; print what runs and how long it took.
+fn run(title: &str, mut cmd: Command) -> Result<(), String> {
+    println!("==> {title}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{title}: could not start: {e}"))?;
+    println!("    ({title}: {:.1}s)", started.elapsed().as_secs_f64());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{title} failed ({status})"))
+    }
+}
+
+fn cargo_step(title: &str, args: &[&str]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(args);
+    run(title, cmd)
+}
+
+fn demo() -> Result<(), String> {
+    cargo_step(
+        "demo",
+        &["run", "--quiet", "-p", "latchkey-testkit", "--example", "demo"],
+    )
+}
+
+fn test() -> Result<(), String> {
+    cargo_step("cargo test (workspace)", &["test", "--workspace", "--all-targets"])?;
+    cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
+    Ok(())
+}
+
+/// Feature combinations of the facade that must build on their own.
+const FEATURE_BUILDS: &[&[&str]] = &[
+    &["check", "-p", "latchkey", "--no-default-features"],
+    &["check", "-p", "latchkey", "--no-default-features", "--features", "anonymous,reqwest"],
+    &["check", "-p", "latchkey", "--no-default-features", "--features", "email-password,reqwest"],
+    &["check", "-p", "latchkey", "--no-default-features", "--features", "all-providers,hyper"],
+];
+
+fn lint() -> Result<(), String> {
+    cargo_step("rustfmt", &["fmt", "--all", "--", "--check"])?;
+    cargo_step(
+        "clippy",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("rustdoc", doc)?;
+    for args in FEATURE_BUILDS {
+        cargo_step(&format!("cargo {}", args.join(" ")), args)?;
+    }
+    layering()?;
+    Ok(())
+}
+
+/// Dependencies point one way: protocol <- transport <- session <- providers <- facade;
+/// protocol <- server. Fail if a crate depends on a layer above it.
+fn layering() -> Result<(), String> {
+    println!("==> layering (cargo tree)");
+    let forbidden: &[(&str, &[&str])] = &[
+        ("latchkey-protocol", &["latchkey-transport", "latchkey-session", "latchkey", "latchkey-server"]),
+        ("latchkey-transport", &["latchkey-session", "latchkey", "latchkey-server"]),
+        ("latchkey-session", &["latchkey", "latchkey-server", "latchkey-anonymous", "latchkey-email-password"]),
+        ("latchkey-server", &["latchkey-transport", "latchkey-session", "latchkey"]),
+        ("latchkey", &["latchkey-server"]),
+    ];
+    for (krate, not_below) in forbidden {
+        let out = cargo()
+            .args(["tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", krate])
+            .output()
+            .map_err(|e| format!("cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("cargo tree -p {krate} failed"));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for line in tree.lines().skip(1) {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if not_below.contains(&name) {
+                return Err(format!("layering: {krate} depends on {name}"));
+            }
+        }
+    }
+    println!("    ok: no dependency points against the layering");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cmd = env::args().nth(1).unwrap_or_default();
+    let result = match cmd.as_str() {
+        "demo" => demo(),
+        "test" => test(),
+        "lint" => lint(),
+        "layering" => layering(),
+        "ci" => lint().and_then(|()| test()),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test|lint|ci|layering>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
