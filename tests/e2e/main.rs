@@ -1,1 +1,8 @@
-//! End-to-end tests (placeholder until the SDK lands).
+//! End-to-end tests: the `latchkey` facade against the real `latchkey-server`,
+//! in process, over real HTTP on loopback, with a real database.
+
+mod support;
+
+mod email_password;
+mod offline;
+mod sessions;

@@ -13,6 +13,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod idp;
+
 use std::time::Duration;
 
 pub use latchkey_server::{AppConfig, Clock, Config, RunningServer};
