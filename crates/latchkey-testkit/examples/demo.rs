@@ -46,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let mut config = TestServer::config();
     config.database = format!("sqlite://{}", db.display());
     let server = TestServer::start_with(config.clone()).await;
-    println!("    server listening on {} (app id {:?})", server.url(), server.app_id());
+    println!(
+        "    server listening on {} (app id {:?})",
+        server.url(),
+        server.app_id()
+    );
     println!("    client user store in {}", store.display());
 
     let app = App::builder(server.app_id())
@@ -58,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
     let anon = app.log_in(Credentials::anonymous()).await?;
     show(&anon);
     let again = app.log_in(Credentials::anonymous()).await?;
-    println!("    logging in anonymously again reuses the same user: {}", again.id() == anon.id());
+    println!(
+        "    logging in anonymously again reuses the same user: {}",
+        again.id() == anon.id()
+    );
 
     step(2, "Register and log in with email/password");
     let email = "ada@example.com";
@@ -89,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
     let before = ada.access_token();
     tokio::time::sleep(Duration::from_millis(1100)).await; // new `iat`, new token
     ada.refresh_access_token().await?;
-    println!("    new access token issued: {}", before != ada.access_token());
+    println!(
+        "    new access token issued: {}",
+        before != ada.access_token()
+    );
     show(&ada);
 
     step(5, "Several users per app");
@@ -98,22 +108,35 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "    current user: {}",
-        app.current_user().map(|u| u.id().to_owned()).unwrap_or_default()
+        app.current_user()
+            .map(|u| u.id().to_owned())
+            .unwrap_or_default()
     );
 
-    step(6, "Stop the server and restart the program: users come back offline");
+    step(
+        6,
+        "Stop the server and restart the program: users come back offline",
+    );
     server.shutdown().await;
     drop(app);
     let offline = App::builder(config.apps[0].id.clone())
         .base_url("http://127.0.0.1:9") // nothing listens here: no network is used
         .storage_dir(&store)
         .build()?;
-    let restored = offline.current_user().expect("current user restored from the file store");
-    println!("    restored {} users from disk; current user:", offline.all_users().len());
+    let restored = offline
+        .current_user()
+        .expect("current user restored from the file store");
+    println!(
+        "    restored {} users from disk; current user:",
+        offline.all_users().len()
+    );
     show(&restored);
     drop(offline);
 
-    step(7, "Start the server again (new port, same database) and log out");
+    step(
+        7,
+        "Start the server again (new port, same database) and log out",
+    );
     let server = TestServer::start_with(config).await;
     println!("    server listening on {}", server.url());
     let app = App::builder(server.app_id())
@@ -122,16 +145,26 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     let ada = app.current_user().expect("current user");
     let token = ada.valid_access_token().await?;
-    println!("    valid access token obtained ({} bytes), refresh token still good", token.len());
+    println!(
+        "    valid access token obtained ({} bytes), refresh token still good",
+        token.len()
+    );
     ada.log_out().await?;
-    println!("    logged out: state={:?}, access token present: {}", ada.state(), ada.access_token().is_some());
+    println!(
+        "    logged out: state={:?}, access token present: {}",
+        ada.state(),
+        ada.access_token().is_some()
+    );
     let anon = app
         .all_users()
         .into_iter()
         .find(|u| u.id() == anon.id())
         .expect("anonymous user still known");
     anon.log_out().await?;
-    println!("    anonymous user logged out and removed: state={:?}", anon.state());
+    println!(
+        "    anonymous user logged out and removed: state={:?}",
+        anon.state()
+    );
     println!("    users left on this device: {}", app.all_users().len());
 
     server.shutdown().await;
