@@ -18,7 +18,10 @@ async fn users_are_restored_from_the_file_store_without_network() {
         .unwrap();
     let anon = app.log_in(Credentials::anonymous()).await.unwrap();
     let ada = app
-        .log_in(Credentials::email_password("ada@example.com", "correct horse"))
+        .log_in(Credentials::email_password(
+            "ada@example.com",
+            "correct horse",
+        ))
         .await
         .unwrap();
     let token = ada.access_token().unwrap();
@@ -39,7 +42,11 @@ async fn users_are_restored_from_the_file_store_without_network() {
     assert_eq!(current.access_token().unwrap(), token);
     assert_eq!(current.device_id(), device);
     assert_eq!(current.profile().email(), Some("ada@example.com"));
-    let mut ids: Vec<String> = restored.all_users().iter().map(|u| u.id().to_owned()).collect();
+    let mut ids: Vec<String> = restored
+        .all_users()
+        .iter()
+        .map(|u| u.id().to_owned())
+        .collect();
     ids.sort();
     let mut expected = vec![anon.id().to_owned(), ada.id().to_owned()];
     expected.sort();

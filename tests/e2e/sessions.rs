@@ -48,7 +48,11 @@ async fn refresh_issues_a_new_access_token_for_the_same_session() {
     user.refresh_access_token().await.unwrap();
     let second = user.access_token().unwrap();
     assert_ne!(first, second);
-    assert_eq!(user.refresh_token().unwrap(), refresh, "refresh tokens are not rotated");
+    assert_eq!(
+        user.refresh_token().unwrap(),
+        refresh,
+        "refresh tokens are not rotated"
+    );
 
     let a = latchkey_protocol::AccessTokenClaims::decode_unverified(&first).unwrap();
     let b = latchkey_protocol::AccessTokenClaims::decode_unverified(&second).unwrap();
@@ -78,7 +82,9 @@ async fn expired_access_token_is_refreshed_and_the_request_replayed() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error_code"], "InvalidSession");
 
-    user.refresh_profile().await.expect("401 -> refresh -> replay");
+    user.refresh_profile()
+        .await
+        .expect("401 -> refresh -> replay");
     assert_ne!(user.access_token().unwrap(), old, "a new token was fetched");
     assert_eq!(user.state(), UserState::LoggedIn);
 
@@ -96,10 +102,7 @@ async fn expired_access_token_is_refreshed_and_the_request_replayed() {
 async fn expired_refresh_token_ends_the_session_with_a_distinct_error() {
     let server = TestServer::start().await;
     let app = app(&server);
-    let user = app
-        .log_in(Credentials::anonymous())
-        .await
-        .unwrap();
+    let user = app.log_in(Credentials::anonymous()).await.unwrap();
 
     // 61 days later on the server: the refresh token (60 days) has expired too.
     server.advance_clock(Duration::from_secs(61 * 24 * 3600));
@@ -119,7 +122,10 @@ async fn log_out_revokes_the_session_on_the_server() {
         .await
         .unwrap();
     let user = app
-        .log_in(Credentials::email_password("bob@example.com", "s3cret-pass"))
+        .log_in(Credentials::email_password(
+            "bob@example.com",
+            "s3cret-pass",
+        ))
         .await
         .unwrap();
     let refresh = user.refresh_token().unwrap();
@@ -142,13 +148,19 @@ async fn log_out_revokes_the_session_on_the_server() {
     assert_eq!(content_type.as_deref(), Some("application/json"));
     assert_eq!(body["error_code"], "InvalidSession");
     assert!(
-        body["error"].as_str().unwrap().contains("failed to find refresh token"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed to find refresh token"),
         "{body}"
     );
 
     // Logging in again works and yields the same user.
     let again = app
-        .log_in(Credentials::email_password("bob@example.com", "s3cret-pass"))
+        .log_in(Credentials::email_password(
+            "bob@example.com",
+            "s3cret-pass",
+        ))
         .await
         .unwrap();
     assert_eq!(again.id(), user.id());
@@ -175,7 +187,10 @@ async fn log_out_works_with_the_server_down() {
         .await
         .unwrap();
     let user = app
-        .log_in(Credentials::email_password("carol@example.com", "s3cret-pass"))
+        .log_in(Credentials::email_password(
+            "carol@example.com",
+            "s3cret-pass",
+        ))
         .await
         .unwrap();
     server.shutdown().await;

@@ -47,12 +47,22 @@ fn cargo_step(title: &str, args: &[&str]) -> Result<(), String> {
 fn demo() -> Result<(), String> {
     cargo_step(
         "demo",
-        &["run", "--quiet", "-p", "latchkey-testkit", "--example", "demo"],
+        &[
+            "run",
+            "--quiet",
+            "-p",
+            "latchkey-testkit",
+            "--example",
+            "demo",
+        ],
     )
 }
 
 fn test() -> Result<(), String> {
-    cargo_step("cargo test (workspace)", &["test", "--workspace", "--all-targets"])?;
+    cargo_step(
+        "cargo test (workspace)",
+        &["test", "--workspace", "--all-targets"],
+    )?;
     cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
     Ok(())
 }
@@ -60,16 +70,44 @@ fn test() -> Result<(), String> {
 /// Feature combinations of the facade that must build on their own.
 const FEATURE_BUILDS: &[&[&str]] = &[
     &["check", "-p", "latchkey", "--no-default-features"],
-    &["check", "-p", "latchkey", "--no-default-features", "--features", "anonymous,reqwest"],
-    &["check", "-p", "latchkey", "--no-default-features", "--features", "email-password,reqwest"],
-    &["check", "-p", "latchkey", "--no-default-features", "--features", "all-providers,hyper"],
+    &[
+        "check",
+        "-p",
+        "latchkey",
+        "--no-default-features",
+        "--features",
+        "anonymous,reqwest",
+    ],
+    &[
+        "check",
+        "-p",
+        "latchkey",
+        "--no-default-features",
+        "--features",
+        "email-password,reqwest",
+    ],
+    &[
+        "check",
+        "-p",
+        "latchkey",
+        "--no-default-features",
+        "--features",
+        "all-providers,hyper",
+    ],
 ];
 
 fn lint() -> Result<(), String> {
     cargo_step("rustfmt", &["fmt", "--all", "--", "--check"])?;
     cargo_step(
         "clippy",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--quiet"])
@@ -87,15 +125,39 @@ fn lint() -> Result<(), String> {
 fn layering() -> Result<(), String> {
     println!("==> layering (cargo tree)");
     let forbidden: &[(&str, &[&str])] = &[
-        ("latchkey-protocol", &["latchkey-transport", "latchkey-session", "latchkey", "latchkey-server"]),
-        ("latchkey-transport", &["latchkey-session", "latchkey", "latchkey-server"]),
-        ("latchkey-session", &["latchkey", "latchkey-server", "latchkey-anonymous", "latchkey-email-password"]),
-        ("latchkey-server", &["latchkey-transport", "latchkey-session", "latchkey"]),
+        (
+            "latchkey-protocol",
+            &[
+                "latchkey-transport",
+                "latchkey-session",
+                "latchkey",
+                "latchkey-server",
+            ],
+        ),
+        (
+            "latchkey-transport",
+            &["latchkey-session", "latchkey", "latchkey-server"],
+        ),
+        (
+            "latchkey-session",
+            &[
+                "latchkey",
+                "latchkey-server",
+                "latchkey-anonymous",
+                "latchkey-email-password",
+            ],
+        ),
+        (
+            "latchkey-server",
+            &["latchkey-transport", "latchkey-session", "latchkey"],
+        ),
         ("latchkey", &["latchkey-server"]),
     ];
     for (krate, not_below) in forbidden {
         let out = cargo()
-            .args(["tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", krate])
+            .args([
+                "tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", krate,
+            ])
             .output()
             .map_err(|e| format!("cargo tree: {e}"))?;
         if !out.status.success() {

@@ -144,9 +144,15 @@ mod tests {
 
     #[test]
     fn rejects_float_or_missing_exp() {
-        assert!(AccessTokenClaims::decode_unverified(&token(r#"{"sub":"u","exp":1.5,"iat":1}"#)).is_err());
+        assert!(
+            AccessTokenClaims::decode_unverified(&token(r#"{"sub":"u","exp":1.5,"iat":1}"#))
+                .is_err()
+        );
         assert!(AccessTokenClaims::decode_unverified(&token(r#"{"sub":"u","iat":1}"#)).is_err());
-        assert!(AccessTokenClaims::decode_unverified(&token(r#"{"sub":"u","exp":"1","iat":1}"#)).is_err());
+        assert!(
+            AccessTokenClaims::decode_unverified(&token(r#"{"sub":"u","exp":"1","iat":1}"#))
+                .is_err()
+        );
     }
 
     #[test]

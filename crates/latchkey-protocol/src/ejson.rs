@@ -80,11 +80,20 @@ mod tests {
 
     #[test]
     fn dates_and_specials() {
-        assert_eq!(to_plain(json!({"$date": {"$numberLong": "1700000000000"}})), json!(1700000000000i64));
-        assert_eq!(to_plain(json!({"$date": "2024-01-01T00:00:00Z"})), json!("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            to_plain(json!({"$date": {"$numberLong": "1700000000000"}})),
+            json!(1700000000000i64)
+        );
+        assert_eq!(
+            to_plain(json!({"$date": "2024-01-01T00:00:00Z"})),
+            json!("2024-01-01T00:00:00Z")
+        );
         assert_eq!(to_plain(json!({"$numberDouble": "NaN"})), json!("NaN"));
         assert_eq!(to_plain(json!({"$numberDecimal": "1.10"})), json!("1.10"));
-        assert_eq!(to_plain(json!({"$binary": {"base64": "AAE=", "subType": "00"}})), json!("AAE="));
+        assert_eq!(
+            to_plain(json!({"$binary": {"base64": "AAE=", "subType": "00"}})),
+            json!("AAE=")
+        );
     }
 
     #[test]

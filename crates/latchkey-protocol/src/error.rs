@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_numbers() {
-        assert_eq!(ErrorCode::from_name("InvalidPassword"), ErrorCode::InvalidPassword);
+        assert_eq!(
+            ErrorCode::from_name("InvalidPassword"),
+            ErrorCode::InvalidPassword
+        );
         assert_eq!(ErrorCode::InvalidPassword.number(), Some(4349));
         assert_eq!(ErrorCode::InvalidSession.number(), Some(4301));
         assert_eq!(ErrorCode::APIKeyNotFound.as_str(), "APIKeyNotFound");

@@ -29,7 +29,8 @@ pub mod paths {
     /// Email/password routes: this prefix plus an [`super::EmailPasswordRoute`] suffix.
     pub const LOCAL_USERPASS: &str = "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass";
     /// `POST` register.
-    pub const REGISTER: &str = "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass/register";
+    pub const REGISTER: &str =
+        "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass/register";
     /// `POST` confirm.
     pub const CONFIRM: &str = "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass/confirm";
     /// `POST` resend the confirmation email.

@@ -50,11 +50,7 @@ pub struct DeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
     /// Device id from an earlier login (sent as `{"$oid": "<hex>"}`).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "oid_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "oid_option")]
     pub device_id: Option<String>,
 }
 
@@ -93,7 +89,10 @@ impl std::fmt::Debug for LoginResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginResponse")
             .field("access_token", &"<redacted>")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("user_id", &self.user_id)
             .field("device_id", &self.device_id)
             .finish()
@@ -278,13 +277,17 @@ mod tests {
             serde_json::to_value(&d).unwrap(),
             json!({"sdkVersion":"0.1.0","platform":"linux","deviceId":{"$oid":"65f0c0ffee0000000000abcd"}})
         );
-        let back: DeviceInfo = serde_json::from_value(json!({"deviceId": "65f0c0ffee0000000000abcd"})).unwrap();
+        let back: DeviceInfo =
+            serde_json::from_value(json!({"deviceId": "65f0c0ffee0000000000abcd"})).unwrap();
         assert_eq!(back.device_id.as_deref(), Some("65f0c0ffee0000000000abcd"));
     }
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let r = RegisterRequest { email: "a@b.c".into(), password: "hunter22".into() };
+        let r = RegisterRequest {
+            email: "a@b.c".into(),
+            password: "hunter22".into(),
+        };
         assert!(!format!("{r:?}").contains("hunter22"));
         let l = LoginResponse {
             access_token: "AT-secret".into(),
@@ -294,9 +297,18 @@ mod tests {
         };
         let s = format!("{l:?}");
         assert!(!s.contains("AT-secret") && !s.contains("RT-secret"));
-        let k = ApiKeyResponse { id: "i".into(), key: Some("K-secret".into()), name: "n".into(), disabled: false };
+        let k = ApiKeyResponse {
+            id: "i".into(),
+            key: Some("K-secret".into()),
+            name: "n".into(),
+            disabled: false,
+        };
         assert!(!format!("{k:?}").contains("K-secret"));
-        let rp = ResetPasswordRequest { password: "pw-secret".into(), token: "tok-secret".into(), token_id: "tid".into() };
+        let rp = ResetPasswordRequest {
+            password: "pw-secret".into(),
+            token: "tok-secret".into(),
+            token_id: "tid".into(),
+        };
         let s = format!("{rp:?}");
         assert!(!s.contains("pw-secret") && !s.contains("tok-secret"));
     }
@@ -306,7 +318,8 @@ mod tests {
         let p: ProfileResponse = serde_json::from_value(json!({
             "identities": [{"id": "x", "provider_type": "anon-user"}],
             "data": {}, "type": "normal"
-        })).unwrap();
+        }))
+        .unwrap();
         assert_eq!(p.user_type, UserType::Normal);
         assert_eq!(p.identities[0].provider_type, "anon-user");
     }

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod idp;
+pub mod record;
 
 use std::time::Duration;
 

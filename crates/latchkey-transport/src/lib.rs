@@ -319,7 +319,11 @@ mod tests {
             (Cancelled, false),
             (Other, false),
         ] {
-            assert_eq!(TransportError::new(kind, "x").is_transient(), transient, "{kind:?}");
+            assert_eq!(
+                TransportError::new(kind, "x").is_transient(),
+                transient,
+                "{kind:?}"
+            );
         }
     }
 

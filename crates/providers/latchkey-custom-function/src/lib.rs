@@ -40,7 +40,9 @@ impl FunctionCredential {
                 "the custom function payload must serialize to a JSON object, not {}",
                 kind(&other)
             )),
-            Err(e) => Err(format!("the custom function payload cannot be serialized: {e}")),
+            Err(e) => Err(format!(
+                "the custom function payload cannot be serialized: {e}"
+            )),
         };
         FunctionCredential { payload }
     }
