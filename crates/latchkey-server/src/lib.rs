@@ -1,1 +1,231 @@
 //! A self-hostable App Services-compatible authentication server.
+//!
+//! `latchkey-server` speaks the client auth wire protocol of the Realm SDKs
+//! (realm-core based SDKs and realm-web) and of the `latchkey` Rust SDK:
+//! location, login with `anon-user` and `local-userpass` (and linking),
+//! registration, token refresh, logout, profile and user deletion. Tokens are
+//! HS256 JWTs naming server-side sessions, so logout and deletion take effect
+//! immediately. Storage is SQLite.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use latchkey_server::{Config, Server};
+//!
+//! let server = Server::start(Config::dev()).await?;
+//! println!("listening on {}", server.url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+mod http;
+mod ids;
+mod password;
+mod providers;
+mod state;
+pub mod store;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use clock::Clock;
+pub use config::{
+    AnonUserConfig, AppConfig, Config, ConfigError, LocalUserpassConfig, ProvidersConfig,
+};
+pub use error::ApiError;
+pub use store::{SqliteStore, Store, StoreError};
+
+use state::{AppRuntime, ServerState};
+
+/// How long [`RunningServer::shutdown`] waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// Any other startup failure.
+    #[error("cannot start server: {0}")]
+    Other(String),
+}
+
+/// Starts servers.
+#[derive(Debug, Clone, Copy)]
+pub struct Server;
+
+impl Server {
+    /// Validate `config`, open and migrate the database, bind the listen address and
+    /// serve in a background tokio task, on the system clock.
+    pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+        Server::start_with_clock(config, Clock::system()).await
+    }
+
+    /// Like [`Server::start`], with a clock that tests can [`Clock::advance`].
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Clock,
+    ) -> Result<RunningServer, ServerError> {
+        config.validate()?;
+        let mut apps = HashMap::new();
+        for app in &config.apps {
+            let runtime =
+                AppRuntime::new(app.clone()).map_err(|e| ServerError::Other(e.to_string()))?;
+            apps.insert(app.id.clone(), Arc::new(runtime));
+        }
+
+        let store = SqliteStore::connect(&config.database).await?;
+        store.migrate().await?;
+        let store: Arc<dyn Store> = Arc::new(store);
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let state = Arc::new(ServerState::new(
+            &config,
+            apps,
+            store.clone(),
+            clock.clone(),
+            local_addr,
+        ));
+        let url = match config.public_url_trimmed() {
+            Some(u) => u.to_owned(),
+            None if local_addr.ip().is_unspecified() => {
+                let loopback = match local_addr {
+                    SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+                    SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                };
+                format!("http://{}", SocketAddr::new(loopback, local_addr.port()))
+            }
+            None => format!("http://{local_addr}"),
+        };
+
+        let hasher = state.hasher.clone();
+        tokio::spawn(async move { hasher.warm_up().await });
+        let app = http::router(state);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        });
+        tracing::info!(%local_addr, apps = config.apps.len(), "latchkey-server started");
+        Ok(RunningServer {
+            local_addr,
+            url,
+            clock,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A server serving in the background. Dropping it stops accepting connections;
+/// [`RunningServer::shutdown`] also waits for in-flight requests.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    url: String,
+    clock: Clock,
+    store: Arc<dyn Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("local_addr", &self.local_addr)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The address the server listens on (with the real port when port 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL clients should use: `public_url` when configured, else
+    /// `http://IP:PORT` (a wildcard listen address is shown as loopback).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The server's clock; [`Clock::advance`] on it expires tokens without sleeping.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The server's storage, for tests and tools (e.g. disabling a user or setting
+    /// custom data until the admin API exists).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stop accepting connections, let in-flight requests finish (up to 30 s),
+    /// then close the database.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish in time; aborting");
+            task.abort();
+        }
+        self.store.close().await;
+        tracing::info!("latchkey-server stopped");
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

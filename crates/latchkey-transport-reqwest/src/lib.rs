@@ -1,1 +1,521 @@
-//! reqwest adapter for latchkey's HttpTransport.
+//! A [`reqwest`](https://docs.rs/reqwest/0.12) adapter for latchkey's
+//! [`HttpTransport`].
+//!
+//! [`ReqwestTransport`] sends latchkey's [`HttpRequest`]s through a
+//! `reqwest::Client` and hands back the whole response as an [`HttpResponse`].
+//! Any status code is a response; only failing to get one is a
+//! [`TransportError`], classified into a [`TransportErrorKind`] so the SDK
+//! knows whether trying again may help. reqwest's own error stays reachable
+//! through [`std::error::Error::source`] only: no reqwest type appears in this
+//! crate's API except the argument of [`ReqwestTransport::with_client`].
+//!
+//! ```
+//! use latchkey_transport::SharedTransport;
+//! use latchkey_transport_reqwest::ReqwestTransport;
+//!
+//! # fn main() {
+//! let transport = SharedTransport::new(ReqwestTransport::new());
+//! # let _ = transport;
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `rustls` (default): HTTPS through rustls with the ring provider and the
+//!   webpki root certificates (reqwest's `rustls-tls`).
+//! - `native-tls`: HTTPS through the platform's TLS library (reqwest's
+//!   `native-tls`). When both features are on, [`ReqwestTransport::new`] uses
+//!   native-tls: `rustls` is on by default, so enabling `native-tls` is the
+//!   explicit choice.
+//!
+//! With neither feature, the transport speaks plain HTTP only and an `https`
+//! URL fails with a non-transient [`TransportErrorKind::Protocol`] error
+//! (unless another crate in the build turned on a reqwest TLS feature).
+//!
+//! # Redirects
+//!
+//! The default client follows up to 10 redirects (reqwest's default policy),
+//! turns `303` (and `301`/`302` after a `POST`) into a `GET` without a body,
+//! and drops `Authorization` and cookies when a redirect leaves the origin.
+//! A client passed to [`ReqwestTransport::with_client`] keeps its own policy.
+#![deny(missing_docs)]
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use bytes::Bytes;
+use latchkey_transport::{
+    HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
+};
+
+/// An [`HttpTransport`] that sends requests through a `reqwest::Client`.
+///
+/// Cloning is cheap: clones share the client's connection pool.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use latchkey_transport::{HttpTransport, RequestOptions};
+/// use latchkey_transport::bytes::Bytes;
+/// use latchkey_transport_reqwest::ReqwestTransport;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let transport = ReqwestTransport::new();
+/// let request = http::Request::get("http://127.0.0.1:8080/api/client/v2.0/app/myapp/location")
+///     .header("accept", "application/json")
+///     .body(Bytes::new())?;
+/// let options = RequestOptions::new().with_timeout(Duration::from_secs(10));
+/// let response = transport.send(request, &options).await?;
+/// println!("status {}", response.status());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport over a new `reqwest::Client` with the TLS backend picked by
+    /// this crate's features (see the [crate documentation](crate)) and
+    /// reqwest's defaults otherwise: no overall timeout (latchkey passes one
+    /// per request), up to 10 redirects.
+    ///
+    /// # Panics
+    ///
+    /// Like `reqwest::Client::new`, panics if the TLS backend cannot be
+    /// initialised (for example when native-tls cannot load the system's
+    /// root certificates). Use [`try_new`](Self::try_new) to get an error
+    /// instead.
+    ///
+    /// ```
+    /// use latchkey_transport_reqwest::ReqwestTransport;
+    /// let transport = ReqwestTransport::new();
+    /// assert_eq!(format!("{transport:?}"), "ReqwestTransport { .. }");
+    /// ```
+    pub fn new() -> Self {
+        match Self::try_new() {
+            Ok(t) => t,
+            Err(e) => panic!("latchkey-transport-reqwest: {e}"),
+        }
+    }
+
+    /// Like [`new`](Self::new), but returns a [`TransportErrorKind::Tls`]
+    /// error if the TLS backend cannot be initialised.
+    ///
+    /// ```
+    /// use latchkey_transport_reqwest::ReqwestTransport;
+    /// let transport = ReqwestTransport::try_new().expect("TLS backend");
+    /// # let _ = transport;
+    /// ```
+    pub fn try_new() -> Result<Self, TransportError> {
+        let builder = reqwest::Client::builder();
+        #[cfg(feature = "native-tls")]
+        let builder = builder.use_native_tls();
+        #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+        let builder = builder.use_rustls_tls();
+        let client = builder.build().map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Tls,
+                "the HTTP client could not be built (TLS backend initialisation failed)",
+            )
+            .with_source(e)
+        })?;
+        Ok(ReqwestTransport { client })
+    }
+
+    /// A transport over a client you configured yourself: a proxy, extra
+    /// root certificates, a client certificate, a user agent, a redirect
+    /// policy. [`RequestOptions::timeout`] still applies per request, on top
+    /// of any timeout set on the client.
+    ///
+    /// ```
+    /// use latchkey_transport_reqwest::ReqwestTransport;
+    /// let client = reqwest::Client::builder()
+    ///     .user_agent("my-app/1.0")
+    ///     .build()
+    ///     .unwrap();
+    /// let transport = ReqwestTransport::with_client(client);
+    /// # let _ = transport;
+    /// ```
+    pub fn with_client(client: reqwest::Client) -> Self {
+        ReqwestTransport { client }
+    }
+}
+
+impl Default for ReqwestTransport {
+    /// Same as [`ReqwestTransport::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ReqwestTransport {
+    /// Prints nothing of the client: its configuration may hold proxy
+    /// credentials or default headers.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReqwestTransport").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpTransport for ReqwestTransport {
+    async fn send(
+        &self,
+        request: HttpRequest,
+        options: &RequestOptions,
+    ) -> Result<HttpResponse, TransportError> {
+        check_uri(request.uri())?;
+        let target = describe_uri(request.uri());
+        let mut req = reqwest::Request::try_from(request).map_err(|e| map_error(e, &target))?;
+        if let Some(timeout) = options.timeout() {
+            *req.timeout_mut() = Some(timeout);
+        }
+        let response = self
+            .client
+            .execute(req)
+            .await
+            .map_err(|e| map_error(e, &target))?;
+
+        let status = response.status();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body: Bytes = response.bytes().await.map_err(|e| map_error(e, &target))?;
+
+        let mut out = HttpResponse::new(body);
+        *out.status_mut() = status;
+        *out.version_mut() = version;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+/// Reject what no HTTP client can send: a URI without an `http`/`https`
+/// scheme or without a host.
+fn check_uri(uri: &http::Uri) -> Result<(), TransportError> {
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+        Some(_) => {
+            return Err(TransportError::new(
+                TransportErrorKind::Protocol,
+                format!(
+                    "invalid request URL {}: the scheme must be http or https",
+                    describe_uri(uri)
+                ),
+            ));
+        }
+        None => {
+            return Err(TransportError::new(
+                TransportErrorKind::Protocol,
+                "invalid request URL: it must be absolute (scheme and host)",
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(TransportError::new(
+            TransportErrorKind::Protocol,
+            "invalid request URL: it has no host",
+        ));
+    }
+    Ok(())
+}
+
+/// `scheme://host[:port]/path`, without user info or query: safe for messages.
+fn describe_uri(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("");
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", uri.path())
+}
+
+/// Classify a reqwest error. reqwest's error (without its URL) becomes the
+/// source; the message names the kind of failure and the target only.
+fn map_error(error: reqwest::Error, target: &str) -> TransportError {
+    let (kind, what) = classify(&error);
+    TransportError::new(kind, format!("{what} ({target})")).with_source(error.without_url())
+}
+
+fn classify(error: &reqwest::Error) -> (TransportErrorKind, &'static str) {
+    use TransportErrorKind::*;
+    if error.is_timeout() {
+        return (Timeout, "the request timed out");
+    }
+    if error.is_builder() {
+        return (Protocol, "the request could not be built");
+    }
+    if error.is_redirect() {
+        return (Protocol, "too many redirects, or a redirect loop");
+    }
+    if chain_has_tls_error(error) {
+        return (Tls, "the TLS handshake failed");
+    }
+    if error.is_connect() {
+        // hyper-util's plain connector refuses `https` when reqwest was built
+        // without TLS; its error type is private, only the message tells.
+        // Retrying cannot help, so this is not a transient Connect error.
+        if chain_mentions(error, "scheme is not http") {
+            return (Protocol, "HTTPS is not enabled in this reqwest client");
+        }
+        return (Connect, "could not connect");
+    }
+    if let Some(kind) = classify_chain(error) {
+        return kind;
+    }
+    if error.is_body() || error.is_decode() {
+        return (Io, "reading the response body failed");
+    }
+    if error.is_request() {
+        return (Io, "sending the request failed");
+    }
+    (Other, "the request failed")
+}
+
+/// Look through the source chain for hyper and I/O errors.
+fn classify_chain(error: &reqwest::Error) -> Option<(TransportErrorKind, &'static str)> {
+    use TransportErrorKind::*;
+    let mut io_seen = false;
+    let mut source: Option<&(dyn StdError + 'static)> = error.source();
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Some((Timeout, "the request timed out"));
+            }
+            if h.is_parse() {
+                return Some((Protocol, "the server sent malformed HTTP"));
+            }
+            if h.is_user() {
+                return Some((Protocol, "the request could not be sent"));
+            }
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return Some((Io, "the connection closed before the response was complete"));
+            }
+            if h.is_body_write_aborted() {
+                return Some((Io, "writing the request body failed"));
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::TimedOut => return Some((Timeout, "the request timed out")),
+                std::io::ErrorKind::ConnectionRefused => {
+                    return Some((Connect, "could not connect"));
+                }
+                _ => io_seen = true,
+            }
+        }
+        source = next_in_chain(err);
+    }
+    io_seen.then_some((Io, "an I/O error interrupted the request"))
+}
+
+/// True when some error in the chain displays `needle`.
+fn chain_mentions(error: &(dyn StdError + 'static), needle: &str) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(err) = source {
+        if err.to_string().contains(needle) {
+            return true;
+        }
+        source = next_in_chain(err);
+    }
+    false
+}
+
+/// True when a TLS library's error is somewhere in the source chain.
+fn chain_has_tls_error(error: &(dyn StdError + 'static)) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(err) = source {
+        if is_tls_error(err) {
+            return true;
+        }
+        source = next_in_chain(err);
+    }
+    false
+}
+
+/// The next error down the chain. `std::io::Error::source` skips the error it
+/// wraps (it returns that error's source), so step into it with `get_ref`.
+fn next_in_chain<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(io) = err.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        return Some(inner);
+    }
+    err.source()
+}
+
+#[allow(unused_variables)]
+fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "rustls")]
+    if err.is::<rustls::Error>() {
+        return true;
+    }
+    #[cfg(feature = "native-tls")]
+    if err.is::<native_tls::Error>() {
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    fn get(uri: &str) -> HttpRequest {
+        http::Request::get(uri).body(Bytes::new()).unwrap()
+    }
+
+    #[test]
+    fn debug_shows_no_configuration() {
+        let client = reqwest::Client::builder()
+            .default_headers({
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert("authorization", "Bearer secret-token".parse().unwrap());
+                h
+            })
+            .build()
+            .unwrap();
+        let t = ReqwestTransport::with_client(client);
+        let dbg = format!("{t:?}");
+        assert_eq!(dbg, "ReqwestTransport { .. }");
+        assert!(!dbg.contains("secret"));
+    }
+
+    #[test]
+    fn describe_uri_drops_userinfo_and_query() {
+        let uri: http::Uri = "http://user:pw@example.com:8080/a/b?token=secret"
+            .parse()
+            .unwrap();
+        assert_eq!(describe_uri(&uri), "http://example.com:8080/a/b");
+    }
+
+    #[tokio::test]
+    async fn relative_and_foreign_urls_are_protocol_errors() {
+        let t = ReqwestTransport::new();
+        for uri in ["/relative/path", "ftp://127.0.0.1/file"] {
+            let err = t.send(get(uri), &RequestOptions::new()).await.unwrap_err();
+            assert_eq!(err.kind(), TransportErrorKind::Protocol, "{uri}");
+            assert!(!err.is_transient());
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_connect() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(
+                get(&format!("http://127.0.0.1:{port}/x?secret=1")),
+                &RequestOptions::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Connect);
+        assert!(err.is_transient());
+        assert!(err.source().is_some());
+        let shown = err.to_string();
+        assert!(shown.contains(&format!("127.0.0.1:{port}/x")), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn torn_body_is_io() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
+                .await
+                .unwrap();
+            sock.shutdown().await.unwrap();
+        });
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(get(&format!("http://{addr}/")), &RequestOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Io, "{err:?}");
+        assert!(err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn malformed_response_is_protocol() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+            sock.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+            sock.shutdown().await.unwrap();
+        });
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(get(&format!("http://{addr}/")), &RequestOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Protocol, "{err:?}");
+        assert!(!err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn stalled_server_is_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(sock);
+        });
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(
+                get(&format!("http://{addr}/")),
+                &RequestOptions::new().with_timeout(Duration::from_millis(100)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Timeout, "{err:?}");
+        server.abort();
+    }
+
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    #[tokio::test]
+    async fn tls_handshake_failure_is_tls() {
+        // A plain-HTTP server answering a TLS client: the handshake fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let _ = sock.shutdown().await;
+        });
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(get(&format!("https://{addr}/")), &RequestOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Tls, "{err:?}");
+        assert!(!err.is_transient());
+    }
+
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    #[tokio::test]
+    async fn https_without_tls_feature() {
+        let t = ReqwestTransport::new();
+        let err = t
+            .send(get("https://127.0.0.1:1/"), &RequestOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TransportErrorKind::Protocol, "{err:?}");
+        assert!(!err.is_transient());
+    }
+}

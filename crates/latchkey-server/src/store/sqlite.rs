@@ -1,0 +1,740 @@
+//! [`Store`] on SQLite through sqlx (runtime queries only, no compile-time macros).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    CredentialStatus, IdentityRecord, SessionRecord, Store, StoreError, UserRecord, UserpassRecord,
+};
+
+/// Schema migrations, applied in order, each once. Append; never edit a shipped entry.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE users (
+    app_id      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    custom_data TEXT,
+    PRIMARY KEY (app_id, id)
+);
+CREATE TABLE identities (
+    app_id        TEXT NOT NULL,
+    provider_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    data          TEXT NOT NULL DEFAULT '{}',
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (app_id, provider_type, id),
+    FOREIGN KEY (app_id, user_id) REFERENCES users (app_id, id) ON DELETE CASCADE
+);
+CREATE INDEX identities_by_user ON identities (app_id, user_id);
+CREATE TABLE sessions (
+    app_id     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    device_id  TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, id),
+    FOREIGN KEY (app_id, user_id) REFERENCES users (app_id, id) ON DELETE CASCADE
+);
+CREATE INDEX sessions_by_user ON sessions (app_id, user_id);
+CREATE TABLE devices (
+    app_id       TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    user_id      TEXT,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, id)
+);
+CREATE TABLE userpass_credentials (
+    app_id        TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'confirmed')),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (app_id, id),
+    UNIQUE (app_id, email)
+);
+"#,
+)];
+
+/// SQLite storage.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+    {
+        return StoreError::Conflict;
+    }
+    StoreError::Database(e.to_string())
+}
+
+fn map_to_text(m: &Map<String, Value>) -> String {
+    Value::Object(m.clone()).to_string()
+}
+
+fn text_to_map(s: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(StoreError::Corrupt("expected a JSON object".into())),
+        Err(e) => Err(StoreError::Corrupt(e.to_string())),
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    let custom: Option<String> = row.try_get("custom_data").map_err(db_err)?;
+    Ok(UserRecord {
+        app_id: row.try_get("app_id").map_err(db_err)?,
+        id: row.try_get("id").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        disabled: row.try_get::<i64, _>("disabled").map_err(db_err)? != 0,
+        custom_data: custom.as_deref().map(text_to_map).transpose()?,
+    })
+}
+
+fn identity_from_row(row: &SqliteRow) -> Result<IdentityRecord, StoreError> {
+    let data: String = row.try_get("data").map_err(db_err)?;
+    Ok(IdentityRecord {
+        app_id: row.try_get("app_id").map_err(db_err)?,
+        provider_type: row.try_get("provider_type").map_err(db_err)?,
+        id: row.try_get("id").map_err(db_err)?,
+        user_id: row.try_get("user_id").map_err(db_err)?,
+        data: text_to_map(&data)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        app_id: row.try_get("app_id").map_err(db_err)?,
+        id: row.try_get("id").map_err(db_err)?,
+        user_id: row.try_get("user_id").map_err(db_err)?,
+        device_id: row.try_get("device_id").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+    })
+}
+
+fn userpass_from_row(row: &SqliteRow) -> Result<UserpassRecord, StoreError> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    Ok(UserpassRecord {
+        app_id: row.try_get("app_id").map_err(db_err)?,
+        id: row.try_get("id").map_err(db_err)?,
+        email: row.try_get("email").map_err(db_err)?,
+        password_hash: row.try_get("password_hash").map_err(db_err)?,
+        status: CredentialStatus::from_name(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown credential status {status:?}")))?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+impl SqliteStore {
+    /// Open (and create when missing) `sqlite://PATH`, or a private in-memory database
+    /// for `sqlite::memory:`. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let memory =
+            url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
+        if !memory {
+            create_parent_dir(url)?;
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let (options, pool) = if memory {
+            // Each connection to an in-memory database sees its own empty database:
+            // keep exactly one connection, forever.
+            (
+                options,
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None),
+            )
+        } else {
+            (
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+                SqlitePoolOptions::new().max_connections(8),
+            )
+        };
+        let pool = pool.connect_with(options).await.map_err(db_err)?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// Create the directory of a `sqlite://PATH` database file when it is missing.
+fn create_parent_dir(url: &str) -> Result<(), StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot create database directory {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now'))
+            )",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if done.is_some() {
+                continue;
+            }
+            // Statements one by one (the migrations contain no `;` inside literals).
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            tracing::info!(version, "applied database migration");
+        }
+        Ok(())
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &UserRecord,
+        identity: &IdentityRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO users (app_id, id, created_at, disabled, custom_data) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.app_id)
+        .bind(&user.id)
+        .bind(user.created_at)
+        .bind(i64::from(user.disabled))
+        .bind(user.custom_data.as_ref().map(map_to_text))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&identity.app_id)
+        .bind(&identity.provider_type)
+        .bind(&identity.id)
+        .bind(&identity.user_id)
+        .bind(map_to_text(&identity.data))
+        .bind(identity.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_user(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn delete_user(&self, app_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "DELETE FROM userpass_credentials WHERE app_id = ? AND id IN (
+                SELECT id FROM identities
+                WHERE app_id = ? AND user_id = ? AND provider_type = 'local-userpass')",
+        )
+        .bind(app_id)
+        .bind(app_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for table in ["sessions", "identities"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE app_id = ? AND user_id = ?"
+            ))
+            .bind(app_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let deleted = sqlx::query("DELETE FROM users WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted > 0)
+    }
+
+    async fn set_user_disabled(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE users SET disabled = ? WHERE app_id = ? AND id = ?")
+            .bind(i64::from(disabled))
+            .bind(app_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn set_custom_data(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        data: Option<&Map<String, Value>>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE users SET custom_data = ? WHERE app_id = ? AND id = ?")
+            .bind(data.map(map_to_text))
+            .bind(app_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn find_identity(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        sqlx::query("SELECT * FROM identities WHERE app_id = ? AND provider_type = ? AND id = ?")
+            .bind(app_id)
+            .bind(provider_type)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(identity_from_row)
+            .transpose()
+    }
+
+    async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&identity.app_id)
+        .bind(&identity.provider_type)
+        .bind(&identity.id)
+        .bind(&identity.user_id)
+        .bind(map_to_text(&identity.data))
+        .bind(identity.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_identities(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM identities WHERE app_id = ? AND user_id = ? ORDER BY created_at, rowid",
+        )
+        .bind(app_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(identity_from_row)
+        .collect()
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (app_id, id, user_id, device_id, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.app_id)
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.device_id)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_session(
+        &self,
+        app_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query("SELECT * FROM sessions WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(session_from_row)
+            .transpose()
+    }
+
+    async fn delete_session(&self, app_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM sessions WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn delete_user_sessions(&self, app_id: &str, user_id: &str) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM sessions WHERE app_id = ? AND user_id = ?")
+                .bind(app_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?
+                .rows_affected(),
+        )
+    }
+
+    async fn device_exists(&self, app_id: &str, device_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM devices WHERE app_id = ? AND id = ?")
+                .bind(app_id)
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn touch_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (app_id, id, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (app_id, id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(app_id)
+        .bind(device_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_userpass(&self, r: &UserpassRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO userpass_credentials
+             (app_id, id, email, password_hash, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.app_id)
+        .bind(&r.id)
+        .bind(&r.email)
+        .bind(&r.password_hash)
+        .bind(r.status.as_str())
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_userpass(
+        &self,
+        app_id: &str,
+        email: &str,
+    ) -> Result<Option<UserpassRecord>, StoreError> {
+        sqlx::query("SELECT * FROM userpass_credentials WHERE app_id = ? AND email = ?")
+            .bind(app_id)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(userpass_from_row)
+            .transpose()
+    }
+
+    async fn set_userpass_status(
+        &self,
+        app_id: &str,
+        email: &str,
+        status: CredentialStatus,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE userpass_credentials SET status = ?, updated_at = ? WHERE app_id = ? AND email = ?",
+        )
+        .bind(status.as_str())
+        .bind(now)
+        .bind(app_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn set_userpass_password(
+        &self,
+        app_id: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE userpass_credentials SET password_hash = ?, updated_at = ?
+             WHERE app_id = ? AND email = ?",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(app_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> UserRecord {
+        UserRecord {
+            app_id: "a".into(),
+            id: id.into(),
+            created_at: 1,
+            disabled: false,
+            custom_data: None,
+        }
+    }
+
+    fn identity(provider: &str, id: &str, user_id: &str) -> IdentityRecord {
+        IdentityRecord {
+            app_id: "a".into(),
+            provider_type: provider.into(),
+            id: id.into(),
+            user_id: user_id.into(),
+            data: Map::new(),
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_round_trip() {
+        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        s.migrate().await.unwrap(); // idempotent
+        s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+            .await
+            .unwrap();
+        // The same identity again is a conflict and creates no second user.
+        let err = s
+            .create_user_with_identity(&user("u2"), &identity("anon-user", "i1", "u2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict));
+        assert!(s.get_user("a", "u2").await.unwrap().is_none());
+        assert!(matches!(
+            s.add_identity(&identity("anon-user", "i1", "u1")).await,
+            Err(StoreError::Conflict)
+        ));
+        s.add_identity(&identity("local-userpass", "c1", "u1"))
+            .await
+            .unwrap();
+        assert_eq!(s.list_identities("a", "u1").await.unwrap().len(), 2);
+
+        let mut data = Map::new();
+        data.insert("plan".into(), Value::from("pro"));
+        assert!(s.set_custom_data("a", "u1", Some(&data)).await.unwrap());
+        assert_eq!(
+            s.get_user("a", "u1").await.unwrap().unwrap().custom_data,
+            Some(data)
+        );
+
+        let session = SessionRecord {
+            app_id: "a".into(),
+            id: "s1".into(),
+            user_id: "u1".into(),
+            device_id: "d".into(),
+            created_at: 1,
+            expires_at: 2,
+        };
+        s.create_session(&session).await.unwrap();
+        assert_eq!(s.get_session("a", "s1").await.unwrap(), Some(session));
+        assert!(s.get_session("b", "s1").await.unwrap().is_none());
+
+        let cred = UserpassRecord {
+            app_id: "a".into(),
+            id: "c1".into(),
+            email: "x@y.z".into(),
+            password_hash: "h".into(),
+            status: CredentialStatus::Pending,
+            created_at: 1,
+            updated_at: 1,
+        };
+        s.create_userpass(&cred).await.unwrap();
+        let dup = UserpassRecord {
+            id: "c2".into(),
+            ..cred.clone()
+        };
+        assert!(matches!(
+            s.create_userpass(&dup).await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(
+            s.find_userpass("a", "X@y.z").await.unwrap().is_none(),
+            "case-sensitive"
+        );
+        assert!(
+            s.set_userpass_status("a", "x@y.z", CredentialStatus::Confirmed, 5)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.find_userpass("a", "x@y.z").await.unwrap().unwrap().status,
+            CredentialStatus::Confirmed
+        );
+
+        assert!(
+            s.set_userpass_password("a", "x@y.z", "h2", 6)
+                .await
+                .unwrap()
+        );
+        let stored = s.find_userpass("a", "x@y.z").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.password_hash.as_str(), stored.updated_at),
+            ("h2", 6)
+        );
+        assert!(
+            !format!("{stored:?}").contains("h2"),
+            "hash redacted in Debug"
+        );
+
+        let second = SessionRecord {
+            id: "s2".into(),
+            ..s.get_session("a", "s1").await.unwrap().unwrap()
+        };
+        s.create_session(&second).await.unwrap();
+        assert_eq!(s.delete_user_sessions("a", "u1").await.unwrap(), 2);
+        assert!(s.get_session("a", "s2").await.unwrap().is_none());
+        s.create_session(&second).await.unwrap();
+        assert!(s.delete_session("a", "s2").await.unwrap());
+        assert!(!s.delete_session("a", "s2").await.unwrap());
+        s.create_session(&second).await.unwrap();
+
+        assert!(s.set_user_disabled("a", "u1", true).await.unwrap());
+        assert!(s.get_user("a", "u1").await.unwrap().unwrap().disabled);
+        assert!(!s.set_user_disabled("a", "nobody", true).await.unwrap());
+
+        assert!(s.delete_user("a", "u1").await.unwrap());
+        assert!(s.get_session("a", "s2").await.unwrap().is_none());
+        assert!(s.get_session("a", "s1").await.unwrap().is_none());
+        assert!(s.list_identities("a", "u1").await.unwrap().is_empty());
+        assert!(s.find_userpass("a", "x@y.z").await.unwrap().is_none());
+        assert!(!s.delete_user("a", "u1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn devices() {
+        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        assert!(!s.device_exists("a", "d1").await.unwrap());
+        s.touch_device("a", "d1", "u", 1).await.unwrap();
+        s.touch_device("a", "d1", "u", 2).await.unwrap();
+        assert!(s.device_exists("a", "d1").await.unwrap());
+        assert!(!s.device_exists("b", "d1").await.unwrap());
+    }
+}
