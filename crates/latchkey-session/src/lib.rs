@@ -1,1 +1,56 @@
-//! Token and session management for latchkey.
+//! Token and session management for latchkey: the engine behind `latchkey::App`.
+//!
+//! - [`AppCore`]: one app id; lazy location discovery, login (credential body plus
+//!   `options.device`, then the profile), the user registry and the current user.
+//! - [`User`]: a cheap-clone handle with state, tokens, profile and identities; proactive
+//!   and reactive (401 → refresh → replay once) token refresh, single-flight per user.
+//! - [`UserStore`]: persistence after every change; [`MemoryStore`] and, with the
+//!   `file-store` feature, `FileStore`.
+//! - [`UserEvent`]: a broadcast of logins, refreshes, logouts, session expiries, removals
+//!   and switches.
+//! - [`Error`]: the one error type, with [`ErrorKind`] and predicates.
+//!
+//! Provider crates implement [`latchkey_protocol::Credential`]; those with client APIs
+//! (email/password registration, ...) build on [`AppCore::routes`] and
+//! [`AppCore::send_json`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use latchkey_session::{AppConfig, AppCore, MemoryStore};
+//! # async fn demo(transport: latchkey_transport::SharedTransport,
+//! #               credential: &dyn latchkey_protocol::Credential) -> Result<(), latchkey_session::Error> {
+//! let app = AppCore::new(
+//!     AppConfig::new("myapp-abcde", "http://127.0.0.1:8080"),
+//!     transport,
+//!     Arc::new(MemoryStore::new()),
+//! )?;
+//! let user = app.log_in(credential).await?;
+//! let token = user.valid_access_token().await?;
+//! user.log_out().await?;
+//! # let _ = token; Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod app;
+mod clock;
+mod error;
+mod events;
+mod secret;
+mod store;
+mod user;
+
+pub use app::{AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use error::{Error, ErrorKind};
+pub use events::{EventReceiver, UserEvent};
+pub use secret::Secret;
+#[cfg(feature = "file-store")]
+pub use store::FileStore;
+pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
+pub use user::{User, UserIdentity, UserProfile, UserState, refresh_buffer};
+
+pub use latchkey_protocol::{Credential, CredentialError, ErrorBody, ErrorCode, LoginBody};
+pub use latchkey_transport::{HttpTransport, SharedTransport};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,522 @@
+//! Persistence of users: the [`UserStore`] trait, [`MemoryStore`] and (feature `file-store`)
+//! `FileStore`.
+//!
+//! The trait is **synchronous**: the app reads its users in `build()` (no async, no network)
+//! so that `current_user()` works offline right away, and every change is written through
+//! before the call that made it returns. Stores hold small documents; a file store's
+//! write-fsync-rename takes well under a millisecond on local disks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::user::{UserIdentity, UserState};
+
+/// A user as persisted: everything needed to restore it with no network.
+///
+/// Stores treat it as an opaque serde document; it contains tokens, so keep it private
+/// (its `Debug` output redacts them).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoredUser {
+    /// The user's id.
+    pub id: String,
+    /// `LoggedIn` or `LoggedOut` (removed users are deleted from the store).
+    pub state: UserState,
+    /// The access token, when logged in.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// The refresh token, when logged in.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Local expiry of the access token, Unix milliseconds of the local clock.
+    #[serde(default)]
+    pub access_token_expires_at_ms: Option<i64>,
+    /// Lifetime of the access token (`exp - iat`), seconds.
+    #[serde(default)]
+    pub access_token_lifetime_secs: Option<i64>,
+    /// Profile `data`.
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+    /// Identities from the profile.
+    #[serde(default)]
+    pub identities: Vec<UserIdentity>,
+    /// The profile `type` (`normal`, `server`).
+    #[serde(default)]
+    pub user_type: Option<String>,
+    /// The device id the server assigned.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// The provider used for the last login (e.g. `anon-user`).
+    #[serde(default)]
+    pub provider_type: Option<String>,
+}
+
+impl fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token_expires_at_ms",
+                &self.access_token_expires_at_ms,
+            )
+            .field("identities", &self.identities)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a store holds for one app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoredUsers {
+    /// Users in login order (oldest first).
+    #[serde(default)]
+    pub users: Vec<StoredUser>,
+    /// The current user's id.
+    #[serde(default)]
+    pub current_user_id: Option<String>,
+}
+
+/// A user store failed.
+///
+/// ```
+/// use latchkey_session::StoreError;
+/// let e = StoreError::new("disk full");
+/// assert_eq!(e.to_string(), "user store: disk full");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("user store: {message}")]
+pub struct StoreError {
+    message: String,
+    corrupt: bool,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            corrupt: false,
+            source: None,
+        }
+    }
+
+    /// An error with a message and a cause.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError {
+            message: message.into(),
+            corrupt: false,
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Mark the error as "the stored data is corrupt".
+    pub fn corrupt(mut self) -> Self {
+        self.corrupt = true;
+        self
+    }
+
+    /// True when the stored data could not be parsed.
+    pub fn is_corrupt(&self) -> bool {
+        self.corrupt
+    }
+}
+
+/// Where an app keeps its users. Keyed by app id (not base URL).
+///
+/// The app calls [`save_user`](Self::save_user) after every change to a user (tokens,
+/// profile, state, device id), [`remove_user`](Self::remove_user) when a user is removed,
+/// and [`set_current_user`](Self::set_current_user) when the current user changes.
+/// Methods are synchronous (see the module docs).
+///
+/// ```
+/// use latchkey_session::{MemoryStore, UserStore};
+/// let store = MemoryStore::new();
+/// store.set_current_user("app-1", Some("u1")).unwrap();
+/// assert_eq!(store.load("app-1").unwrap().current_user_id.as_deref(), Some("u1"));
+/// assert!(store.load("app-2").unwrap().users.is_empty());
+/// ```
+pub trait UserStore: fmt::Debug + Send + Sync {
+    /// All users of `app_id` and the current user's id.
+    fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError>;
+    /// Insert or replace one user.
+    fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError>;
+    /// Forget one user.
+    fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError>;
+    /// Record the current user.
+    fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError>;
+}
+
+impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
+    fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+        (**self).load(app_id)
+    }
+    fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError> {
+        (**self).save_user(app_id, user)
+    }
+    fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError> {
+        (**self).remove_user(app_id, user_id)
+    }
+    fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
+        (**self).set_current_user(app_id, user_id)
+    }
+}
+
+/// Apply a save to an in-memory document (shared by the stores).
+pub(crate) fn upsert(doc: &mut StoredUsers, user: &StoredUser) {
+    match doc.users.iter_mut().find(|u| u.id == user.id) {
+        Some(slot) => *slot = user.clone(),
+        None => doc.users.push(user.clone()),
+    }
+}
+
+pub(crate) fn remove(doc: &mut StoredUsers, user_id: &str) {
+    doc.users.retain(|u| u.id != user_id);
+    if doc.current_user_id.as_deref() == Some(user_id) {
+        doc.current_user_id = None;
+    }
+}
+
+/// A store that keeps users in memory only (nothing survives the process). Clones share
+/// the same data, so two apps built with clones of one `MemoryStore` see each other's users.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    apps: std::sync::Arc<Mutex<HashMap<String, StoredUsers>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, app_id: &str, f: impl FnOnce(&mut StoredUsers) -> R) -> R {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        f(apps.entry(app_id.to_owned()).or_default())
+    }
+}
+
+impl UserStore for MemoryStore {
+    fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+        Ok(self.with(app_id, |d| d.clone()))
+    }
+    fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError> {
+        self.with(app_id, |d| upsert(d, user));
+        Ok(())
+    }
+    fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.with(app_id, |d| remove(d, user_id));
+        Ok(())
+    }
+    fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
+        self.with(app_id, |d| d.current_user_id = user_id.map(str::to_owned));
+        Ok(())
+    }
+}
+
+#[cfg(feature = "file-store")]
+pub use file::FileStore;
+
+#[cfg(feature = "file-store")]
+mod file {
+    use std::fs;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::{StoreError, StoredUser, StoredUsers, UserStore, remove, upsert};
+
+    /// A store that keeps one JSON file per app id under a directory.
+    ///
+    /// Writes are atomic (temporary file in the same directory, write, fsync, rename, fsync
+    /// of the directory) and files are created with owner-only permissions (0600; the
+    /// directory 0700) on unix. A file that cannot be parsed is reported as a corrupt
+    /// [`StoreError`], never a panic.
+    ///
+    /// ```no_run
+    /// use latchkey_session::{FileStore, UserStore};
+    /// let store = FileStore::new("/tmp/latchkey-demo");
+    /// let users = store.load("myapp-abcde")?;
+    /// println!("{} cached users", users.users.len());
+    /// # Ok::<(), latchkey_session::StoreError>(())
+    /// ```
+    #[derive(Debug)]
+    pub struct FileStore {
+        dir: PathBuf,
+        lock: Mutex<()>,
+    }
+
+    static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    impl FileStore {
+        /// A store under `dir` (created on first write).
+        pub fn new(dir: impl Into<PathBuf>) -> Self {
+            FileStore {
+                dir: dir.into(),
+                lock: Mutex::new(()),
+            }
+        }
+
+        /// The directory.
+        pub fn dir(&self) -> &Path {
+            &self.dir
+        }
+
+        /// The file that holds `app_id`'s users.
+        pub fn path_for(&self, app_id: &str) -> PathBuf {
+            let safe: String = app_id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            self.dir.join(format!("{safe}.users.json"))
+        }
+
+        fn read(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+            let path = self.path_for(app_id);
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(StoredUsers::default());
+                }
+                Err(e) => {
+                    return Err(StoreError::with_source(
+                        format!("cannot read {}", path.display()),
+                        e,
+                    ));
+                }
+            };
+            serde_json::from_slice(&bytes).map_err(|e| {
+                StoreError::with_source(format!("corrupt user file {}", path.display()), e)
+                    .corrupt()
+            })
+        }
+
+        fn write(&self, app_id: &str, doc: &StoredUsers) -> Result<(), StoreError> {
+            let io = |what: &str| {
+                let what = what.to_owned();
+                move |e: std::io::Error| StoreError::with_source(what, e)
+            };
+            create_dir(&self.dir).map_err(io("cannot create the store directory"))?;
+            let path = self.path_for(app_id);
+            let json = serde_json::to_vec_pretty(doc)
+                .map_err(|e| StoreError::with_source("cannot serialize users", e))?;
+            let tmp = self.dir.join(format!(
+                ".{}.{}.{}.tmp",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("users"),
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let result = (|| {
+                let mut f = open_private(&tmp)?;
+                f.write_all(&json)?;
+                f.sync_all()?;
+                drop(f);
+                fs::rename(&tmp, &path)?;
+                sync_dir(&self.dir);
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result.map_err(io("cannot write the user file"))
+        }
+
+        fn update(&self, app_id: &str, f: impl FnOnce(&mut StoredUsers)) -> Result<(), StoreError> {
+            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut doc = self.read(app_id)?;
+            f(&mut doc);
+            self.write(app_id, &doc)
+        }
+    }
+
+    #[cfg(unix)]
+    fn open_private(path: &Path) -> std::io::Result<fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    }
+
+    #[cfg(not(unix))]
+    fn open_private(path: &Path) -> std::io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+
+    #[cfg(unix)]
+    fn create_dir(dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+
+    #[cfg(not(unix))]
+    fn create_dir(dir: &Path) -> std::io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn sync_dir(dir: &Path) {
+        #[cfg(unix)]
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        #[cfg(not(unix))]
+        let _ = dir;
+    }
+
+    impl UserStore for FileStore {
+        fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.read(app_id)
+        }
+        fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError> {
+            self.update(app_id, |d| upsert(d, user))
+        }
+        fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError> {
+            self.update(app_id, |d| remove(d, user_id))
+        }
+        fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
+            self.update(app_id, |d| d.current_user_id = user_id.map(str::to_owned))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::user::UserState;
+
+        fn user(id: &str) -> StoredUser {
+            StoredUser {
+                id: id.into(),
+                state: UserState::LoggedIn,
+                access_token: Some("AT-secret".into()),
+                refresh_token: Some("RT-secret".into()),
+                access_token_expires_at_ms: Some(1),
+                access_token_lifetime_secs: Some(1800),
+                profile: Default::default(),
+                identities: vec![],
+                user_type: None,
+                device_id: Some("d".into()),
+                provider_type: None,
+            }
+        }
+
+        #[test]
+        fn round_trip_per_app_and_no_temp_files_left() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path().join("nested"));
+            store.save_user("app-1", &user("a")).unwrap();
+            store.save_user("app-1", &user("b")).unwrap();
+            store.set_current_user("app-1", Some("b")).unwrap();
+            store.save_user("app-2", &user("c")).unwrap();
+            store.remove_user("app-1", "a").unwrap();
+
+            let again = FileStore::new(dir.path().join("nested"));
+            let d1 = again.load("app-1").unwrap();
+            assert_eq!(d1.users.len(), 1);
+            assert_eq!(d1.users[0], user("b"));
+            assert_eq!(d1.current_user_id.as_deref(), Some("b"));
+            assert_eq!(again.load("app-2").unwrap().users[0].id, "c");
+            assert!(again.load("app-3").unwrap().users.is_empty());
+            let names: Vec<_> = fs::read_dir(dir.path().join("nested"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+            assert_eq!(names.len(), 2);
+        }
+
+        #[cfg(unix)]
+        #[test]
+        fn files_are_owner_only() {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path().join("s"));
+            store.save_user("app", &user("a")).unwrap();
+            let mode = fs::metadata(store.path_for("app"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = fs::metadata(dir.path().join("s"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+
+        #[test]
+        fn atomic_write_replaces_whole_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path());
+            store.save_user("app", &user("a")).unwrap();
+            // A stale temp file from a crashed writer does not affect reads or writes.
+            fs::write(dir.path().join(".app.users.json.1.1.tmp"), b"garbage").unwrap();
+            store.save_user("app", &user("b")).unwrap();
+            let text = fs::read_to_string(store.path_for("app")).unwrap();
+            let doc: StoredUsers = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc.users.len(), 2);
+        }
+
+        #[test]
+        fn corrupt_file_is_a_typed_error() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path());
+            fs::write(store.path_for("app"), b"{not json").unwrap();
+            let err = store.load("app").unwrap_err();
+            assert!(err.is_corrupt());
+            assert!(err.to_string().contains("corrupt"));
+            // Writes also refuse to clobber a corrupt file silently.
+            assert!(store.save_user("app", &user("a")).is_err());
+        }
+
+        #[test]
+        fn path_is_keyed_by_app_id_and_sanitized() {
+            let store = FileStore::new("/x");
+            assert_eq!(
+                store.path_for("../evil/app"),
+                PathBuf::from("/x/___evil_app.users.json")
+            );
+        }
+
+        #[test]
+        fn stored_user_debug_is_redacted() {
+            let s = format!("{:?}", user("a"));
+            assert!(!s.contains("AT-secret") && !s.contains("RT-secret"));
+        }
+    }
+}
