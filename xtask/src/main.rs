@@ -3,6 +3,7 @@
 //! - `demo`  — start the embedded server and log users in through the SDK;
 //! - `test`  — every test: unit, integration, end-to-end, conformance, doc tests;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
+//! - `compat` — the official realm-web client against latchkey-server (Node);
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs).
 
 use std::env;
@@ -56,6 +57,33 @@ fn demo() -> Result<(), String> {
             "demo",
         ],
     )
+}
+
+/// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
+fn compat() -> Result<(), String> {
+    cargo_step(
+        "build latchkey-server",
+        &["build", "--quiet", "-p", "latchkey-server", "--bin", "latchkey-server"],
+    )?;
+    let dir = root().join("tests").join("compat");
+    if !dir.join("node_modules").join("realm-web").exists() {
+        let mut npm = Command::new("npm");
+        npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
+        run("npm ci (tests/compat)", npm)?;
+    }
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let server = target.join("debug").join("latchkey-server");
+    let record = target.join("realm-web-requests.json");
+    let mut node = Command::new("node");
+    node.arg("run.js")
+        .arg("--server")
+        .arg(&server)
+        .arg("--record")
+        .arg(&record)
+        .current_dir(&dir);
+    run("realm-web compatibility suite", node)
 }
 
 fn test() -> Result<(), String> {
@@ -180,11 +208,12 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "demo" => demo(),
         "test" => test(),
+        "compat" => compat(),
         "lint" => lint(),
         "layering" => layering(),
         "ci" => lint().and_then(|()| test()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|ci|layering>");
+            eprintln!("usage: cargo xtask <demo|test|compat|lint|ci|layering>");
             return ExitCode::from(2);
         }
     };

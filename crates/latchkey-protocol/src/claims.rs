@@ -159,7 +159,7 @@ mod tests {
     fn rejects_wrong_segment_count() {
         let t = token(r#"{"sub":"u","exp":100,"iat":10}"#);
         assert!(AccessTokenClaims::decode_unverified(&format!("{t}.x")).is_err());
-        let two: String = t.rsplitn(2, '.').nth(1).unwrap().to_owned();
+        let two: String = t.rsplit_once('.').unwrap().0.to_owned();
         assert!(AccessTokenClaims::decode_unverified(&two).is_err());
     }
 
