@@ -63,12 +63,20 @@ fn demo() -> Result<(), String> {
 fn compat() -> Result<(), String> {
     cargo_step(
         "build latchkey-server",
-        &["build", "--quiet", "-p", "latchkey-server", "--bin", "latchkey-server"],
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "latchkey-server",
+            "--bin",
+            "latchkey-server",
+        ],
     )?;
     let dir = root().join("tests").join("compat");
     if !dir.join("node_modules").join("realm-web").exists() {
         let mut npm = Command::new("npm");
-        npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
+        npm.args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir);
         run("npm ci (tests/compat)", npm)?;
     }
     let target = env::var_os("CARGO_TARGET_DIR")
