@@ -91,7 +91,20 @@ fn compat() -> Result<(), String> {
         .arg("--record")
         .arg(&record)
         .current_dir(&dir);
-    run("realm-web compatibility suite", node)
+    run("realm-web compatibility suite", node)?;
+    let mut cross = cargo();
+    cross
+        .args([
+            "test",
+            "-p",
+            "latchkey-tests",
+            "--test",
+            "wire_crosscheck",
+            "--",
+            "--nocapture",
+        ])
+        .env("REALM_WEB_RECORD", &record);
+    run("wire-format cross-check (latchkey vs realm-web)", cross)
 }
 
 fn test() -> Result<(), String> {

@@ -31,6 +31,14 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+mod idp;
+pub use idp::{
+    APPLE_ISSUER, APPLE_JWKS_URL, AppleConfig, AudienceMatch, CustomTokenConfig,
+    DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL, FacebookConfig, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL,
+    GoogleConfig, MAX_CUSTOM_TOKEN_KEYS, MAX_FIELD_NAME_LEN, MAX_HS256_KEY_LEN, MAX_LEEWAY_SECS,
+    MIN_HS256_KEY_LEN, MetadataField, SigningAlgorithm,
+};
+
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
 /// Minimum length of `admin_token`, in bytes.
@@ -61,6 +69,20 @@ pub struct Config {
     /// The apps this server hosts.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// `[smtp]`: send confirmation / reset emails over SMTP too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
+    /// Keep every confirmation / reset message in the outbox table (readable via the
+    /// admin API; holds plaintext tokens, meant for operators and tests). Default true.
+    #[serde(default = "yes")]
+    pub outbox: bool,
+    /// `[throttle]`: failed-login limits.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+    /// Take the client IP from the last `X-Forwarded-For` entry (only behind a
+    /// trusted reverse proxy). Default false: the socket address.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
 }
 
 /// One hosted app.
@@ -90,6 +112,24 @@ pub struct ProvidersConfig {
     /// `[apps.providers.local-userpass]`.
     #[serde(default, rename = "local-userpass")]
     pub local_userpass: LocalUserpassConfig,
+    /// `[apps.providers.api-key]`.
+    #[serde(default, rename = "api-key")]
+    pub api_key: ApiKeyConfig,
+    /// `[apps.providers.custom-function]`.
+    #[serde(default, rename = "custom-function")]
+    pub custom_function: CustomFunctionConfig,
+    /// `[apps.providers.custom-token]`.
+    #[serde(default, rename = "custom-token")]
+    pub custom_token: CustomTokenConfig,
+    /// `[apps.providers.oauth2-google]`.
+    #[serde(default, rename = "oauth2-google")]
+    pub google: GoogleConfig,
+    /// `[apps.providers.oauth2-apple]`.
+    #[serde(default, rename = "oauth2-apple")]
+    pub apple: AppleConfig,
+    /// `[apps.providers.oauth2-facebook]`.
+    #[serde(default, rename = "oauth2-facebook")]
+    pub facebook: FacebookConfig,
 }
 
 /// Anonymous provider settings.
@@ -101,7 +141,7 @@ pub struct AnonUserConfig {
 }
 
 /// Email/password provider settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalUserpassConfig {
     /// Whether email/password login and registration are allowed. True when the table is
     /// present and the key is not.
@@ -110,6 +150,218 @@ pub struct LocalUserpassConfig {
     /// Registered credentials are confirmed at once (development setups).
     #[serde(default)]
     pub auto_confirm: bool,
+    /// Confirmation by function: POSTed `{"token","tokenId","username"}` at registration
+    /// (and by `confirm/call`); answers `{"status":"success"|"pending"|"fail"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_webhook_url: Option<String>,
+    /// Reset by function: POSTed by `reset/call`; `reset/send` is then refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_webhook_url: Option<String>,
+    /// HMAC-SHA256 secret signing the two webhooks' requests
+    /// (`X-Latchkey-Signature: sha256=<hex>`). Redacted in `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Page the confirmation email links to (`?token=..&tokenId=..` is appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_url: Option<String>,
+    /// Page the password-reset email links to (`?token=..&tokenId=..` is appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_url: Option<String>,
+    /// `From` address of this app's emails (default: `[smtp] from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_from: Option<String>,
+}
+
+impl fmt::Debug for LocalUserpassConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalUserpassConfig")
+            .field("enabled", &self.enabled)
+            .field("auto_confirm", &self.auto_confirm)
+            .field("confirmation_webhook_url", &self.confirmation_webhook_url)
+            .field("reset_webhook_url", &self.reset_webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("confirmation_url", &self.confirmation_url)
+            .field("reset_url", &self.reset_url)
+            .field("email_from", &self.email_from)
+            .finish()
+    }
+}
+
+impl LocalUserpassConfig {
+    /// Check the URLs and the webhook secret.
+    pub fn validate(&self, app_id: &str) -> Result<(), ConfigError> {
+        for (name, url) in [
+            ("confirmation_webhook_url", &self.confirmation_webhook_url),
+            ("reset_webhook_url", &self.reset_webhook_url),
+            ("confirmation_url", &self.confirmation_url),
+            ("reset_url", &self.reset_url),
+        ] {
+            if let Some(url) = url
+                && !((url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() > "https://".len()
+                    && !url.contains([' ', '#']))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "app {app_id:?}: local-userpass {name} must be an absolute http(s) URL"
+                )));
+            }
+        }
+        if self.webhook_secret.as_ref().is_some_and(|s| s.is_empty()) {
+            return Err(ConfigError::Invalid(format!(
+                "app {app_id:?}: local-userpass webhook_secret must not be empty"
+            )));
+        }
+        if let Some(from) = &self.email_from
+            && !from.contains('@')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "app {app_id:?}: local-userpass email_from must be an email address"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The optional top-level `[smtp]` table: confirmation and reset emails are also
+/// sent over SMTP when it is present.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpConfig {
+    /// SMTP server host name.
+    pub host: String,
+    /// SMTP port (default 587).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Login user name (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Login password (optional). Redacted in `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// `"none"` (plain text, local relays only), `"starttls"` (default) or `"tls"`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    /// Default `From` address.
+    pub from: String,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_tls() -> String {
+    "starttls".to_owned()
+}
+
+/// The top-level `[throttle]` table: limits on FAILED logins (in memory, per process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleConfig {
+    /// Consecutive failures allowed per identifier (e.g. email) before a cool-down.
+    #[serde(default = "default_max_failures_per_identifier")]
+    pub max_failures_per_identifier: u32,
+    /// First cool-down in seconds; it doubles at each further lockout (capped at 24 h).
+    #[serde(default = "default_lockout_secs")]
+    pub lockout_secs: u64,
+    /// Failed logins allowed per client IP within `ip_window_secs`.
+    #[serde(default = "default_max_failures_per_ip")]
+    pub max_failures_per_ip: u32,
+    /// The per-IP window in seconds.
+    #[serde(default = "default_ip_window_secs")]
+    pub ip_window_secs: u64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            max_failures_per_identifier: default_max_failures_per_identifier(),
+            lockout_secs: default_lockout_secs(),
+            max_failures_per_ip: default_max_failures_per_ip(),
+            ip_window_secs: default_ip_window_secs(),
+        }
+    }
+}
+
+fn default_max_failures_per_identifier() -> u32 {
+    20
+}
+
+fn default_lockout_secs() -> u64 {
+    900
+}
+
+fn default_max_failures_per_ip() -> u32 {
+    300
+}
+
+fn default_ip_window_secs() -> u64 {
+    900
+}
+
+/// API key provider settings (user keys through the client API, server keys
+/// through the admin API).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyConfig {
+    /// Whether API keys can log in and users can manage their keys. True when the table
+    /// is present and the key is not.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// Custom function provider settings: the login payload is verified by a webhook
+/// (configuration) or an in-process Rust function ([`CustomFunctionConfig::function`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CustomFunctionConfig {
+    /// Whether custom-function login is allowed. True when the table is present and the
+    /// key is not.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// URL the login payload is POSTed to (see `docs/providers-server.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// When set, requests carry `X-Latchkey-Signature: sha256=<hex HMAC-SHA256>` of the
+    /// body with this secret. Redacted in `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Webhook timeout in milliseconds (default 5000).
+    #[serde(default = "default_function_timeout_ms")]
+    pub timeout_ms: u64,
+    /// An in-process function, used instead of the webhook when set (library use only).
+    #[serde(skip)]
+    pub function: Option<crate::providers::custom_function::CustomFunction>,
+}
+
+fn default_function_timeout_ms() -> u64 {
+    crate::providers::custom_function::DEFAULT_TIMEOUT_MS
+}
+
+impl fmt::Debug for CustomFunctionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomFunctionConfig")
+            .field("enabled", &self.enabled)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("timeout_ms", &self.timeout_ms)
+            .field("function", &self.function)
+            .finish()
+    }
 }
 
 fn yes() -> bool {
@@ -194,6 +446,10 @@ impl Config {
             public_url: None,
             admin_token: Some(random_secret()),
             apps: vec![AppConfig::new(DEV_APP_ID, random_secret()).with_all_providers()],
+            smtp: None,
+            outbox: true,
+            throttle: ThrottleConfig::default(),
+            trust_forwarded_for: false,
         }
     }
 
@@ -231,6 +487,27 @@ impl Config {
         }
         if self.apps.is_empty() {
             return invalid("at least one [[apps]] entry is required".into());
+        }
+        if let Some(smtp) = &self.smtp {
+            if !matches!(smtp.tls.as_str(), "none" | "starttls" | "tls") {
+                return invalid(format!(
+                    "smtp.tls must be \"none\", \"starttls\" or \"tls\", got {:?}",
+                    smtp.tls
+                ));
+            }
+            if smtp.host.is_empty() || !smtp.from.contains('@') {
+                return invalid(
+                    "smtp.host must be set and smtp.from must be an email address".into(),
+                );
+            }
+        }
+        let t = &self.throttle;
+        if t.max_failures_per_identifier == 0
+            || t.max_failures_per_ip == 0
+            || t.lockout_secs == 0
+            || t.ip_window_secs == 0
+        {
+            return invalid("every [throttle] value must be at least 1".into());
         }
         let mut seen = HashSet::new();
         for app in &self.apps {
@@ -277,6 +554,15 @@ impl AppConfig {
         self.providers.anon_user.enabled = true;
         self.providers.local_userpass.enabled = true;
         self.providers.local_userpass.auto_confirm = true;
+        self.providers.api_key.enabled = true;
+        // custom-token (HS256) needs no outside service: a fresh random key, readable as
+        // `providers.custom_token.signing_keys[0]` so the dev command can print it.
+        let custom_token = &mut self.providers.custom_token;
+        custom_token.enabled = true;
+        if custom_token.signing_keys.is_empty() && custom_token.jwks_url.is_none() {
+            custom_token.signing_algorithm = SigningAlgorithm::HS256;
+            custom_token.signing_keys = vec![random_secret()];
+        }
         self
     }
 
@@ -314,6 +600,12 @@ impl AppConfig {
                 ));
             }
         }
+        self.providers.local_userpass.validate(&self.id)?;
+        self.providers.custom_function.validate(&self.id)?;
+        self.providers.custom_token.validate(&self.id)?;
+        self.providers.google.validate(&self.id)?;
+        self.providers.apple.validate(&self.id)?;
+        self.providers.facebook.validate(&self.id)?;
         Ok(())
     }
 }
@@ -336,6 +628,10 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("apps", &self.apps)
+            .field("smtp", &self.smtp)
+            .field("outbox", &self.outbox)
+            .field("throttle", &self.throttle)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
@@ -384,6 +680,7 @@ mod tests {
             auto_confirm = true
             [apps.providers.custom-token]
             enabled = true
+            signing_keys = ["0123456789abcdef0123456789abcdef"]
             "#,
         )
         .unwrap();

@@ -18,16 +18,20 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod error;
 mod http;
 mod ids;
+mod mail;
 mod password;
 mod providers;
 mod state;
 pub mod store;
+mod throttle;
 pub mod tokens;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,9 +45,11 @@ use tokio::task::JoinHandle;
 
 pub use clock::Clock;
 pub use config::{
-    AnonUserConfig, AppConfig, Config, ConfigError, LocalUserpassConfig, ProvidersConfig,
+    AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
+    LocalUserpassConfig, ProvidersConfig,
 };
 pub use error::ApiError;
+pub use providers::custom_function::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
 pub use store::{SqliteStore, Store, StoreError};
 
 use state::{AppRuntime, ServerState};
@@ -139,11 +145,14 @@ impl Server {
         let app = http::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "server stopped with an error");
             }

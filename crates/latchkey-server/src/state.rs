@@ -38,6 +38,12 @@ impl AppRuntime {
         match provider {
             ProviderType::Anonymous => p.anon_user.enabled,
             ProviderType::EmailPassword => p.local_userpass.enabled,
+            ProviderType::ApiKey => p.api_key.enabled,
+            ProviderType::CustomFunction => p.custom_function.enabled,
+            ProviderType::CustomJwt => p.custom_token.enabled,
+            ProviderType::Google => p.google.enabled,
+            ProviderType::Apple => p.apple.enabled,
+            ProviderType::Facebook => p.facebook.enabled,
             _ => false,
         }
     }
@@ -60,6 +66,14 @@ pub(crate) struct ServerState {
     /// Client for outbound calls (JWKS, token endpoints, Facebook Graph, webhooks).
     /// Every call must also set its own per-request timeout.
     pub(crate) http: reqwest::Client,
+    /// Bearer token of the admin API (`None`: the admin API is disabled).
+    pub(crate) admin_token: Option<crate::password::Secret>,
+    /// Failed-login limiter.
+    pub(crate) throttle: crate::throttle::Throttle,
+    /// Outbox and SMTP.
+    pub(crate) mailer: crate::mail::Mailer,
+    /// Cached JSON Web Key Sets of identity providers, by URL.
+    pub(crate) jwks: crate::providers::jwks::JwksCache,
 }
 
 pub(crate) type SharedState = Arc<ServerState>;
@@ -80,6 +94,10 @@ impl ServerState {
             public_url: config.public_url_trimmed().map(str::to_owned),
             local_addr,
             http: outbound_client(),
+            admin_token: config.admin_token.clone().map(crate::password::Secret::new),
+            throttle: crate::throttle::Throttle::new(config),
+            mailer: crate::mail::Mailer::new(config),
+            jwks: crate::providers::jwks::JwksCache::default(),
         }
     }
 

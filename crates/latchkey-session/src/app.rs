@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::events::UserEvent;
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::store::{StoredUser, UserStore};
 use crate::user::{TokenSet, User, UserData, UserIdentity, UserInner, UserState};
@@ -48,6 +49,7 @@ pub struct AppConfig {
     app_version: Option<String>,
     sdk_version: String,
     clock: SharedClock,
+    retry: RetryPolicy,
 }
 
 impl AppConfig {
@@ -65,7 +67,20 @@ impl AppConfig {
             app_version: None,
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
             clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// Set the retry policy for idempotent requests (default: [`RetryPolicy::default`],
+    /// two retries).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     /// Set the per-request timeout (default 60 s).
@@ -304,7 +319,7 @@ impl AppCore {
             return Ok(user);
         }
         let mut body = credential.login_body()?;
-        let device = self.device_info();
+        let device = self.inner.device_info();
         body.insert("options".into(), serde_json::json!({ "device": device }));
         let routes = self.inner.routes().await?;
         let req = self.inner.request(
@@ -428,29 +443,21 @@ impl AppCore {
             .or_else(|| reg.users.iter().rev().find(|u| u.is_anonymous()))
             .map(|u| User::new(u.clone(), self.inner.clone()))
     }
+}
 
-    fn device_info(&self) -> DeviceInfo {
-        let cfg = &self.inner.config;
-        let device_id = {
-            let reg = self.inner.registry();
-            let current = reg
-                .current
-                .as_deref()
-                .and_then(|id| reg.users.iter().find(|u| u.id() == id))
-                .and_then(|u| u.device_id());
-            current.or_else(|| reg.users.iter().rev().find_map(|u| u.device_id()))
-        };
-        DeviceInfo {
-            sdk: Some(SDK_NAME.to_owned()),
-            sdk_version: Some(cfg.sdk_version.clone()),
-            platform: Some(std::env::consts::OS.to_owned()),
-            platform_version: None,
-            cpu_arch: Some(std::env::consts::ARCH.to_owned()),
-            app_id: cfg.app_name.clone(),
-            app_version: cfg.app_version.clone(),
-            device_id,
-        }
-    }
+/// The OS version reported as `options.device.platformVersion` (realm-core requires one):
+/// the kernel release on Linux and Android, else `0.0.0` (realm-web's "unknown").
+fn platform_version() -> String {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && s.len() < 64)
+                .unwrap_or_else(|| "0.0.0".to_owned())
+        })
+        .clone()
 }
 
 fn first_logged_in(users: &[Arc<UserInner>], except: Option<&str>) -> Option<String> {
@@ -466,6 +473,29 @@ pub(crate) fn is_device_id(s: &str) -> bool {
 }
 
 impl AppInner {
+    pub(crate) fn device_info(&self) -> DeviceInfo {
+        let cfg = &self.config;
+        let device_id = {
+            let reg = self.registry();
+            let current = reg
+                .current
+                .as_deref()
+                .and_then(|id| reg.users.iter().find(|u| u.id() == id))
+                .and_then(|u| u.device_id());
+            current.or_else(|| reg.users.iter().rev().find_map(|u| u.device_id()))
+        };
+        DeviceInfo {
+            sdk: Some(SDK_NAME.to_owned()),
+            sdk_version: Some(cfg.sdk_version.clone()),
+            platform: Some(std::env::consts::OS.to_owned()),
+            platform_version: Some(platform_version()),
+            cpu_arch: Some(std::env::consts::ARCH.to_owned()),
+            app_id: cfg.app_name.clone(),
+            app_version: cfg.app_version.clone(),
+            device_id,
+        }
+    }
+
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -486,7 +516,7 @@ impl AppInner {
         }
     }
 
-    fn set_current(&self, reg: &mut Registry, id: Option<String>) {
+    pub(crate) fn set_current(&self, reg: &mut Registry, id: Option<String>) {
         if reg.current == id {
             return;
         }
@@ -582,44 +612,91 @@ impl AppInner {
             .map_err(|e| Error::invalid_config(format!("invalid request: {e}")))
     }
 
-    /// Send through the transport with the configured timeout. Any status is `Ok`.
+    /// Send through the transport with the configured timeout, retrying idempotent
+    /// requests after transient failures (see [`RetryPolicy`]). Any status is `Ok`.
+    ///
+    /// One `latchkey.request` span per call, with the method, the route template (never a
+    /// token: tokens are only ever in headers), the final status and the attempt count.
     pub(crate) async fn execute(&self, req: HttpRequest) -> Result<HttpResponse, Error> {
-        let timeout = self.config.request_timeout;
-        let opts = RequestOptions::new()
-            .with_timeout(timeout)
-            .with_idempotent(matches!(
-                *req.method(),
-                Method::GET | Method::PUT | Method::DELETE
-            ));
         let span = tracing::debug_span!(
             "latchkey.request",
             method = %req.method(),
-            path = req.uri().path(),
+            route = %route_template(req.uri().path()),
             status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
         );
-        let is_location = req.uri().path().ends_with("/location");
-        let fut = self.transport.send(req, &opts);
-        let result = async {
-            match tokio::time::timeout(timeout, fut).await {
-                Ok(Ok(resp)) => {
-                    tracing::Span::current().record("status", resp.status().as_u16());
-                    Ok(resp)
+        self.execute_with_retries(req).instrument(span).await
+    }
+
+    async fn execute_with_retries(&self, req: HttpRequest) -> Result<HttpResponse, Error> {
+        let policy = self.config.retry;
+        let idempotent = RetryPolicy::is_idempotent(req.method());
+        let max_retries = if idempotent { policy.max_retries() } else { 0 };
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .send_once(clone_request(&req), attempt, idempotent)
+                .await;
+            let retryable = match &result {
+                Ok(resp) => RetryPolicy::is_transient_status(resp.status()),
+                Err(e) => e.is_transient(),
+            };
+            if !retryable || attempt >= max_retries {
+                let span = tracing::Span::current();
+                span.record("attempts", attempt + 1);
+                match &result {
+                    Ok(resp) => {
+                        span.record("status", resp.status().as_u16());
+                        tracing::debug!("response");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "no response"),
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "transport error");
-                    Err(e)
-                }
-                Err(_) => {
-                    tracing::debug!("request timed out");
-                    Err(latchkey_transport::TransportError::new(
-                        latchkey_transport::TransportErrorKind::Timeout,
-                        format!("no response within {timeout:?}"),
-                    ))
+                return result;
+            }
+            attempt += 1;
+            let delay = policy.backoff(attempt);
+            match &result {
+                Ok(resp) => tracing::debug!(
+                    status = resp.status().as_u16(),
+                    ?delay,
+                    attempt,
+                    "transient status; retrying"
+                ),
+                Err(e) => {
+                    tracing::debug!(error = %e, ?delay, attempt, "transient failure; retrying")
                 }
             }
+            tokio::time::sleep(delay).await;
         }
-        .instrument(span)
-        .await;
+    }
+
+    async fn send_once(
+        &self,
+        req: HttpRequest,
+        attempt: u32,
+        idempotent: bool,
+    ) -> Result<HttpResponse, Error> {
+        let timeout = self.config.request_timeout;
+        let opts = RequestOptions::new()
+            .with_timeout(timeout)
+            .with_idempotent(idempotent)
+            .with_attempt(attempt);
+        let is_location = req.uri().path().ends_with("/location");
+        let fut = self.transport.send(req, &opts);
+        let result = match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "transport error");
+                Err(e)
+            }
+            Err(_) => {
+                tracing::debug!("request timed out");
+                Err(latchkey_transport::TransportError::new(
+                    latchkey_transport::TransportErrorKind::Timeout,
+                    format!("no response within {timeout:?}"),
+                ))
+            }
+        };
         match result {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -643,6 +720,78 @@ impl AppInner {
         let req = self.request(Method::GET, &routes.profile(), Some(access), None)?;
         let resp = self.execute_checked(req).await?;
         parse_json(&resp, "profile")
+    }
+}
+
+fn clone_request(req: &HttpRequest) -> HttpRequest {
+    let mut r = http::Request::new(req.body().clone());
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.version_mut() = req.version();
+    *r.headers_mut() = req.headers().clone();
+    r
+}
+
+/// The route template of a client API path, for logs: `/api/client/v2.0/auth/api_keys/{key_id}`
+/// rather than the real id. Paths outside the client API are reported as `other`.
+pub(crate) fn route_template(path: &str) -> &'static str {
+    use latchkey_protocol::routes::paths;
+    let Some(i) = path.find(latchkey_protocol::routes::API_PREFIX) else {
+        return "other";
+    };
+    let rest = &path[i + latchkey_protocol::routes::API_PREFIX.len()..];
+    let segs: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["app", _, "location"] => paths::LOCATION,
+        ["app", _, "auth", "providers", _, "login"] => paths::LOGIN,
+        ["app", _, "auth", "providers", "local-userpass", "register"] => paths::REGISTER,
+        ["app", _, "auth", "providers", "local-userpass", "confirm"] => paths::CONFIRM,
+        [
+            "app",
+            _,
+            "auth",
+            "providers",
+            "local-userpass",
+            "confirm",
+            "send",
+        ] => paths::CONFIRM_SEND,
+        [
+            "app",
+            _,
+            "auth",
+            "providers",
+            "local-userpass",
+            "confirm",
+            "call",
+        ] => paths::CONFIRM_CALL,
+        ["app", _, "auth", "providers", "local-userpass", "reset"] => paths::RESET,
+        [
+            "app",
+            _,
+            "auth",
+            "providers",
+            "local-userpass",
+            "reset",
+            "send",
+        ] => paths::RESET_SEND,
+        [
+            "app",
+            _,
+            "auth",
+            "providers",
+            "local-userpass",
+            "reset",
+            "call",
+        ] => paths::RESET_CALL,
+        ["app", _, "functions", "call"] => "/api/client/v2.0/app/{app_id}/functions/call",
+        ["auth", "session"] => paths::SESSION,
+        ["auth", "profile"] => paths::PROFILE,
+        ["auth", "delete"] => paths::DELETE_USER,
+        ["auth", "api_keys"] => paths::API_KEYS,
+        ["auth", "api_keys", _] => paths::API_KEY,
+        ["auth", "api_keys", _, "enable"] => paths::API_KEY_ENABLE,
+        ["auth", "api_keys", _, "disable"] => paths::API_KEY_DISABLE,
+        _ => "other",
     }
 }
 

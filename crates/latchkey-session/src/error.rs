@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Store,
     /// The configuration is invalid (for example a bad base URL).
     InvalidConfig,
+    /// An argument given to an SDK call is invalid (for example reset-function arguments
+    /// that do not serialize to a JSON array).
+    InvalidArgument,
 }
 
 impl fmt::Display for ErrorKind {
@@ -50,6 +53,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Decode => "unexpected server response",
             ErrorKind::Store => "user store error",
             ErrorKind::InvalidConfig => "invalid configuration",
+            ErrorKind::InvalidArgument => "invalid argument",
         })
     }
 }
@@ -169,7 +173,12 @@ impl Error {
 
     /// A credential that could not build its login body.
     pub fn credential(err: latchkey_protocol::CredentialError) -> Self {
-        let message = err.to_string();
+        let text = err.to_string();
+        // The kind already says "invalid credential"; do not say it twice.
+        let message = text
+            .strip_prefix("invalid credential: ")
+            .unwrap_or(&text)
+            .to_owned();
         Self::with_source(ErrorKind::Credential, message, Box::new(err))
     }
 
@@ -191,6 +200,11 @@ impl Error {
     /// An invalid configuration.
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)
+    }
+
+    /// An invalid argument to an SDK call (checked before any request is sent).
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
     }
 
     /// The kind of failure.

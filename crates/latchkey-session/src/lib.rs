@@ -33,8 +33,10 @@
 
 mod app;
 mod clock;
+pub mod ejson;
 mod error;
 mod events;
+mod retry;
 mod secret;
 mod store;
 mod user;
@@ -43,12 +45,14 @@ pub use app::{AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use events::{EventReceiver, UserEvent};
+pub use retry::RetryPolicy;
 pub use secret::Secret;
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
 pub use user::{User, UserIdentity, UserProfile, UserState, refresh_buffer};
 
+pub use latchkey_protocol::routes::Routes;
 pub use latchkey_protocol::{Credential, CredentialError, ErrorBody, ErrorCode, LoginBody};
 pub use latchkey_transport::{HttpTransport, SharedTransport};
 

@@ -1338,6 +1338,16 @@ async fn secrets_never_appear_in_trace_logs() {
         "spans are logged: {logs}"
     );
     assert!(logs.contains("revoking the session failed"));
+    // One span per request: method, route template, status.
+    assert!(
+        logs.contains("method=POST route=/api/client/v2.0/auth/session"),
+        "{logs}"
+    );
+    assert!(logs.contains("status=201"), "{logs}");
+    assert!(
+        logs.contains("route=/api/client/v2.0/auth/profile"),
+        "{logs}"
+    );
     for secret in tokens
         .iter()
         .chain([&refreshed, &second])
@@ -1358,4 +1368,210 @@ async fn a_user_handle_outlives_its_app() {
     assert_eq!(fake.count("POST", "/auth/session"), 1);
     user.log_out().await.unwrap();
     assert_eq!(user.state(), UserState::LoggedOut);
+}
+
+// ---------------------------------------------------------------- retries (paused time)
+
+type Script = Arc<Mutex<Vec<(Method, String, tokio::time::Instant)>>>;
+
+/// A transport that answers `/location` normally and every other request from `replies`
+/// (in order; then 200 `{}`), recording each attempt with the (paused) tokio time.
+fn scripted(
+    replies: Vec<Result<u16, TransportErrorKind>>,
+    location_replies: Vec<Result<u16, TransportErrorKind>>,
+) -> (SharedTransport, Script) {
+    let log: Script = Arc::default();
+    let replies = Arc::new(Mutex::new(replies));
+    let location_replies = Arc::new(Mutex::new(location_replies));
+    let l = log.clone();
+    let t = SharedTransport::new(latchkey_transport::transport_fn(
+        move |req: HttpRequest, _o: RequestOptions| {
+            let log = l.clone();
+            let replies = replies.clone();
+            let location_replies = location_replies.clone();
+            async move {
+                let path = req.uri().path().to_owned();
+                log.lock().unwrap().push((
+                    req.method().clone(),
+                    path.clone(),
+                    tokio::time::Instant::now(),
+                ));
+                let queue = if path.ends_with("/location") {
+                    location_replies
+                } else {
+                    replies
+                };
+                let next = {
+                    let mut q = queue.lock().unwrap();
+                    if q.is_empty() { Ok(200) } else { q.remove(0) }
+                };
+                match next {
+                    Err(kind) => Err(TransportError::new(kind, "scripted failure")),
+                    Ok(200) if path.ends_with("/location") => {
+                        Ok(resp(200, r#"{"hostname":"http://host.test"}"#))
+                    }
+                    Ok(status) => Ok(resp(status, "{}")),
+                }
+            }
+        },
+    ));
+    (t, log)
+}
+
+fn retry_app(t: SharedTransport, policy: RetryPolicy) -> AppCore {
+    AppCore::new(
+        AppConfig::new("app-1", "http://base.test")
+            .with_clock(ManualClock::at(LOCAL_NOW))
+            .with_retry_policy(policy),
+        t,
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_requests_retry_with_growing_backoff_then_give_up() {
+    let (t, log) = scripted(vec![], vec![Ok(503), Ok(502), Ok(504), Ok(200)]);
+    let policy = RetryPolicy::new().with_initial_backoff(Duration::from_millis(400));
+    let app = retry_app(t, policy);
+    let err = app.routes().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(err.status(), Some(StatusCode::GATEWAY_TIMEOUT));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 3, "one try and max_retries = 2 retries");
+    let gap1 = log[1].2 - log[0].2;
+    let gap2 = log[2].2 - log[1].2;
+    let (lo1, hi1) = policy.backoff_bounds(1);
+    let (lo2, hi2) = policy.backoff_bounds(2);
+    assert!(gap1 >= lo1 && gap1 <= hi1, "{gap1:?}");
+    assert!(gap2 >= lo2 && gap2 <= hi2, "{gap2:?}");
+    assert!(
+        hi1 <= lo2,
+        "backoff grows: retry 2 waits at least as long as retry 1 at most"
+    );
+    // The next call starts afresh and succeeds on the fourth scripted reply.
+    assert!(app.routes().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_transport_errors_on_get_are_retried() {
+    let (t, log) = scripted(
+        vec![],
+        vec![
+            Err(TransportErrorKind::Connect),
+            Err(TransportErrorKind::Timeout),
+        ],
+    );
+    let app = retry_app(t, RetryPolicy::default());
+    let routes = app.routes().await.unwrap();
+    assert_eq!(routes.host(), "http://host.test");
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_failures_are_not_retried() {
+    for reply in [
+        Ok(500),
+        Ok(404),
+        Ok(429),
+        Err(TransportErrorKind::Tls),
+        Err(TransportErrorKind::Protocol),
+    ] {
+        let (t, log) = scripted(vec![], vec![reply]);
+        let app = retry_app(t, RetryPolicy::default());
+        assert!(app.routes().await.is_err());
+        assert_eq!(log.lock().unwrap().len(), 1, "{reply:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_idempotent_requests_are_never_retried() {
+    // POST (email/password route) and POST login: one attempt each, even on 503 / connect.
+    for reply in [Ok(503), Err(TransportErrorKind::Connect), Ok(502)] {
+        let (t, log) = scripted(vec![reply], vec![]);
+        let app = retry_app(t, RetryPolicy::new().with_max_retries(5));
+        let routes = app.routes().await.unwrap();
+        let url = routes.email_password(latchkey_protocol::routes::EmailPasswordRoute::Register);
+        assert!(
+            app.send_json(Method::POST, &url, Some(json!({})))
+                .await
+                .is_err()
+        );
+        let (t2, log2) = scripted(vec![reply], vec![]);
+        let app2 = retry_app(t2, RetryPolicy::new().with_max_retries(5));
+        assert!(app2.log_in(&Anon(false)).await.is_err());
+        let posts = |l: &Script| {
+            l.lock()
+                .unwrap()
+                .iter()
+                .filter(|(m, _, _)| m == Method::POST)
+                .count()
+        };
+        assert_eq!(posts(&log), 1, "{reply:?}");
+        assert_eq!(posts(&log2), 1, "{reply:?}");
+    }
+    // DELETE (log out, delete user, API key delete) is not retried either.
+    let (t, log) = scripted(vec![Ok(503)], vec![]);
+    let app = retry_app(t, RetryPolicy::new().with_max_retries(5));
+    let routes = app.routes().await.unwrap();
+    assert!(
+        app.send_json(Method::DELETE, &routes.api_key("k"), None)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _, _)| m == Method::DELETE)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn put_is_retried_and_none_policy_disables_retries() {
+    let (t, log) = scripted(vec![Ok(503), Ok(200)], vec![]);
+    let app = retry_app(t, RetryPolicy::default());
+    let routes = app.routes().await.unwrap();
+    app.send_json(Method::PUT, &routes.api_key_enabled("k", true), None)
+        .await
+        .unwrap();
+    assert_eq!(log.lock().unwrap().len(), 3, "location + PUT twice");
+
+    let (t, log) = scripted(vec![], vec![Ok(503)]);
+    let app = retry_app(t, RetryPolicy::none());
+    assert!(app.routes().await.is_err());
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn route_templates_hide_ids() {
+    use crate::app::route_template;
+    let cases = [
+        (
+            "/api/client/v2.0/app/a/location",
+            "/api/client/v2.0/app/{app_id}/location",
+        ),
+        (
+            "/api/client/v2.0/app/a/auth/providers/anon-user/login",
+            "/api/client/v2.0/app/{app_id}/auth/providers/{provider}/login",
+        ),
+        (
+            "/proxy/api/client/v2.0/auth/api_keys/65f0c0ffee0000000000abcd/disable",
+            "/api/client/v2.0/auth/api_keys/{key_id}/disable",
+        ),
+        (
+            "/api/client/v2.0/app/a/auth/providers/local-userpass/reset/call",
+            "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass/reset/call",
+        ),
+        (
+            "/api/client/v2.0/auth/session",
+            "/api/client/v2.0/auth/session",
+        ),
+        ("/elsewhere", "other"),
+    ];
+    for (path, template) in cases {
+        assert_eq!(route_template(path), template, "{path}");
+    }
 }

@@ -7,15 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, header};
-use latchkey_protocol::{ProfileResponse, RefreshResponse};
+use latchkey_protocol::{
+    Credential, CredentialError, ProfileResponse, ProviderType, RefreshResponse,
+};
 use latchkey_transport::{HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::app::{
-    AppInner, UNAUTHORIZED, bearer_value, check_status, decode_access, identities_of, is_device_id,
-    parse_json, server_error, validate_refresh_token,
+    AppCore, AppInner, UNAUTHORIZED, bearer_value, check_status, decode_access, identities_of,
+    is_device_id, parse_json, server_error, validate_refresh_token,
 };
 use crate::error::Error;
 use crate::events::UserEvent;
@@ -591,6 +593,93 @@ impl User {
         let profile: ProfileResponse = parse_json(&resp, "profile")?;
         self.update(&app, |d| d.apply_profile(profile));
         Ok(self.profile())
+    }
+
+    /// The engine of the app this user belongs to (for provider crates' client APIs, such
+    /// as user API keys).
+    ///
+    /// ```no_run
+    /// # async fn demo(user: latchkey_session::User) -> Result<(), latchkey_session::Error> {
+    /// let routes = user.app_core().routes().await?;
+    /// println!("API keys live at {}", routes.api_keys());
+    /// # Ok(()) }
+    /// ```
+    pub fn app_core(&self) -> AppCore {
+        AppCore {
+            inner: self.app.clone(),
+        }
+    }
+
+    /// Link another identity to this user: `POST .../providers/{provider}/login?link=true`
+    /// with the credential body plus `options.device`, authenticated with this user's
+    /// **access** token (refresh-and-replay once on 401, as realm-web does). The new access
+    /// token replaces the old one, the refresh token is kept, the profile is re-read
+    /// (`GET /auth/profile`, now listing the new identity) and the user becomes current.
+    ///
+    /// Anonymous credentials are refused locally with an
+    /// [`ErrorKind::Credential`](crate::ErrorKind::Credential) error (realm-core's
+    /// "Cannot add anonymous credentials to an existing user"); a user who is not logged in
+    /// gets [`ErrorKind::NotLoggedIn`](crate::ErrorKind::NotLoggedIn). A link response for
+    /// another user id is a [`ErrorKind::Decode`](crate::ErrorKind::Decode) error.
+    ///
+    /// ```no_run
+    /// # async fn demo(user: latchkey_session::User, email: &dyn latchkey_session::Credential)
+    /// # -> Result<(), latchkey_session::Error> {
+    /// user.link_credentials(email).await?;
+    /// assert!(user.identities().len() >= 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn link_credentials(&self, credential: &dyn Credential) -> Result<(), Error> {
+        #[derive(Deserialize)]
+        struct LinkResponse {
+            access_token: String,
+            #[serde(default)]
+            user_id: Option<String>,
+        }
+        let provider = credential.provider_name().to_owned();
+        if provider == ProviderType::Anonymous.as_str() {
+            return Err(Error::credential(CredentialError::new(
+                "cannot add anonymous credentials to an existing user",
+            )));
+        }
+        if self.state() != UserState::LoggedIn {
+            return Err(Error::not_logged_in(
+                "the user must be logged in to link credentials",
+            ));
+        }
+        let app = self.app.clone();
+        let mut body = credential.login_body()?;
+        body.insert(
+            "options".into(),
+            serde_json::json!({ "device": app.device_info() }),
+        );
+        let body = Value::Object(body);
+        let routes = app.routes().await?;
+        let url = routes.login(&provider, true);
+        let resp = self
+            .send_authenticated(|t| app.request(Method::POST, &url, Some(t), Some(body.clone())))
+            .await?;
+        let resp = check_status(resp)?;
+        let link: LinkResponse = parse_json(&resp, "link response")?;
+        if link.user_id.as_deref().is_some_and(|id| id != self.id()) {
+            return Err(Error::decode("the link response is for another user", None));
+        }
+        let tokens = TokenSet::access_only(Secret::new(link.access_token), app.clock_now())?;
+        let applied = self.update(&app, |d| {
+            if d.state == UserState::LoggedIn {
+                d.set_tokens(tokens);
+                true
+            } else {
+                false
+            }
+        });
+        if !applied {
+            return Err(Error::not_logged_in("the user logged out while linking"));
+        }
+        self.refresh_profile().await?;
+        let mut reg = app.registry();
+        app.set_current(&mut reg, Some(self.id().to_owned()));
+        Ok(())
     }
 
     /// Log out: the tokens are cleared locally first (state `LoggedOut`; anonymous users

@@ -22,6 +22,12 @@
 //! |---|---|---|
 //! | `anonymous` | yes (via `all-providers`) | [`Credentials::anonymous`] |
 //! | `email-password` | yes (via `all-providers`) | [`Credentials::email_password`], [`App::email_password_auth`] |
+//! | `api-key` | yes (via `all-providers`) | [`Credentials::api_key`], [`User::api_keys`] |
+//! | `custom-jwt` | yes (via `all-providers`) | [`Credentials::jwt`] |
+//! | `custom-function` | yes (via `all-providers`) | [`Credentials::function`] |
+//! | `facebook` | yes (via `all-providers`) | [`Credentials::facebook`] |
+//! | `google` | yes (via `all-providers`) | [`Credentials::google_id_token`], [`Credentials::google_auth_code`] |
+//! | `apple` | yes (via `all-providers`) | [`Credentials::apple`] |
 //! | `all-providers` | yes | every provider |
 //! | `reqwest` | yes | the default transport (reqwest) |
 //! | `hyper` | no | a transport over hyper-util's client (used when `reqwest` is off) |
@@ -32,7 +38,8 @@
 //!
 //! # Behaviour
 //!
-//! Location is fetched lazily once per [`App`]; access tokens are refreshed before they
+//! Location is fetched lazily once per [`App`]; idempotent requests (`GET`, `PUT`) are
+//! retried after transient failures with exponential backoff ([`RetryPolicy`]); access tokens are refreshed before they
 //! expire and after a 401 (replayed once); refresh is single-flight per user; a rejected
 //! refresh token logs the user out with [`UserEvent::SessionExpired`] and an error for which
 //! [`Error::is_session_expired`] is true; users persist through the [`UserStore`] after
@@ -40,6 +47,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,9 +59,9 @@ pub use latchkey_protocol::{CredentialError, ErrorBody, LoginBody};
 #[cfg(feature = "file-store")]
 pub use latchkey_session::FileStore;
 pub use latchkey_session::{
-    Credential, Error, ErrorCode, ErrorKind, EventReceiver, MemoryStore, SharedTransport,
-    StoreError, StoredUser, StoredUsers, User, UserEvent, UserIdentity, UserProfile, UserState,
-    UserStore,
+    Credential, Error, ErrorCode, ErrorKind, EventReceiver, MemoryStore, RetryPolicy, Secret,
+    SharedTransport, StoreError, StoredUser, StoredUsers, UserEvent, UserIdentity, UserProfile,
+    UserState, UserStore,
 };
 pub use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
@@ -61,8 +70,24 @@ pub use latchkey_transport::{
 
 #[cfg(feature = "anonymous")]
 pub use latchkey_anonymous::AnonymousCredential;
+#[cfg(feature = "api-key")]
+pub use latchkey_api_key::{ApiKey, ApiKeyCredential, ApiKeys};
+#[cfg(feature = "apple")]
+pub use latchkey_apple::AppleCredential;
+#[cfg(feature = "custom-function")]
+pub use latchkey_custom_function::FunctionCredential;
+#[cfg(feature = "custom-jwt")]
+pub use latchkey_custom_jwt::JwtCredential;
 #[cfg(feature = "email-password")]
 pub use latchkey_email_password::{EmailPasswordAuth, EmailPasswordCredential};
+#[cfg(feature = "facebook")]
+pub use latchkey_facebook::FacebookCredential;
+#[cfg(feature = "google")]
+pub use latchkey_google::GoogleCredential;
+#[cfg(feature = "hyper")]
+pub use latchkey_transport_hyper::HyperTransport;
+#[cfg(feature = "reqwest")]
+pub use latchkey_transport_reqwest::ReqwestTransport;
 
 /// The engine crate, for advanced use (custom provider client APIs, clocks).
 pub use latchkey_session as session;
@@ -97,6 +122,7 @@ impl App {
             transport: None,
             request_timeout: None,
             local_app: None,
+            retry: None,
         }
     }
 
@@ -125,17 +151,17 @@ impl App {
     /// # Ok(()) }
     /// ```
     pub async fn log_in(&self, credential: impl Credential) -> Result<User, Error> {
-        self.core.log_in(&credential).await
+        self.core.log_in(&credential).await.map(User)
     }
 
     /// The current user (logged in), if any.
     pub fn current_user(&self) -> Option<User> {
-        self.core.current_user()
+        self.core.current_user().map(User)
     }
 
     /// Every user on this device that is not removed (logged in or logged out).
     pub fn all_users(&self) -> Vec<User> {
-        self.core.all_users()
+        self.core.all_users().into_iter().map(User).collect()
     }
 
     /// Make `user` the current user; it must be logged in.
@@ -186,11 +212,15 @@ impl App {
         self.core.subscribe()
     }
 
-    /// The email/password client API (registration, ...).
+    /// The email/password client API: registration, confirmation and password resets.
     ///
     /// ```no_run
     /// # async fn demo(app: latchkey::App) -> Result<(), latchkey::Error> {
-    /// app.email_password_auth().register_user("someone@example.com", "Pa55w0rd!").await?;
+    /// let auth = app.email_password_auth();
+    /// auth.register_user("someone@example.com", "Pa55w0rd!").await?;
+    /// auth.confirm_user("token", "tokenId").await?;
+    /// auth.send_reset_password_email("someone@example.com").await?;
+    /// auth.reset_password("token", "tokenId", "N3wPa55w0rd!").await?;
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "email-password")]
@@ -236,6 +266,7 @@ pub struct AppBuilder {
     transport: Option<SharedTransport>,
     request_timeout: Option<Duration>,
     local_app: Option<(String, String)>,
+    retry: Option<RetryPolicy>,
 }
 
 impl AppBuilder {
@@ -277,6 +308,45 @@ impl AppBuilder {
         self
     }
 
+    /// How idempotent requests (`GET`, `PUT`) are retried after transient failures
+    /// (default: [`RetryPolicy::default`], two retries with exponential backoff and jitter).
+    /// Logins, registrations, resets, refreshes, logouts and deletions are never retried.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use latchkey::{App, RetryPolicy};
+    /// # #[cfg(any(feature = "reqwest", feature = "hyper"))] {
+    /// let app = App::builder("myapp-abcde")
+    ///     .base_url("http://127.0.0.1:8080")
+    ///     .in_memory_store()
+    ///     .retry_policy(RetryPolicy::new().with_initial_backoff(Duration::from_millis(50)))
+    ///     .build()?;
+    /// # }
+    /// # Ok::<(), latchkey::Error>(())
+    /// ```
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Shorthand for a default [`RetryPolicy`] with at most `n` retries (`0` disables
+    /// retries).
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "reqwest", feature = "hyper"))] {
+    /// let app = latchkey::App::builder("myapp-abcde")
+    ///     .base_url("http://127.0.0.1:8080")
+    ///     .in_memory_store()
+    ///     .max_retries(0)
+    ///     .build()?;
+    /// # }
+    /// # Ok::<(), latchkey::Error>(())
+    /// ```
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.retry = Some(self.retry.unwrap_or_default().with_max_retries(n));
+        self
+    }
+
     /// Name and version of your application, sent as device info at login.
     pub fn device_info(
         mut self,
@@ -305,6 +375,9 @@ impl AppBuilder {
         }
         if let Some((name, version)) = self.local_app {
             config = config.with_local_app(name, version);
+        }
+        if let Some(policy) = self.retry {
+            config = config.with_retry_policy(policy);
         }
         let transport = match self.transport {
             Some(t) => t,
@@ -384,6 +457,96 @@ impl Credentials {
         Credentials(Box::new(EmailPasswordCredential::new(email, password)))
     }
 
+    /// User or server API key login (`api-key`), with the secret shown when the key was
+    /// created.
+    ///
+    /// ```
+    /// let c = latchkey::Credentials::api_key("my-secret-key");
+    /// # use latchkey::Credential;
+    /// assert_eq!(c.provider_name(), "api-key");
+    /// assert!(!format!("{c:?}").contains("my-secret-key"));
+    /// ```
+    #[cfg(feature = "api-key")]
+    pub fn api_key(key: impl Into<String>) -> Self {
+        Credentials(Box::new(ApiKeyCredential::new(key)))
+    }
+
+    /// Custom JWT login (`custom-token`) with a token signed by your own identity system.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// let c = latchkey::Credentials::jwt("eyJhbGciOi...");
+    /// assert_eq!(c.provider_name(), "custom-token");
+    /// ```
+    #[cfg(feature = "custom-jwt")]
+    pub fn jwt(token: impl Into<String>) -> Self {
+        Credentials(Box::new(JwtCredential::new(token)))
+    }
+
+    /// Custom function login (`custom-function`): `payload` is the login body your
+    /// authentication function receives. It must serialize to a JSON object; otherwise
+    /// [`App::log_in`] fails with an [`ErrorKind::Credential`] error, before any request.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// use serde_json::json;
+    /// let c = latchkey::Credentials::function(json!({ "username": "ilovemongodb" }));
+    /// assert_eq!(c.provider_name(), "custom-function");
+    /// assert!(latchkey::Credentials::function(42).login_body().is_err());
+    /// ```
+    #[cfg(feature = "custom-function")]
+    pub fn function(payload: impl serde::Serialize) -> Self {
+        Credentials(Box::new(FunctionCredential::new(payload)))
+    }
+
+    /// Facebook login (`oauth2-facebook`) with a Facebook user access token.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// let c = latchkey::Credentials::facebook("EAAB...");
+    /// assert_eq!(c.provider_name(), "oauth2-facebook");
+    /// ```
+    #[cfg(feature = "facebook")]
+    pub fn facebook(access_token: impl Into<String>) -> Self {
+        Credentials(Box::new(FacebookCredential::new(access_token)))
+    }
+
+    /// Google login (`oauth2-google`) with a Google ID token.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// let c = latchkey::Credentials::google_id_token("eyJhbGciOi...");
+    /// assert_eq!(c.login_body().unwrap()["id_token"], "eyJhbGciOi...");
+    /// ```
+    #[cfg(feature = "google")]
+    pub fn google_id_token(id_token: impl Into<String>) -> Self {
+        Credentials(Box::new(GoogleCredential::id_token(id_token)))
+    }
+
+    /// Google login (`oauth2-google`) with a server auth code.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// let c = latchkey::Credentials::google_auth_code("4/0Ad...");
+    /// assert_eq!(c.login_body().unwrap()["authCode"], "4/0Ad...");
+    /// ```
+    #[cfg(feature = "google")]
+    pub fn google_auth_code(code: impl Into<String>) -> Self {
+        Credentials(Box::new(GoogleCredential::auth_code(code)))
+    }
+
+    /// Sign in with Apple (`oauth2-apple`) with the ID token Apple returned.
+    ///
+    /// ```
+    /// # use latchkey::Credential;
+    /// let c = latchkey::Credentials::apple("eyJraWQiOi...");
+    /// assert_eq!(c.provider_name(), "oauth2-apple");
+    /// ```
+    #[cfg(feature = "apple")]
+    pub fn apple(id_token: impl Into<String>) -> Self {
+        Credentials(Box::new(AppleCredential::new(id_token)))
+    }
+
     /// Wrap any credential.
     pub fn custom(credential: impl Credential + 'static) -> Self {
         Credentials(Box::new(credential))
@@ -401,5 +564,102 @@ impl Credential for Credentials {
 
     fn reuse_anonymous_user(&self) -> bool {
         self.0.reuse_anonymous_user()
+    }
+}
+
+/// A user of an [`App`]: a cheap-clone handle; clones see the same state.
+///
+/// It dereferences to the engine's [`session::User`], so every method documented there
+/// (`id()`, `state()`, `profile()`, `identities()`, `device_id()`, `access_token()`,
+/// `valid_access_token()`, `custom_data()`, `refresh_custom_data()`, `refresh_profile()`,
+/// `log_out()`, `request()`, ...) works directly on it; this type adds the provider
+/// features' APIs, such as [`api_keys`](Self::api_keys), with nothing to import.
+/// Secrets never appear in its `Debug` output.
+///
+/// ```no_run
+/// # async fn demo(app: latchkey::App) -> Result<(), latchkey::Error> {
+/// let user = app.current_user().expect("someone is logged in");
+/// println!("{} ({:?}), {} identities", user.id(), user.state(), user.identities().len());
+/// if let Some(email) = user.profile().email() {
+///     println!("email: {email}");
+/// }
+/// let token = user.valid_access_token().await?;
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct User(latchkey_session::User);
+
+impl User {
+    /// Link another identity to this user (`POST .../login?link=true` with this user's
+    /// access token). The refresh token is kept, the profile re-read and the user becomes
+    /// current. Anonymous credentials are refused with an [`ErrorKind::Credential`] error,
+    /// before any request.
+    ///
+    /// ```no_run
+    /// # #[cfg(all(feature = "anonymous", feature = "email-password"))]
+    /// # async fn demo(app: latchkey::App) -> Result<(), latchkey::Error> {
+    /// use latchkey::Credentials;
+    /// let user = app.log_in(Credentials::anonymous()).await?;
+    /// app.email_password_auth().register_user("someone@example.com", "Pa55w0rd!").await?;
+    /// user.link_credentials(Credentials::email_password("someone@example.com", "Pa55w0rd!")).await?;
+    /// assert_eq!(user.identities().len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn link_credentials(&self, credential: impl Credential) -> Result<(), Error> {
+        self.0.link_credentials(&credential).await
+    }
+
+    /// This user's API keys: create, fetch, list, enable, disable and delete (all with the
+    /// refresh token; a `401` logs the user out).
+    ///
+    /// ```no_run
+    /// # async fn demo(user: latchkey::User) -> Result<(), latchkey::Error> {
+    /// let created = user.api_keys().create("ci").await?;
+    /// let secret = created.key.as_ref().expect("shown once, on create").expose().to_owned();
+    /// let all = user.api_keys().fetch_all().await?;
+    /// user.api_keys().disable(&created.id).await?;
+    /// user.api_keys().delete(&created.id).await?;
+    /// # let _ = (secret, all); Ok(()) }
+    /// ```
+    #[cfg(feature = "api-key")]
+    pub fn api_keys(&self) -> ApiKeys {
+        ApiKeys::new(&self.0)
+    }
+
+    /// The engine's user handle.
+    pub fn into_inner(self) -> latchkey_session::User {
+        self.0
+    }
+}
+
+impl Deref for User {
+    type Target = latchkey_session::User;
+
+    fn deref(&self) -> &latchkey_session::User {
+        &self.0
+    }
+}
+
+impl AsRef<latchkey_session::User> for User {
+    fn as_ref(&self) -> &latchkey_session::User {
+        &self.0
+    }
+}
+
+impl From<latchkey_session::User> for User {
+    fn from(user: latchkey_session::User) -> Self {
+        User(user)
+    }
+}
+
+impl From<User> for latchkey_session::User {
+    fn from(user: User) -> Self {
+        user.0
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }

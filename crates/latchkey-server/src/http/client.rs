@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use latchkey_protocol::{
     AccessTokenClaims, ErrorCode, Identity, LocationResponse, LoginResponse, ObjectId,
-    ProfileResponse, ProviderType, RefreshResponse, RefreshTokenClaims, TokenType, UserType,
+    ProfileResponse, ProviderType, RefreshResponse, RefreshTokenClaims, TokenType,
 };
 use serde_json::{Map, Value};
 
@@ -231,6 +231,11 @@ async fn link(
             "cannot link anonymous credentials to an existing user",
         ));
     }
+    if provider == ProviderType::ApiKey {
+        return Err(ApiError::bad_request(
+            "cannot link an API key: API keys always log in as their own user",
+        ));
+    }
     let ctx = ProviderContext { state, app };
     let verified = providers::authenticate(ctx, provider, body).await?;
     let now = state.clock.now_secs();
@@ -303,6 +308,7 @@ pub(crate) async fn profile(
         .store
         .list_identities(auth.app.id(), &auth.user.id)
         .await?;
+    let user_type = providers::api_key::user_type(&records);
     let mut data = Map::new();
     let mut identities = Vec::with_capacity(records.len());
     for r in records {
@@ -324,7 +330,7 @@ pub(crate) async fn profile(
         domain_id: auth.app.id().to_owned(),
         identities,
         data,
-        user_type: UserType::Normal,
+        user_type,
     }))
 }
 

@@ -15,6 +15,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+mod admin;
+mod api_keys;
 pub(crate) mod auth;
 mod client;
 mod extract;
@@ -31,11 +33,28 @@ const X_BAAS_LOCATION: HeaderName = HeaderName::from_static("x-baas-location");
 pub(crate) fn router(state: SharedState) -> Router {
     Router::new()
         .route(paths::LOCATION, get(client::location))
-        .route(paths::LOGIN, post(client::login))
+        .route(
+            paths::LOGIN,
+            post(client::login).layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::throttle::login_guard,
+            )),
+        )
         .route(paths::REGISTER, post(userpass::register))
+        .route(paths::CONFIRM, post(userpass::confirm))
+        .route(paths::CONFIRM_SEND, post(userpass::confirm_send))
+        .route(paths::CONFIRM_CALL, post(userpass::confirm_call))
+        .route(paths::RESET, post(userpass::reset))
+        .route(paths::RESET_SEND, post(userpass::reset_send))
+        .route(paths::RESET_CALL, post(userpass::reset_call))
+        .merge(admin::routes())
         .route(paths::SESSION, post(client::refresh).delete(client::logout))
         .route(paths::PROFILE, get(client::profile))
         .route(paths::DELETE_USER, delete(client::delete_user))
+        .route(paths::API_KEYS, post(api_keys::create).get(api_keys::list))
+        .route(paths::API_KEY, get(api_keys::get_one).delete(api_keys::delete))
+        .route(paths::API_KEY_ENABLE, axum::routing::put(api_keys::enable))
+        .route(paths::API_KEY_DISABLE, axum::routing::put(api_keys::disable))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

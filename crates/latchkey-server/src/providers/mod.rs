@@ -9,7 +9,17 @@ use crate::error::ApiError;
 use crate::state::{AppRuntime, ServerState};
 
 pub(crate) mod anonymous;
+pub(crate) mod api_key;
+pub(crate) mod custom_function;
 pub(crate) mod local_userpass;
+pub(crate) mod userpass_flows;
+// custom-token, oauth2-google, oauth2-apple, oauth2-facebook and their shared parts.
+pub(crate) mod apple;
+pub(crate) mod custom_token;
+pub(crate) mod facebook;
+pub(crate) mod google;
+pub(crate) mod jwks;
+pub(crate) mod oidc;
 
 /// The identity a credential proves.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +49,12 @@ pub(crate) async fn authenticate(
     match provider {
         ProviderType::Anonymous => Ok(anonymous::authenticate(ctx, body)),
         ProviderType::EmailPassword => local_userpass::authenticate(ctx, body).await,
+        ProviderType::ApiKey => api_key::authenticate(ctx, body).await,
+        ProviderType::CustomFunction => custom_function::authenticate(ctx, body).await,
+        ProviderType::CustomJwt => custom_token::authenticate(ctx, body).await,
+        ProviderType::Google => google::authenticate(ctx, body).await,
+        ProviderType::Apple => apple::authenticate(ctx, body).await,
+        ProviderType::Facebook => facebook::authenticate(ctx, body).await,
         other => Err(ApiError::provider_not_found(other.as_str())),
     }
 }

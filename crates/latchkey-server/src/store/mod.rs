@@ -134,6 +134,140 @@ impl std::fmt::Debug for UserpassRecord {
     }
 }
 
+/// Who an API key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiKeyKind {
+    /// A user API key: logs in as the user that created it.
+    User,
+    /// A server API key: logs in as its own server user, created with the key.
+    Server,
+}
+
+impl ApiKeyKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyKind::User => "user",
+            ApiKeyKind::Server => "server",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(ApiKeyKind::User),
+            "server" => Some(ApiKeyKind::Server),
+            _ => None,
+        }
+    }
+}
+
+/// An API key (`api-key` provider). The secret itself is never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// App id.
+    pub app_id: String,
+    /// Key id (24-hex ObjectId), also the `api-key` identity id.
+    pub id: String,
+    /// The user the key logs in as (the creating user, or the key's server user).
+    pub user_id: String,
+    /// User or server key.
+    pub kind: ApiKeyKind,
+    /// Name, unique per user (per app for server keys).
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub hash: String,
+    /// A disabled key cannot log in.
+    pub disabled: bool,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("app_id", &self.app_id)
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("hash", &"<redacted>")
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// What a confirmation / reset token pair is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenPurpose {
+    /// Confirms pending email/password credentials.
+    Confirm,
+    /// Resets a password.
+    Reset,
+}
+
+impl TokenPurpose {
+    /// The stored name (also the outbox `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Confirm => "confirm",
+            TokenPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// A confirmation / reset token pair. Only SHA-256 hashes of both values are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserpassTokenRecord {
+    /// App id.
+    pub app_id: String,
+    /// What the pair is for.
+    pub purpose: TokenPurpose,
+    /// The credentials' email.
+    pub email: String,
+    /// Lowercase hex SHA-256 of the `token`.
+    pub token_hash: String,
+    /// Lowercase hex SHA-256 of the `tokenId`.
+    pub token_id_hash: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A confirmation / reset message, exactly as sent.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxRecord {
+    /// App id.
+    pub app_id: String,
+    /// Recipient address.
+    pub to: String,
+    /// `confirm` or `reset`.
+    pub kind: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body (with the link).
+    pub body: String,
+    /// The `token` of the message (plaintext; the outbox is for operators and tests).
+    pub token: String,
+    /// The `tokenId` of the message.
+    pub token_id: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for OutboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRecord")
+            .field("app_id", &self.app_id)
+            .field("kind", &self.kind)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Storage used by the server. Implementations must be safe for concurrent use.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -171,6 +305,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         user_id: &str,
         data: Option<&Map<String, Value>>,
     ) -> Result<bool, StoreError>;
+
+    /// Every user of an app, oldest first.
+    async fn list_users(&self, app_id: &str) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Delete email/password credentials (and their tokens). Returns whether they existed.
+    async fn delete_userpass(&self, app_id: &str, email: &str) -> Result<bool, StoreError>;
+
+    /// Store a token pair, replacing (invalidating) every earlier pair of the same
+    /// email and purpose.
+    async fn replace_userpass_token(&self, token: &UserpassTokenRecord) -> Result<(), StoreError>;
+
+    /// Consume the pair with these hashes and purpose: delete it and return its email
+    /// if it existed and had not expired at `now`. Single use.
+    async fn take_userpass_token(
+        &self,
+        app_id: &str,
+        purpose: TokenPurpose,
+        token_id_hash: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Delete every token pair of an email and purpose.
+    async fn delete_userpass_tokens(
+        &self,
+        app_id: &str,
+        email: &str,
+        purpose: TokenPurpose,
+    ) -> Result<(), StoreError>;
+
+    /// Append a message to the outbox.
+    async fn add_outbox(&self, message: &OutboxRecord) -> Result<(), StoreError>;
+
+    /// An app's outbox, oldest first.
+    async fn list_outbox(&self, app_id: &str) -> Result<Vec<OutboxRecord>, StoreError>;
 
     /// An identity by provider and provider-specific id.
     async fn find_identity(
@@ -245,6 +414,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
+
+    /// Store a new API key with its `api-key` identity (whose id is the key id) and,
+    /// for a server key, its new server user, atomically. [`StoreError::Conflict`]
+    /// when the name is taken.
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        identity: &IdentityRecord,
+        server_user: Option<&UserRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// An API key by id.
+    async fn get_api_key(&self, app_id: &str, id: &str)
+    -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// API keys of one kind, oldest first: of `user_id` when given, else of the whole app.
+    async fn list_api_keys(
+        &self,
+        app_id: &str,
+        kind: ApiKeyKind,
+        user_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Enable or disable an API key. Returns whether it exists.
+    async fn set_api_key_disabled(
+        &self,
+        app_id: &str,
+        id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Delete an API key and its identity; a server key's user goes with it.
+    /// Returns whether the key existed.
+    async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

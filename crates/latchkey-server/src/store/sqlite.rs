@@ -13,11 +13,14 @@ use sqlx::{Row, SqlitePool};
 use super::{
     CredentialStatus, IdentityRecord, SessionRecord, Store, StoreError, UserRecord, UserpassRecord,
 };
+use super::{ApiKeyKind, ApiKeyRecord};
+use super::{OutboxRecord, TokenPurpose, UserpassTokenRecord};
 
 /// Schema migrations, applied in order, each once. Append; never edit a shipped entry.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE users (
     app_id      TEXT NOT NULL,
     id          TEXT NOT NULL,
@@ -68,7 +71,56 @@ CREATE TABLE userpass_credentials (
     UNIQUE (app_id, email)
 );
 "#,
-)];
+    ),
+    (2, API_KEYS_MIGRATION),
+    (3, USERPASS_FLOWS_MIGRATION),
+];
+
+/// Version 2: API keys (user and server keys of the `api-key` provider).
+const API_KEYS_MIGRATION: &str = r#"
+CREATE TABLE api_keys (
+    app_id     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL CHECK (kind IN ('user', 'server')),
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, id),
+    UNIQUE (app_id, user_id, name),
+    FOREIGN KEY (app_id, user_id) REFERENCES users (app_id, id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX api_keys_server_names ON api_keys (app_id, name) WHERE kind = 'server';
+CREATE INDEX api_keys_by_kind ON api_keys (app_id, kind)
+"#;
+
+/// Version 3: confirmation / reset token pairs (hashed) and the outbox.
+const USERPASS_FLOWS_MIGRATION: &str = r#"
+CREATE TABLE userpass_tokens (
+    app_id        TEXT NOT NULL,
+    token_id_hash TEXT NOT NULL,
+    token_hash    TEXT NOT NULL,
+    purpose       TEXT NOT NULL CHECK (purpose IN ('confirm', 'reset')),
+    email         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (app_id, token_id_hash)
+);
+CREATE INDEX userpass_tokens_by_email ON userpass_tokens (app_id, email, purpose);
+CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id     TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    token      TEXT NOT NULL,
+    token_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX outbox_by_app ON outbox (app_id, seq)
+"#;
 
 /// SQLite storage.
 #[derive(Debug, Clone)]
@@ -128,6 +180,21 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         device_id: row.try_get("device_id").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
+    let kind: String = row.try_get("kind").map_err(db_err)?;
+    Ok(ApiKeyRecord {
+        app_id: row.try_get("app_id").map_err(db_err)?,
+        id: row.try_get("id").map_err(db_err)?,
+        user_id: row.try_get("user_id").map_err(db_err)?,
+        kind: ApiKeyKind::from_name(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown API key kind {kind:?}")))?,
+        name: row.try_get("name").map_err(db_err)?,
+        hash: row.try_get("hash").map_err(db_err)?,
+        disabled: row.try_get::<i64, _>("disabled").map_err(db_err)? != 0,
+        created_at: row.try_get("created_at").map_err(db_err)?,
     })
 }
 
@@ -296,6 +363,21 @@ impl Store for SqliteStore {
 
     async fn delete_user(&self, app_id: &str, user_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Outstanding confirmation / reset tokens of the user's email go too, so they
+        // cannot act on a later registration of the same email.
+        sqlx::query(
+            "DELETE FROM userpass_tokens WHERE app_id = ? AND email IN (
+                SELECT email FROM userpass_credentials WHERE app_id = ? AND id IN (
+                    SELECT id FROM identities
+                    WHERE app_id = ? AND user_id = ? AND provider_type = 'local-userpass'))",
+        )
+        .bind(app_id)
+        .bind(app_id)
+        .bind(app_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         sqlx::query(
             "DELETE FROM userpass_credentials WHERE app_id = ? AND id IN (
                 SELECT id FROM identities
@@ -360,6 +442,151 @@ impl Store for SqliteStore {
             .map_err(db_err)?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn list_users(&self, app_id: &str) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE app_id = ? ORDER BY created_at, rowid")
+            .bind(app_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn delete_userpass(&self, app_id: &str, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("DELETE FROM userpass_tokens WHERE app_id = ? AND email = ?")
+            .bind(app_id)
+            .bind(email)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let n = sqlx::query("DELETE FROM userpass_credentials WHERE app_id = ? AND email = ?")
+            .bind(app_id)
+            .bind(email)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(n > 0)
+    }
+
+    async fn replace_userpass_token(&self, t: &UserpassTokenRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("DELETE FROM userpass_tokens WHERE app_id = ? AND email = ? AND purpose = ?")
+            .bind(&t.app_id)
+            .bind(&t.email)
+            .bind(t.purpose.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO userpass_tokens
+             (app_id, token_id_hash, token_hash, purpose, email, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.app_id)
+        .bind(&t.token_id_hash)
+        .bind(&t.token_hash)
+        .bind(t.purpose.as_str())
+        .bind(&t.email)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn take_userpass_token(
+        &self,
+        app_id: &str,
+        purpose: TokenPurpose,
+        token_id_hash: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM userpass_tokens
+             WHERE app_id = ? AND token_id_hash = ? AND token_hash = ? AND purpose = ?
+             RETURNING email, expires_at",
+        )
+        .bind(app_id)
+        .bind(token_id_hash)
+        .bind(token_hash)
+        .bind(purpose.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let expires_at: i64 = row.try_get("expires_at").map_err(db_err)?;
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("email").map_err(db_err)?))
+    }
+
+    async fn delete_userpass_tokens(
+        &self,
+        app_id: &str,
+        email: &str,
+        purpose: TokenPurpose,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM userpass_tokens WHERE app_id = ? AND email = ? AND purpose = ?")
+            .bind(app_id)
+            .bind(email)
+            .bind(purpose.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn add_outbox(&self, m: &OutboxRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox
+             (app_id, recipient, kind, subject, body, token, token_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.app_id)
+        .bind(&m.to)
+        .bind(&m.kind)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(&m.token)
+        .bind(&m.token_id)
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_outbox(&self, app_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE app_id = ? ORDER BY seq")
+            .bind(app_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRecord {
+                    app_id: row.try_get("app_id").map_err(db_err)?,
+                    to: row.try_get("recipient").map_err(db_err)?,
+                    kind: row.try_get("kind").map_err(db_err)?,
+                    subject: row.try_get("subject").map_err(db_err)?,
+                    body: row.try_get("body").map_err(db_err)?,
+                    token: row.try_get("token").map_err(db_err)?,
+                    token_id: row.try_get("token_id").map_err(db_err)?,
+                    created_at: row.try_get("created_at").map_err(db_err)?,
+                })
+            })
+            .collect()
     }
 
     async fn find_identity(
@@ -580,6 +807,163 @@ impl Store for SqliteStore {
         .map_err(db_err)?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        identity: &IdentityRecord,
+        server_user: Option<&UserRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if let Some(user) = server_user {
+            sqlx::query(
+                "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&user.app_id)
+            .bind(&user.id)
+            .bind(user.created_at)
+            .bind(i64::from(user.disabled))
+            .bind(user.custom_data.as_ref().map(map_to_text))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (app_id, id, user_id, kind, name, hash, disabled, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.app_id)
+        .bind(&key.id)
+        .bind(&key.user_id)
+        .bind(key.kind.as_str())
+        .bind(&key.name)
+        .bind(&key.hash)
+        .bind(i64::from(key.disabled))
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&identity.app_id)
+        .bind(&identity.provider_type)
+        .bind(&identity.id)
+        .bind(&identity.user_id)
+        .bind(map_to_text(&identity.data))
+        .bind(identity.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_api_key(
+        &self,
+        app_id: &str,
+        id: &str,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(api_key_from_row)
+            .transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        app_id: &str,
+        kind: ApiKeyKind,
+        user_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM api_keys WHERE app_id = ? AND kind = ? AND (? IS NULL OR user_id = ?)
+             ORDER BY created_at, rowid",
+        )
+        .bind(app_id)
+        .bind(kind.as_str())
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn set_api_key_disabled(
+        &self,
+        app_id: &str,
+        id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE api_keys SET disabled = ? WHERE app_id = ? AND id = ?")
+            .bind(i64::from(disabled))
+            .bind(app_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let Some(key) = sqlx::query("SELECT * FROM api_keys WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(api_key_from_row)
+            .transpose()?
+        else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM api_keys WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "DELETE FROM identities WHERE app_id = ? AND provider_type = 'api-key' AND id = ?",
+        )
+        .bind(app_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if key.kind == ApiKeyKind::Server {
+            for table in ["sessions", "identities", "api_keys"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE app_id = ? AND user_id = ?"
+                ))
+                .bind(app_id)
+                .bind(&key.user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            sqlx::query("DELETE FROM users WHERE app_id = ? AND id = ?")
+                .bind(app_id)
+                .bind(&key.user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn close(&self) {

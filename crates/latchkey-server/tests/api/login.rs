@@ -196,8 +196,8 @@ async fn unknown_or_disabled_provider_is_not_401() {
     h.login("no-such-provider", json!({}))
         .await
         .assert_error(404, "AuthProviderNotFound");
-    // Known to the protocol but not implemented yet.
-    h.login("custom-token", json!({"token": "x"}))
+    // Known to the protocol but not configured for this app.
+    h.login("oauth2-facebook", json!({"accessToken": "x"}))
         .await
         .assert_error(404, "AuthProviderNotFound");
 }

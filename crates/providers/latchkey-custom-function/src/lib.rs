@@ -30,12 +30,19 @@ pub struct FunctionCredential {
 
 impl FunctionCredential {
     /// A credential whose login body is `payload`, which must serialize to a JSON object.
+    /// It is sent as canonical Extended JSON (`42` as `{"$numberInt": "42"}`), as the
+    /// official clients send it; servers read both forms.
     ///
     /// Serialization happens here; a failure is reported by
     /// [`Credential::login_body`] (so `log_in` returns a typed error).
     pub fn new<T: Serialize>(payload: T) -> Self {
         let payload = match serde_json::to_value(payload) {
-            Ok(Value::Object(map)) => Ok(map),
+            Ok(Value::Object(map)) => {
+                match latchkey_session::ejson::to_canonical(Value::Object(map)) {
+                    Value::Object(map) => Ok(map),
+                    _ => Err("the custom function payload must be a JSON object".to_owned()),
+                }
+            }
             Ok(other) => Err(format!(
                 "the custom function payload must serialize to a JSON object, not {}",
                 kind(&other)
@@ -92,6 +99,17 @@ mod tests {
         let c = FunctionCredential::new(json!({"user": "u", "password": "hunter2"}));
         let s = format!("{c:?}");
         assert!(s.contains("password") && !s.contains("hunter2"));
+    }
+
+    #[test]
+    fn numbers_are_sent_as_canonical_extended_json() {
+        let body = FunctionCredential::new(json!({"username": "u", "pin": 42, "ratio": 0.5}))
+            .login_body()
+            .unwrap();
+        assert_eq!(
+            Value::Object(body),
+            json!({"username": "u", "pin": {"$numberInt": "42"}, "ratio": {"$numberDouble": "0.5"}})
+        );
     }
 
     #[test]

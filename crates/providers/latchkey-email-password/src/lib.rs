@@ -1,5 +1,5 @@
 //! Email/password credentials (provider `local-userpass`) and the email/password client
-//! API (registration) for latchkey.
+//! API (registration, confirmation, password resets) for latchkey.
 //!
 //! ```
 //! use latchkey_email_password::EmailPasswordCredential;
@@ -17,8 +17,12 @@ use std::fmt;
 
 use http::Method;
 use latchkey_protocol::routes::EmailPasswordRoute;
-use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType, RegisterRequest};
+use latchkey_protocol::{
+    CallResetPasswordFunctionRequest, ConfirmRequest, Credential, CredentialError, EmailRequest,
+    LoginBody, ProviderType, RegisterRequest, ResetPasswordRequest,
+};
 use latchkey_session::{AppCore, Error, Secret};
+use serde::Serialize;
 use serde_json::Value;
 
 /// Log in with an email address and a password. Body:
@@ -74,13 +78,20 @@ impl Credential for EmailPasswordCredential {
 
 /// The email/password client API of an app (`.../providers/local-userpass/...`).
 ///
-/// Requests are unauthenticated (realm-core's behaviour) and go to the app's host from
-/// the location endpoint.
+/// Every call is one `POST` with a JSON body (exact keys of protocol.md §5), sent without an
+/// `Authorization` header (realm-core's behaviour) to the app's host from the location
+/// endpoint, and never retried. Success is any 2xx; a non-2xx answer is an
+/// [`ErrorKind::Server`](latchkey_session::ErrorKind::Server) error with the server's
+/// `error_code` (`AccountNameInUse`, `UserNotFound`, `UserAlreadyConfirmed`,
+/// `UserpassTokenInvalid`, `BadRequest`, ...).
 ///
 /// ```no_run
 /// # async fn demo(core: &latchkey_session::AppCore) -> Result<(), latchkey_session::Error> {
 /// use latchkey_email_password::EmailPasswordAuth;
-/// EmailPasswordAuth::new(core).register_user("someone@example.com", "Pa55w0rd!").await?;
+/// let auth = EmailPasswordAuth::new(core);
+/// auth.register_user("someone@example.com", "Pa55w0rd!").await?;
+/// // Later, with the token pair from the confirmation link's query string:
+/// auth.confirm_user("token-from-link", "token-id-from-link").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -94,7 +105,9 @@ impl EmailPasswordAuth {
         EmailPasswordAuth { core: core.clone() }
     }
 
-    async fn post(&self, route: EmailPasswordRoute, body: Value) -> Result<(), Error> {
+    async fn post(&self, route: EmailPasswordRoute, body: impl Serialize) -> Result<(), Error> {
+        let body = serde_json::to_value(&body)
+            .map_err(|e| Error::invalid_argument(format!("cannot serialize the request: {e}")))?;
         let routes = self.core.routes().await?;
         self.core
             .send_json(Method::POST, &routes.email_password(route), Some(body))
@@ -113,9 +126,141 @@ impl EmailPasswordAuth {
             email: email.into(),
             password: password.into(),
         };
-        let body = serde_json::to_value(&body)
-            .map_err(|e| Error::invalid_config(format!("cannot serialize the request: {e}")))?;
         self.post(EmailPasswordRoute::Register, body).await
+    }
+
+    /// Confirm a registration (`POST .../local-userpass/confirm` with `{token, tokenId}`),
+    /// using the `token` and `tokenId` query parameters of the confirmation link.
+    /// A bad pair is a server error (`UserpassTokenInvalid`).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// auth.confirm_user("token-from-link", "token-id-from-link").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn confirm_user(
+        &self,
+        token: impl Into<String>,
+        token_id: impl Into<String>,
+    ) -> Result<(), Error> {
+        let body = ConfirmRequest {
+            token: token.into(),
+            token_id: token_id.into(),
+        };
+        self.post(EmailPasswordRoute::Confirm, body).await
+    }
+
+    /// Send the confirmation email again (`POST .../local-userpass/confirm/send` with
+    /// `{email}`).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// auth.resend_confirmation_email("someone@example.com").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resend_confirmation_email(&self, email: impl Into<String>) -> Result<(), Error> {
+        let body = EmailRequest {
+            email: email.into(),
+        };
+        self.post(EmailPasswordRoute::ConfirmSend, body).await
+    }
+
+    /// Run the app's custom confirmation function again (`POST
+    /// .../local-userpass/confirm/call` with `{email}`).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// auth.retry_custom_confirmation("someone@example.com").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn retry_custom_confirmation(&self, email: impl Into<String>) -> Result<(), Error> {
+        let body = EmailRequest {
+            email: email.into(),
+        };
+        self.post(EmailPasswordRoute::ConfirmCall, body).await
+    }
+
+    /// Send a password reset email (`POST .../local-userpass/reset/send` with `{email}`).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// auth.send_reset_password_email("someone@example.com").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_reset_password_email(&self, email: impl Into<String>) -> Result<(), Error> {
+        let body = EmailRequest {
+            email: email.into(),
+        };
+        self.post(EmailPasswordRoute::ResetSend, body).await
+    }
+
+    /// Set a new password with the token pair of a reset link (`POST
+    /// .../local-userpass/reset` with `{password, token, tokenId}`).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// auth.reset_password("token-from-link", "token-id-from-link", "N3wPa55w0rd!").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reset_password(
+        &self,
+        token: impl Into<String>,
+        token_id: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Result<(), Error> {
+        let body = ResetPasswordRequest {
+            password: password.into(),
+            token: token.into(),
+            token_id: token_id.into(),
+        };
+        self.post(EmailPasswordRoute::Reset, body).await
+    }
+
+    /// Run the app's password reset function (`POST .../local-userpass/reset/call` with
+    /// `{email, password, arguments}`). `args` must serialize to a JSON **array** (its
+    /// items follow the reset request as the function's arguments); it is sent as canonical
+    /// Extended JSON, as the official clients do. Anything else is an
+    /// [`ErrorKind::InvalidArgument`](latchkey_session::ErrorKind::InvalidArgument) error,
+    /// before any request.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: latchkey_email_password::EmailPasswordAuth) -> Result<(), latchkey_session::Error> {
+    /// use serde_json::json;
+    /// auth.call_reset_password_function("someone@example.com", "N3wPa55w0rd!", json!(["sms", {"code": 1234}]))
+    ///     .await?;
+    /// // No extra arguments:
+    /// auth.call_reset_password_function("someone@example.com", "N3wPa55w0rd!", Vec::<String>::new())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_reset_password_function(
+        &self,
+        email: impl Into<String>,
+        password: impl Into<String>,
+        args: impl Serialize,
+    ) -> Result<(), Error> {
+        let arguments = match serde_json::to_value(&args) {
+            Ok(Value::Array(items)) => items
+                .into_iter()
+                .map(latchkey_session::ejson::to_canonical)
+                .collect(),
+            Ok(_) => {
+                return Err(Error::invalid_argument(
+                    "the reset function arguments must serialize to a JSON array",
+                ));
+            }
+            Err(e) => {
+                return Err(Error::invalid_argument(format!(
+                    "the reset function arguments cannot be serialized: {e}"
+                )));
+            }
+        };
+        let body = CallResetPasswordFunctionRequest {
+            email: email.into(),
+            password: password.into(),
+            arguments,
+        };
+        self.post(EmailPasswordRoute::ResetCall, body).await
     }
 }
 

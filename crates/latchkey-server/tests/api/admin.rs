@@ -1,0 +1,179 @@
+//! The admin API under /admin/v1.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+use crate::userpass_flows::{ADMIN, email_config};
+
+fn admin_url(h: &Harness, rest: &str) -> String {
+    h.url(&format!("/admin/v1/apps/{APP}{rest}"))
+}
+
+#[tokio::test]
+async fn auth_is_required_and_constant() {
+    let h = start_with(email_config()).await;
+    let url = admin_url(&h, "/users");
+    h.send(Method::GET, &url, None, None)
+        .await
+        .assert_error(401, "MissingAuthReq");
+    h.send(Method::GET, &url, Some("wrong-token-wrong-token"), None)
+        .await
+        .assert_error(401, "InvalidSession");
+    let users = h
+        .send(Method::GET, &url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(users, json!([]));
+    // Unknown app.
+    h.send(
+        Method::GET,
+        &h.url("/admin/v1/apps/nope/users"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "InvalidParameter");
+    // No admin_token configured: disabled.
+    let mut c = email_config();
+    c.admin_token = None;
+    let h2 = start_with(c).await;
+    let msg = h2
+        .send(Method::GET, &admin_url(&h2, "/users"), Some(ADMIN), None)
+        .await
+        .assert_error(404, "NotFound");
+    assert_eq!(msg, "admin API disabled");
+}
+
+#[tokio::test]
+async fn user_routes() {
+    let h = start_with(email_config()).await;
+    let t = h.anon().await;
+    let users = h
+        .send(Method::GET, &admin_url(&h, "/users"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["id"], t.user_id.as_str());
+    assert_eq!(users[0]["identities"][0]["provider_type"], "anon-user");
+    assert_eq!(users[0]["disabled"], false);
+    let user_url = admin_url(&h, &format!("/users/{}", t.user_id));
+    let u = h
+        .send(Method::GET, &user_url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(u["custom_data"], serde_json::Value::Null);
+    h.send(
+        Method::GET,
+        &admin_url(&h, "/users/000000000000000000000000"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "UserNotFound");
+
+    // Custom data: objects only; appears in the access token after refresh.
+    let cd = format!("{user_url}/custom_data");
+    h.send(Method::PUT, &cd, Some(ADMIN), Some("[1]"))
+        .await
+        .assert_error(400, "BadRequest");
+    h.send(Method::PUT, &cd, Some(ADMIN), Some(r#"{"plan":"pro"}"#))
+        .await
+        .assert_ok_json();
+    let access = h.refresh(&t.refresh).await.assert_ok_json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(claims(&access)["user_data"], json!({"plan": "pro"}));
+
+    // Revoke sessions (empty body without Content-Type).
+    h.send(
+        Method::DELETE,
+        &format!("{user_url}/sessions"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_ok_json();
+    h.refresh(&t.refresh)
+        .await
+        .assert_error(401, "InvalidSession");
+
+    // Delete.
+    h.send(Method::DELETE, &user_url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    h.send(Method::GET, &user_url, Some(ADMIN), None)
+        .await
+        .assert_error(404, "UserNotFound");
+}
+
+#[tokio::test]
+async fn disable_and_enable() {
+    let mut c = config();
+    c.admin_token = Some(ADMIN.to_owned());
+    let h = start_with(c).await;
+    h.register("d@example.com", "secret123")
+        .await
+        .assert_no_content();
+    let t = Tokens::from(
+        &h.userpass("d@example.com", "secret123")
+            .await
+            .assert_ok_json(),
+    );
+    let user_url = admin_url(&h, &format!("/users/{}", t.user_id));
+    // With a JSON content type and an empty body.
+    let v = h
+        .send(
+            Method::PUT,
+            &format!("{user_url}/disable"),
+            Some(ADMIN),
+            Some(""),
+        )
+        .await
+        .assert_ok_json();
+    assert_eq!(v["disabled"], true);
+    h.refresh(&t.refresh)
+        .await
+        .assert_error(401, "InvalidSession");
+    h.userpass("d@example.com", "secret123")
+        .await
+        .assert_error(403, "UserDisabled");
+    h.send(
+        Method::PUT,
+        &format!("{user_url}/enable"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_ok_json();
+    h.userpass("d@example.com", "secret123")
+        .await
+        .assert_ok_json();
+}
+
+#[tokio::test]
+async fn server_api_key_and_outbox() {
+    let mut c = email_config();
+    c.apps[0].providers.api_key.enabled = true;
+    let h = start_with(c).await;
+    let v = h
+        .send(
+            Method::POST,
+            &admin_url(&h, "/api_keys"),
+            Some(ADMIN),
+            Some(r#"{"name":"backend"}"#),
+        )
+        .await
+        .assert_ok_json();
+    assert_eq!(v["name"], "backend");
+    assert!(v["_id"].is_string() && v["key"].is_string());
+    assert_eq!(v["disabled"], false);
+    let login = h.login("api-key", json!({"key": v["key"]})).await;
+    login.assert_ok_json();
+    let outbox = h
+        .send(Method::GET, &admin_url(&h, "/outbox"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(outbox, json!([]));
+}

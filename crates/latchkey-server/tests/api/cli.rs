@@ -1,0 +1,117 @@
+//! The `init` and `admin` commands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use latchkey_server::Config;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_latchkey-server"))
+}
+
+#[tokio::test]
+async fn init_output_loads_and_serves_and_admin_ops_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.toml");
+    let out = bin().args(["init", "--out"]).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Refuses to overwrite.
+    assert!(
+        !bin()
+            .args(["init", "--out"])
+            .arg(&path)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    // Fresh secrets each time.
+    let a = String::from_utf8(bin().arg("init").output().unwrap().stdout).unwrap();
+    let b = String::from_utf8(bin().arg("init").output().unwrap().stdout).unwrap();
+    assert_ne!(a, b);
+
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace(
+            "sqlite://latchkey.db",
+            &format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        );
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::load(&path).unwrap();
+    assert!(config.admin_token.is_some());
+    assert_eq!(config.apps[0].providers.custom_token.signing_keys.len(), 1);
+
+    // serve starts with it.
+    let mut child = bin()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let login = reqwest::Client::new()
+        .post(format!(
+            "{url}/api/client/v2.0/app/myapp/auth/providers/anon-user/login"
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let user_id = login.json::<Value>().await.unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let admin = |args: &[&str]| -> Value {
+        let out = bin()
+            .args(["admin", "--config"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let users = admin(&["list-users"]);
+    assert_eq!(users[0]["id"], user_id.as_str());
+    assert_eq!(admin(&["get-user", &user_id])["id"], user_id.as_str());
+    let v = admin(&["set-custom-data", &user_id, r#"{"plan":"pro"}"#]);
+    assert_eq!(v["custom_data"]["plan"], "pro");
+    assert_eq!(admin(&["disable-user", &user_id])["disabled"], true);
+    assert_eq!(admin(&["enable-user", &user_id])["disabled"], false);
+    assert_eq!(admin(&["revoke-sessions", &user_id])["revoked_sessions"], 0);
+    assert_eq!(admin(&["outbox"]), Value::Array(vec![]));
+    assert_eq!(admin(&["delete-user", &user_id])["deleted"], true);
+    assert_eq!(admin(&["list-users"]), Value::Array(vec![]));
+    // A failing op exits non-zero.
+    let out = bin()
+        .args(["admin", "--config"])
+        .arg(&path)
+        .args(["get-user", "000000000000000000000000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
