@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the project's scripted workflows.
 //!
 //! - `demo`  — start the embedded server and log users in through the SDK;
-//! - `test`  — every test: unit, integration, end-to-end, conformance, doc tests;
+//! - `test`  — every test: unit, integration, end-to-end, conformance, doc tests,
+//!   and the realm-web compatibility suite with the wire cross-check;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs).
@@ -113,7 +114,7 @@ fn test() -> Result<(), String> {
         &["test", "--workspace", "--all-targets"],
     )?;
     cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
-    Ok(())
+    compat()
 }
 
 /// Feature combinations of the facade that must build on their own.

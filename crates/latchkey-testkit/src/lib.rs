@@ -13,11 +13,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod full;
 pub mod idp;
 pub mod record;
 
 use std::time::Duration;
 
+pub use full::FullStack;
 pub use latchkey_server::{AppConfig, Clock, Config, RunningServer};
 
 /// The app id [`TestServer::start`] serves.
