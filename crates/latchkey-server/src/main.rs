@@ -206,6 +206,10 @@ auto_confirm = false
 # webhook_secret = "{webhook}"
 # email_from = "no-reply@example.org"
 
+# User API keys (client routes) and server API keys (admin API / CLI).
+[apps.providers.api-key]
+enabled = true
+
 # Log in with JWTs your own backend signs (HS256) with this key.
 [apps.providers.custom-token]
 enabled = true

@@ -5,6 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use latchkey_server::config::MetadataField;
 use latchkey_server::{CustomFunction, FunctionIdentity};
 use serde_json::json;
 
@@ -92,6 +93,15 @@ impl FullStack {
                 _ => Err("the payload needs a non-empty \"username\"".to_owned()),
             }
         }));
+
+        p.custom_token.metadata_fields = ["name", "email"]
+            .into_iter()
+            .map(|field| MetadataField {
+                name: field.to_owned(),
+                field_name: None,
+                required: false,
+            })
+            .collect();
 
         let jwt_key = p
             .custom_token

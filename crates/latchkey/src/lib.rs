@@ -16,6 +16,21 @@
 //! # let _ = token; Ok(()) }
 //! ```
 //!
+//! Provider APIs hang off the app and the user, with nothing else to import:
+//!
+//! ```no_run
+//! use latchkey::{App, Credentials};
+//!
+//! # #[cfg(all(feature = "anonymous", feature = "email-password", feature = "api-key"))]
+//! # async fn demo(app: App) -> Result<(), latchkey::Error> {
+//! let user = app.log_in(Credentials::anonymous()).await?;
+//! app.email_password_auth().register_user("someone@example.com", "Pa55w0rd!").await?;
+//! user.link_credentials(Credentials::email_password("someone@example.com", "Pa55w0rd!")).await?;
+//! let key = user.api_keys().create("ci").await?;         // the secret is in key.key, once
+//! let server = app.log_in(Credentials::api_key(key.key.unwrap().expose())).await?;
+//! # let _ = server; Ok(()) }
+//! ```
+//!
 //! # Cargo features
 //!
 //! | feature | default | what |

@@ -52,9 +52,15 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route(paths::PROFILE, get(client::profile))
         .route(paths::DELETE_USER, delete(client::delete_user))
         .route(paths::API_KEYS, post(api_keys::create).get(api_keys::list))
-        .route(paths::API_KEY, get(api_keys::get_one).delete(api_keys::delete))
+        .route(
+            paths::API_KEY,
+            get(api_keys::get_one).delete(api_keys::delete),
+        )
         .route(paths::API_KEY_ENABLE, axum::routing::put(api_keys::enable))
-        .route(paths::API_KEY_DISABLE, axum::routing::put(api_keys::disable))
+        .route(
+            paths::API_KEY_DISABLE,
+            axum::routing::put(api_keys::disable),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

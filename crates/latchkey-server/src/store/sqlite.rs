@@ -10,10 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
+use super::{ApiKeyKind, ApiKeyRecord};
 use super::{
     CredentialStatus, IdentityRecord, SessionRecord, Store, StoreError, UserRecord, UserpassRecord,
 };
-use super::{ApiKeyKind, ApiKeyRecord};
 use super::{OutboxRecord, TokenPurpose, UserpassTokenRecord};
 
 /// Schema migrations, applied in order, each once. Append; never edit a shipped entry.

@@ -106,6 +106,17 @@ async fn init_output_loads_and_serves_and_admin_ops_work() {
     assert_eq!(admin(&["outbox"]), Value::Array(vec![]));
     assert_eq!(admin(&["delete-user", &user_id])["deleted"], true);
     assert_eq!(admin(&["list-users"]), Value::Array(vec![]));
+    let key = admin(&["create-server-key", "ci"]);
+    assert_eq!(key["name"], "ci");
+    assert!(key["key"].is_string() && key["_id"].is_string());
+    // `--app` picks the app; an unknown one fails.
+    let out = bin()
+        .args(["admin", "--config"])
+        .arg(&path)
+        .args(["--app", "nope", "list-users"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
     // A failing op exits non-zero.
     let out = bin()
         .args(["admin", "--config"])

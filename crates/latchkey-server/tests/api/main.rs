@@ -1,7 +1,9 @@
 //! HTTP-level tests of latchkey-server: raw HTTP against `Server::start` on 127.0.0.1:0.
 
+mod admin;
 mod api_keys;
 mod binary;
+mod cli;
 mod common;
 mod cors;
 mod custom_function;
@@ -13,9 +15,7 @@ mod login;
 mod oauth;
 mod persistence;
 mod sessions;
+mod throttle;
 mod tokens;
 mod userpass;
-mod admin;
-mod cli;
-mod throttle;
 mod userpass_flows;

@@ -245,3 +245,44 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, 
         .and_then(serde_json::from_value)
         .map_err(|e| Error::decode(format!("cannot decode the {what}: {e}"), Some(body)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_key_keeps_the_secret_out_of_debug() {
+        let k: ApiKey = decode::<ApiKeyResponse>(
+            br#"{"_id":{"$oid":"65f0c0ffee00000000001234"},"key":"s3cr3t-key","name":"ci","disabled":false}"#,
+            "key",
+        )
+        .unwrap()
+        .into();
+        assert_eq!(k.id, "65f0c0ffee00000000001234");
+        assert_eq!(k.key.as_ref().unwrap().expose(), "s3cr3t-key");
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("ci") && !dbg.contains("s3cr3t-key"), "{dbg}");
+        let cred = ApiKeyCredential::new("s3cr3t-key");
+        assert!(!format!("{cred:?}").contains("s3cr3t-key"));
+    }
+
+    #[test]
+    fn bad_replies_are_decode_errors_without_the_secret() {
+        let err = decode::<ApiKeyResponse>(br#"{"key":"s3cr3t-key"}"#, "key").unwrap_err();
+        assert_eq!(err.kind(), latchkey_session::ErrorKind::Decode);
+        assert!(!format!("{err:?}").contains("s3cr3t-key"));
+        assert!(decode::<Vec<ApiKeyResponse>>(b"garbage", "list").is_err());
+    }
+
+    #[test]
+    fn ids_that_change_the_url_are_refused() {
+        assert!(path_segment("65f0c0ffee00000000001234").is_ok());
+        for bad in ["", "../x", "a/b", "a?b=c", "a#b", "a b"] {
+            assert_eq!(
+                path_segment(bad).unwrap_err().kind(),
+                latchkey_session::ErrorKind::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
+}
