@@ -5,6 +5,7 @@
 //!   and the realm-web compatibility suite with the wire cross-check;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
+//! - `bench` — latencies as ratios against same-run baselines (release build);
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs).
 
 use std::env;
@@ -58,6 +59,41 @@ fn demo() -> Result<(), String> {
             "demo",
         ],
     )
+}
+
+/// Benchmarks (release build): route latencies and the SDK hot path as ratios
+/// against baselines measured in the same run, and the dev server's start time.
+fn bench() -> Result<(), String> {
+    cargo_step(
+        "build latchkey-server (release)",
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "latchkey-server",
+            "--bin",
+            "latchkey-server",
+        ],
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "latchkey-testkit",
+        "--example",
+        "bench",
+    ])
+    .env(
+        "LATCHKEY_SERVER_BIN",
+        target.join("release").join("latchkey-server"),
+    );
+    run("bench", cmd)
 }
 
 /// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
@@ -234,11 +270,12 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "test" => test(),
         "compat" => compat(),
+        "bench" => bench(),
         "lint" => lint(),
         "layering" => layering(),
         "ci" => lint().and_then(|()| test()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|compat|lint|ci|layering>");
+            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering>");
             return ExitCode::from(2);
         }
     };
