@@ -60,6 +60,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use latchkey_transport::adapter::{check_uri, classify_hyper_chain, error_chain, redacted_uri};
 use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
 };
@@ -278,8 +279,8 @@ impl HyperTransport {
         let mut redirects = 0usize;
 
         loop {
-            check_uri(&uri, self.backend.supports_https())?;
-            let target = describe_uri(&uri);
+            check_uri_for(&uri, self.backend.supports_https())?;
+            let target = redacted_uri(&uri);
             let mut hop = http::Request::new(Full::new(body.clone()));
             *hop.method_mut() = method.clone();
             *hop.uri_mut() = uri.clone();
@@ -383,7 +384,7 @@ impl HttpTransport for HyperTransport {
         match options.timeout() {
             None => self.send_following(request).await,
             Some(limit) => {
-                let target = describe_uri(request.uri());
+                let target = redacted_uri(request.uri());
                 match tokio::time::timeout(limit, self.send_following(request)).await {
                     Ok(result) => result,
                     Err(elapsed) => Err(TransportError::new(
@@ -424,7 +425,7 @@ fn redirect_target(current: &Uri, headers: &HeaderMap) -> Option<Result<Uri, Tra
             format!(
                 "a redirect points to an unsupported scheme {:?} ({})",
                 next.scheme(),
-                describe_uri(current)
+                redacted_uri(current)
             ),
         )));
     }
@@ -455,54 +456,24 @@ fn remove_credentials(headers: &mut HeaderMap) {
     headers.remove(header::WWW_AUTHENTICATE);
 }
 
-/// Reject what cannot be sent: a URI without an `http`/`https` scheme or
-/// without a host, or `https` without a TLS backend.
-fn check_uri(uri: &Uri, https: bool) -> Result<(), TransportError> {
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") => {}
-        Some(s) if s.eq_ignore_ascii_case("https") => {
-            if !https {
-                return Err(TransportError::new(
-                    TransportErrorKind::Protocol,
-                    format!(
-                        "HTTPS needs the `rustls` or `native-tls` feature of \
-                         latchkey-transport-hyper ({})",
-                        describe_uri(uri)
-                    ),
-                ));
-            }
-        }
-        Some(_) => {
-            return Err(TransportError::new(
-                TransportErrorKind::Protocol,
-                format!(
-                    "invalid request URL {}: the scheme must be http or https",
-                    describe_uri(uri)
-                ),
-            ));
-        }
-        None => {
-            return Err(TransportError::new(
-                TransportErrorKind::Protocol,
-                "invalid request URL: it must be absolute (scheme and host)",
-            ));
-        }
-    }
-    if uri.host().is_none_or(str::is_empty) {
+/// Reject what cannot be sent: `https` without a TLS backend, or anything
+/// [`check_uri`] refuses.
+fn check_uri_for(uri: &Uri, https: bool) -> Result<(), TransportError> {
+    if !https
+        && uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
         return Err(TransportError::new(
             TransportErrorKind::Protocol,
-            "invalid request URL: it has no host",
+            format!(
+                "HTTPS needs the `rustls` or `native-tls` feature of \
+                 latchkey-transport-hyper ({})",
+                redacted_uri(uri)
+            ),
         ));
     }
-    Ok(())
-}
-
-/// `scheme://host[:port]/path`, without user info or query: safe for messages.
-fn describe_uri(uri: &Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("");
-    let host = uri.host().unwrap_or("");
-    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{scheme}://{host}{port}{}", uri.path())
+    check_uri(uri)
 }
 
 fn map_client_error(error: hyper_util::client::legacy::Error, target: &str) -> TransportError {
@@ -511,7 +482,7 @@ fn map_client_error(error: hyper_util::client::legacy::Error, target: &str) -> T
 }
 
 fn map_body_error(error: hyper::Error, target: &str) -> TransportError {
-    let (kind, what) = classify_chain(&error)
+    let (kind, what) = classify_hyper_chain(&error)
         .unwrap_or((TransportErrorKind::Io, "reading the response body failed"));
     TransportError::new(kind, format!("{what} ({target})")).with_source(error)
 }
@@ -524,62 +495,17 @@ fn classify_client_error(
         return (Tls, "the TLS handshake failed");
     }
     if error.is_connect() {
-        if let Some((Timeout, what)) = classify_chain(error) {
+        if let Some((Timeout, what)) = classify_hyper_chain(error) {
             return (Timeout, what);
         }
         return (Connect, "could not connect");
     }
-    classify_chain(error).unwrap_or((Other, "the request failed"))
-}
-
-/// Look through the source chain (the error itself first) for hyper and I/O
-/// errors.
-fn classify_chain(error: &(dyn StdError + 'static)) -> Option<(TransportErrorKind, &'static str)> {
-    use TransportErrorKind::*;
-    let mut io_seen = false;
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(err) = source {
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return Some((Timeout, "the request timed out"));
-            }
-            if h.is_parse() {
-                return Some((Protocol, "the server sent malformed HTTP"));
-            }
-            if h.is_user() {
-                return Some((Protocol, "the request could not be sent"));
-            }
-            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
-                return Some((Io, "the connection closed before the response was complete"));
-            }
-            if h.is_body_write_aborted() {
-                return Some((Io, "writing the request body failed"));
-            }
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::TimedOut => return Some((Timeout, "the request timed out")),
-                std::io::ErrorKind::ConnectionRefused => {
-                    return Some((Connect, "could not connect"));
-                }
-                _ => io_seen = true,
-            }
-        }
-        source = next_in_chain(err);
-    }
-    io_seen.then_some((Io, "an I/O error interrupted the request"))
+    classify_hyper_chain(error).unwrap_or((Other, "the request failed"))
 }
 
 /// True when a TLS library's error is somewhere in the source chain.
 fn chain_has_tls_error(error: &(dyn StdError + 'static)) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(err) = source {
-        if is_tls_error(err) {
-            return true;
-        }
-        source = next_in_chain(err);
-    }
-    false
+    error_chain(error).any(is_tls_error)
 }
 
 #[allow(unused_variables)]
@@ -593,17 +519,6 @@ fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
         return true;
     }
     false
-}
-
-/// The next error down the chain. `std::io::Error::source` skips the error it
-/// wraps (it returns that error's source), so step into it with `get_ref`.
-fn next_in_chain<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    if let Some(io) = err.downcast_ref::<std::io::Error>()
-        && let Some(inner) = io.get_ref()
-    {
-        return Some(inner);
-    }
-    err.source()
 }
 
 #[cfg(test)]
@@ -683,7 +598,7 @@ mod tests {
     #[test]
     fn describe_uri_drops_userinfo_and_query() {
         assert_eq!(
-            describe_uri(&uri("http://user:pw@example.com:8080/a/b?token=secret")),
+            redacted_uri(&uri("http://user:pw@example.com:8080/a/b?token=secret")),
             "http://example.com:8080/a/b"
         );
     }

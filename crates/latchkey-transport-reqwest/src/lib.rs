@@ -44,6 +44,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use bytes::Bytes;
+use latchkey_transport::adapter::{check_uri, classify_hyper_chain, error_chain, redacted_uri};
 use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
 };
@@ -165,7 +166,7 @@ impl HttpTransport for ReqwestTransport {
         options: &RequestOptions,
     ) -> Result<HttpResponse, TransportError> {
         check_uri(request.uri())?;
-        let target = describe_uri(request.uri());
+        let target = redacted_uri(request.uri());
         let mut req = reqwest::Request::try_from(request).map_err(|e| map_error(e, &target))?;
         if let Some(timeout) = options.timeout() {
             *req.timeout_mut() = Some(timeout);
@@ -187,44 +188,6 @@ impl HttpTransport for ReqwestTransport {
         *out.headers_mut() = headers;
         Ok(out)
     }
-}
-
-/// Reject what no HTTP client can send: a URI without an `http`/`https`
-/// scheme or without a host.
-fn check_uri(uri: &http::Uri) -> Result<(), TransportError> {
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        Some(_) => {
-            return Err(TransportError::new(
-                TransportErrorKind::Protocol,
-                format!(
-                    "invalid request URL {}: the scheme must be http or https",
-                    describe_uri(uri)
-                ),
-            ));
-        }
-        None => {
-            return Err(TransportError::new(
-                TransportErrorKind::Protocol,
-                "invalid request URL: it must be absolute (scheme and host)",
-            ));
-        }
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(TransportError::new(
-            TransportErrorKind::Protocol,
-            "invalid request URL: it has no host",
-        ));
-    }
-    Ok(())
-}
-
-/// `scheme://host[:port]/path`, without user info or query: safe for messages.
-fn describe_uri(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("");
-    let host = uri.host().unwrap_or("");
-    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{scheme}://{host}{port}{}", uri.path())
 }
 
 /// Classify a reqwest error. reqwest's error (without its URL) becomes the
@@ -257,7 +220,7 @@ fn classify(error: &reqwest::Error) -> (TransportErrorKind, &'static str) {
         }
         return (Connect, "could not connect");
     }
-    if let Some(kind) = classify_chain(error) {
+    if let Some(kind) = classify_hyper_chain(error) {
         return kind;
     }
     if error.is_body() || error.is_decode() {
@@ -269,76 +232,14 @@ fn classify(error: &reqwest::Error) -> (TransportErrorKind, &'static str) {
     (Other, "the request failed")
 }
 
-/// Look through the source chain for hyper and I/O errors.
-fn classify_chain(error: &reqwest::Error) -> Option<(TransportErrorKind, &'static str)> {
-    use TransportErrorKind::*;
-    let mut io_seen = false;
-    let mut source: Option<&(dyn StdError + 'static)> = error.source();
-    while let Some(err) = source {
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return Some((Timeout, "the request timed out"));
-            }
-            if h.is_parse() {
-                return Some((Protocol, "the server sent malformed HTTP"));
-            }
-            if h.is_user() {
-                return Some((Protocol, "the request could not be sent"));
-            }
-            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
-                return Some((Io, "the connection closed before the response was complete"));
-            }
-            if h.is_body_write_aborted() {
-                return Some((Io, "writing the request body failed"));
-            }
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::TimedOut => return Some((Timeout, "the request timed out")),
-                std::io::ErrorKind::ConnectionRefused => {
-                    return Some((Connect, "could not connect"));
-                }
-                _ => io_seen = true,
-            }
-        }
-        source = next_in_chain(err);
-    }
-    io_seen.then_some((Io, "an I/O error interrupted the request"))
+/// True when a TLS library's error is somewhere in the source chain.
+fn chain_has_tls_error(error: &(dyn StdError + 'static)) -> bool {
+    error_chain(error).any(is_tls_error)
 }
 
 /// True when some error in the chain displays `needle`.
 fn chain_mentions(error: &(dyn StdError + 'static), needle: &str) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(err) = source {
-        if err.to_string().contains(needle) {
-            return true;
-        }
-        source = next_in_chain(err);
-    }
-    false
-}
-
-/// True when a TLS library's error is somewhere in the source chain.
-fn chain_has_tls_error(error: &(dyn StdError + 'static)) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(err) = source {
-        if is_tls_error(err) {
-            return true;
-        }
-        source = next_in_chain(err);
-    }
-    false
-}
-
-/// The next error down the chain. `std::io::Error::source` skips the error it
-/// wraps (it returns that error's source), so step into it with `get_ref`.
-fn next_in_chain<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    if let Some(io) = err.downcast_ref::<std::io::Error>()
-        && let Some(inner) = io.get_ref()
-    {
-        return Some(inner);
-    }
-    err.source()
+    error_chain(error).any(|e| e.to_string().contains(needle))
 }
 
 #[allow(unused_variables)]
@@ -385,7 +286,7 @@ mod tests {
         let uri: http::Uri = "http://user:pw@example.com:8080/a/b?token=secret"
             .parse()
             .unwrap();
-        assert_eq!(describe_uri(&uri), "http://example.com:8080/a/b");
+        assert_eq!(redacted_uri(&uri), "http://example.com:8080/a/b");
     }
 
     #[tokio::test]

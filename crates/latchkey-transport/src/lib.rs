@@ -26,6 +26,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adapter;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
