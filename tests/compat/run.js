@@ -434,8 +434,11 @@ scenario("custom function login (EJSON payload decoded for the function)", async
   assert.equal(user.providerType, "custom-function");
   const call = hookCalls.filter((c) => c.path === "/auth").pop();
   assert.deepEqual(call.payload, { username: "fn-user", age: 42 });
-  const expected = "sha256=" + crypto.createHmac("sha256", WEBHOOK_SECRET).update(call.raw).digest("hex");
-  assert.equal(call.headers["x-latchkey-signature"], expected, "webhook requests carry an HMAC-SHA256 of the body");
+  const stamp = call.headers["x-latchkey-timestamp"];
+  assert.match(stamp ?? "", /^\d+$/, "webhook requests carry X-Latchkey-Timestamp (Unix seconds)");
+  assert.ok(Math.abs(Number(stamp) - Date.now() / 1000) < 300, "the timestamp is current");
+  const expected = "sha256=" + crypto.createHmac("sha256", WEBHOOK_SECRET).update(`${stamp}.`).update(call.raw).digest("hex");
+  assert.equal(call.headers["x-latchkey-signature"], expected, "webhook requests carry an HMAC-SHA256 of \"<timestamp>.<body>\"");
   const again = await newApp().logIn(Realm.Credentials.function({ username: "fn-user" }));
   assert.equal(again.id, user.id);
 });

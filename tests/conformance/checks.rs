@@ -620,3 +620,137 @@ pub(crate) async fn usable_after_error(t: SharedTransport) {
         );
     }
 }
+
+const MIB: usize = 1024 * 1024;
+
+fn assert_body_too_large(err: &TransportError, limit: usize) {
+    assert_eq!(err.kind(), TransportErrorKind::Protocol, "{err:?}");
+    assert!(!err.is_transient(), "{err:?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!("response body larger than {limit} bytes")),
+        "{shown}"
+    );
+}
+
+pub(crate) async fn body_over_the_limit_is_permanent_protocol(t: SharedTransport) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/big"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(vec![b'x'; 2 * MIB], "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let err = send_err(
+        &t,
+        get(&format!("{}/big", server.uri())),
+        &RequestOptions::new()
+            .with_timeout(Duration::from_secs(30))
+            .with_max_response_bytes(MIB),
+    )
+    .await;
+    assert_body_too_large(&err, MIB);
+    // The transport stays usable.
+    Mock::given(method("GET"))
+        .and(path("/small"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        send(&t, get(&format!("{}/small", server.uri())))
+            .await
+            .body()
+            .as_ref(),
+        b"ok"
+    );
+}
+
+pub(crate) async fn chunked_body_over_the_limit_is_permanent_protocol(t: SharedTransport) {
+    // No Content-Length: the limit is found while streaming.
+    let server =
+        raw::reply_owned_then_close(raw::chunked_response(&vec![b'y'; 2 * MIB], 64 * 1024)).await;
+    let err = send_err(
+        &t,
+        get(&server.url("/stream")),
+        &RequestOptions::new()
+            .with_timeout(Duration::from_secs(30))
+            .with_max_response_bytes(MIB),
+    )
+    .await;
+    assert_body_too_large(&err, MIB);
+    // One byte over is too much as well.
+    let server = raw::reply_owned_then_close(raw::chunked_response(&[b'z'; 11], 4)).await;
+    let err = send_err(
+        &t,
+        get(&server.url("/stream")),
+        &RequestOptions::new().with_max_response_bytes(10),
+    )
+    .await;
+    assert_body_too_large(&err, 10);
+}
+
+pub(crate) async fn body_at_the_limit_is_read(t: SharedTransport) {
+    // 1 MiB with the default limit (16 MiB), announced by Content-Length.
+    let server = MockServer::start().await;
+    let body: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.clone(), "application/json"))
+        .mount(&server)
+        .await;
+    let resp = t
+        .send(
+            get(&format!("{}/mib", server.uri())),
+            &RequestOptions::new().with_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .expect("1 MiB is under the default limit");
+    assert!(resp.body().as_ref() == body.as_slice(), "body differs");
+    // Exactly at an explicit limit, with Content-Length and chunked.
+    let resp = t
+        .send(
+            get(&format!("{}/mib", server.uri())),
+            &RequestOptions::new()
+                .with_timeout(Duration::from_secs(30))
+                .with_max_response_bytes(MIB),
+        )
+        .await
+        .expect("a body exactly at the limit");
+    assert_eq!(resp.body().len(), MIB);
+    let raw = raw::reply_owned_then_close(raw::chunked_response(&body, 50_000)).await;
+    let resp = t
+        .send(
+            get(&raw.url("/stream")),
+            &RequestOptions::new()
+                .with_timeout(Duration::from_secs(30))
+                .with_max_response_bytes(MIB),
+        )
+        .await
+        .expect("a chunked body exactly at the limit");
+    assert!(
+        resp.body().as_ref() == body.as_slice(),
+        "chunked body differs"
+    );
+}
+
+pub(crate) async fn head_response_is_not_limited(t: SharedTransport) {
+    // A HEAD answer announces the length of a body it does not carry.
+    let server = MockServer::start().await;
+    Mock::given(method("HEAD"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(vec![b'h'; 2 * MIB], "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let resp = t
+        .send(
+            request(Method::HEAD, &format!("{}/big", server.uri()), Bytes::new()),
+            &RequestOptions::new()
+                .with_timeout(Duration::from_secs(10))
+                .with_max_response_bytes(MIB),
+        )
+        .await
+        .expect("a HEAD answer has no body to limit");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.body().is_empty());
+}

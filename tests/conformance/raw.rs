@@ -59,6 +59,44 @@ pub(crate) async fn reply_then_close(reply: &'static [u8]) -> RawServer {
     RawServer { addr, task }
 }
 
+/// Like [`reply_then_close`], with a reply built at run time (a large body, say).
+pub(crate) async fn reply_owned_then_close(reply: Vec<u8>) -> RawServer {
+    let reply = std::sync::Arc::new(reply);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(&reply).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    RawServer { addr, task }
+}
+
+/// A `200` response whose `body` is sent with `Transfer-Encoding: chunked` (no
+/// `Content-Length`), in chunks of `chunk` bytes.
+pub(crate) fn chunked_response(body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for part in body.chunks(chunk) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
 /// Answers the first bytes it reads, whatever they are (a TLS ClientHello
 /// too), with `reply`, then closes the connection.
 pub(crate) async fn answer_first_read(reply: &'static [u8]) -> RawServer {

@@ -3,6 +3,13 @@
 
 mod support;
 
+mod api_keys;
+mod concurrency;
+mod email_flows;
 mod email_password;
+mod hardening;
+mod kit;
 mod offline;
+mod providers;
 mod sessions;
+mod users;

@@ -50,6 +50,14 @@ pub enum AdminOp {
     SetCustomData(String, Value),
     /// Create a server API key with this name.
     CreateServerKey(String),
+    /// Every server API key of the app, oldest first (no secrets).
+    ListServerKeys,
+    /// Delete a server API key with its server user and sessions.
+    DeleteServerKey(String),
+    /// Disable a server API key and revoke the sessions it created.
+    DisableServerKey(String),
+    /// Enable a server API key.
+    EnableServerKey(String),
     /// The outbox: every confirmation / reset message, oldest first.
     Outbox,
 }
@@ -59,13 +67,18 @@ impl fmt::Debug for AdminOp {
         // Custom data may be personal: not shown.
         match self {
             AdminOp::ListUsers => f.write_str("ListUsers"),
-            AdminOp::GetUser(id) => write!(f, "GetUser({id})"),
-            AdminOp::DeleteUser(id) => write!(f, "DeleteUser({id})"),
-            AdminOp::DisableUser(id) => write!(f, "DisableUser({id})"),
-            AdminOp::EnableUser(id) => write!(f, "EnableUser({id})"),
-            AdminOp::RevokeSessions(id) => write!(f, "RevokeSessions({id})"),
-            AdminOp::SetCustomData(id, _) => write!(f, "SetCustomData({id}, ..)"),
-            AdminOp::CreateServerKey(name) => write!(f, "CreateServerKey({name})"),
+            // Ids come from URLs and command lines: shown escaped.
+            AdminOp::GetUser(id) => write!(f, "GetUser({id:?})"),
+            AdminOp::DeleteUser(id) => write!(f, "DeleteUser({id:?})"),
+            AdminOp::DisableUser(id) => write!(f, "DisableUser({id:?})"),
+            AdminOp::EnableUser(id) => write!(f, "EnableUser({id:?})"),
+            AdminOp::RevokeSessions(id) => write!(f, "RevokeSessions({id:?})"),
+            AdminOp::SetCustomData(id, _) => write!(f, "SetCustomData({id:?}, ..)"),
+            AdminOp::CreateServerKey(name) => write!(f, "CreateServerKey({name:?})"),
+            AdminOp::ListServerKeys => f.write_str("ListServerKeys"),
+            AdminOp::DeleteServerKey(id) => write!(f, "DeleteServerKey({id:?})"),
+            AdminOp::DisableServerKey(id) => write!(f, "DisableServerKey({id:?})"),
+            AdminOp::EnableServerKey(id) => write!(f, "EnableServerKey({id:?})"),
             AdminOp::Outbox => f.write_str("Outbox"),
         }
     }
@@ -170,6 +183,22 @@ pub(crate) async fn execute(
             let key = providers::api_key::create_server_key(state, app, &name).await?;
             serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
         }
+        AdminOp::ListServerKeys => {
+            let keys = providers::api_key::list_server_keys(state, app).await?;
+            serde_json::to_value(&keys).map_err(|e| ApiError::internal(&e))
+        }
+        AdminOp::DeleteServerKey(id) => {
+            providers::api_key::delete_server_key(state, app, &id).await?;
+            Ok(json!({"deleted": true}))
+        }
+        AdminOp::DisableServerKey(id) => {
+            let key = providers::api_key::set_server_key_disabled(state, app, &id, true).await?;
+            serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
+        }
+        AdminOp::EnableServerKey(id) => {
+            let key = providers::api_key::set_server_key_disabled(state, app, &id, false).await?;
+            serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
+        }
         AdminOp::Outbox => {
             let messages = store.list_outbox(app_id).await?;
             serde_json::to_value(&messages).map_err(|e| ApiError::internal(&e))
@@ -219,5 +248,23 @@ impl Admin {
     /// Close the database.
     pub async fn close(self) {
         self.state.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_ids_are_logged_escaped() {
+        let shown = format!("{:?}", AdminOp::DeleteServerKey("a\nb\u{1b}[31m".into()));
+        assert!(
+            !shown.contains('\n') && !shown.contains('\u{1b}'),
+            "{shown}"
+        );
+        assert_eq!(
+            format!("{:?}", AdminOp::GetUser("x\ry".into())),
+            r#"GetUser("x\ry")"#
+        );
     }
 }

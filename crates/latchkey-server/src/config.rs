@@ -158,7 +158,8 @@ pub struct LocalUserpassConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_webhook_url: Option<String>,
     /// HMAC-SHA256 secret signing the two webhooks' requests
-    /// (`X-Latchkey-Signature: sha256=<hex>`). Redacted in `Debug`.
+    /// (`X-Latchkey-Timestamp: <secs>`, `X-Latchkey-Signature: sha256=<hex HMAC of
+    /// "<secs>.<body>">`). Redacted in `Debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
     /// Page the confirmation email links to (`?token=..&tokenId=..` is appended).
@@ -268,21 +269,40 @@ fn default_smtp_tls() -> String {
     "starttls".to_owned()
 }
 
-/// The top-level `[throttle]` table: limits on FAILED logins (in memory, per process).
+/// The top-level `[throttle]` table: limits on FAILED logins and on confirmation /
+/// reset messages (in memory, per process).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThrottleConfig {
-    /// Consecutive failures allowed per identifier (e.g. email) before a cool-down.
+    /// Consecutive failures allowed per identifier (e.g. email) FROM ONE CLIENT
+    /// (IPv4 address or IPv6 /64) before a cool-down for that pair.
     #[serde(default = "default_max_failures_per_identifier")]
     pub max_failures_per_identifier: u32,
     /// First cool-down in seconds; it doubles at each further lockout (capped at 24 h).
     #[serde(default = "default_lockout_secs")]
     pub lockout_secs: u64,
+    /// Failures allowed per identifier from ALL clients together within
+    /// `identifier_window_secs` (caps distributed guessing).
+    #[serde(default = "default_max_failures_per_identifier_all_ips")]
+    pub max_failures_per_identifier_all_ips: u32,
+    /// The window of `max_failures_per_identifier_all_ips`, in seconds.
+    #[serde(default = "default_window_secs")]
+    pub identifier_window_secs: u64,
     /// Failed logins allowed per client IP within `ip_window_secs`.
     #[serde(default = "default_max_failures_per_ip")]
     pub max_failures_per_ip: u32,
     /// The per-IP window in seconds.
-    #[serde(default = "default_ip_window_secs")]
+    #[serde(default = "default_window_secs")]
     pub ip_window_secs: u64,
+    /// Requests per email to `register`, `confirm/send`, `confirm/call`, `reset/send`
+    /// and `reset/call` within `message_window_secs`.
+    #[serde(default = "default_max_messages_per_email")]
+    pub max_messages_per_email: u32,
+    /// Requests per client IP to those routes within `message_window_secs`.
+    #[serde(default = "default_max_messages_per_ip")]
+    pub max_messages_per_ip: u32,
+    /// The window of the message limits, in seconds.
+    #[serde(default = "default_window_secs")]
+    pub message_window_secs: u64,
 }
 
 impl Default for ThrottleConfig {
@@ -290,8 +310,13 @@ impl Default for ThrottleConfig {
         ThrottleConfig {
             max_failures_per_identifier: default_max_failures_per_identifier(),
             lockout_secs: default_lockout_secs(),
+            max_failures_per_identifier_all_ips: default_max_failures_per_identifier_all_ips(),
+            identifier_window_secs: default_window_secs(),
             max_failures_per_ip: default_max_failures_per_ip(),
-            ip_window_secs: default_ip_window_secs(),
+            ip_window_secs: default_window_secs(),
+            max_messages_per_email: default_max_messages_per_email(),
+            max_messages_per_ip: default_max_messages_per_ip(),
+            message_window_secs: default_window_secs(),
         }
     }
 }
@@ -304,12 +329,24 @@ fn default_lockout_secs() -> u64 {
     900
 }
 
+fn default_max_failures_per_identifier_all_ips() -> u32 {
+    100
+}
+
 fn default_max_failures_per_ip() -> u32 {
     300
 }
 
-fn default_ip_window_secs() -> u64 {
+fn default_window_secs() -> u64 {
     900
+}
+
+fn default_max_messages_per_email() -> u32 {
+    5
+}
+
+fn default_max_messages_per_ip() -> u32 {
+    200
 }
 
 /// API key provider settings (user keys through the client API, server keys
@@ -333,8 +370,9 @@ pub struct CustomFunctionConfig {
     /// URL the login payload is POSTed to (see `docs/providers-server.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
-    /// When set, requests carry `X-Latchkey-Signature: sha256=<hex HMAC-SHA256>` of the
-    /// body with this secret. Redacted in `Debug`.
+    /// When set, requests carry `X-Latchkey-Timestamp: <secs>` and
+    /// `X-Latchkey-Signature: sha256=<hex HMAC-SHA256>` of `"<secs>.<body>"` with this
+    /// secret. Redacted in `Debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
     /// Webhook timeout in milliseconds (default 5000).
@@ -503,9 +541,14 @@ impl Config {
         }
         let t = &self.throttle;
         if t.max_failures_per_identifier == 0
+            || t.max_failures_per_identifier_all_ips == 0
             || t.max_failures_per_ip == 0
+            || t.max_messages_per_email == 0
+            || t.max_messages_per_ip == 0
             || t.lockout_secs == 0
+            || t.identifier_window_secs == 0
             || t.ip_window_secs == 0
+            || t.message_window_secs == 0
         {
             return invalid("every [throttle] value must be at least 1".into());
         }

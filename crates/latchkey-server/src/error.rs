@@ -18,6 +18,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: Cow<'static, str>,
+    /// `Retry-After` seconds (429 answers).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,7 +29,24 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429 `TooManyRequests` with a `Retry-After` header of `retry_after_secs`.
+    pub fn too_many_requests(message: impl Into<Cow<'static, str>>, retry_after_secs: u64) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            message,
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// The `Retry-After` seconds of a 429 answer.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The HTTP status.
@@ -224,7 +243,13 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.status, &self.body())
+        let mut resp = json_response(self.status, &self.body());
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        resp
     }
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 mod http;
 mod ids;
 mod mail;
+mod outbound;
 mod password;
 mod providers;
 mod state;

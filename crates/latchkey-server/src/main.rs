@@ -105,6 +105,23 @@ enum AdminCommand {
         /// Key name.
         name: String,
     },
+    /// List the server API keys (no secrets).
+    ListServerKeys,
+    /// Delete a server API key with its server user and sessions.
+    DeleteServerKey {
+        /// Key id.
+        id: String,
+    },
+    /// Disable a server API key and revoke the sessions it created.
+    DisableServerKey {
+        /// Key id.
+        id: String,
+    },
+    /// Enable a server API key.
+    EnableServerKey {
+        /// Key id.
+        id: String,
+    },
     /// Print the outbox (confirmation / reset messages), oldest first.
     Outbox,
 }
@@ -124,6 +141,10 @@ impl AdminCommand {
                 AdminOp::SetCustomData(id, value)
             }
             AdminCommand::CreateServerKey { name } => AdminOp::CreateServerKey(name),
+            AdminCommand::ListServerKeys => AdminOp::ListServerKeys,
+            AdminCommand::DeleteServerKey { id } => AdminOp::DeleteServerKey(id),
+            AdminCommand::DisableServerKey { id } => AdminOp::DisableServerKey(id),
+            AdminCommand::EnableServerKey { id } => AdminOp::EnableServerKey(id),
             AdminCommand::Outbox => AdminOp::Outbox,
         })
     }
@@ -166,12 +187,22 @@ outbox = true
 # Take the client IP from X-Forwarded-For (only behind a trusted reverse proxy).
 trust_forwarded_for = false
 
-# Failed-login throttling (in memory, per process).
+# Throttling (in memory, per process; see docs/server.md). A client is an IPv4
+# address or an IPv6 /64.
 [throttle]
+# Failed logins per email from one client, then a cool-down (doubling).
 max_failures_per_identifier = 20
 lockout_secs = 900
+# Failed logins per email from all clients together, per window.
+max_failures_per_identifier_all_ips = 100
+identifier_window_secs = 900
+# Failed logins per client, per window.
 max_failures_per_ip = 300
 ip_window_secs = 900
+# Confirmation / reset messages per email, and requests to those routes per client.
+max_messages_per_email = 5
+max_messages_per_ip = 200
+message_window_secs = 900
 
 # Send confirmation / reset emails over SMTP too.
 # [smtp]

@@ -63,9 +63,11 @@ pub(crate) struct ServerState {
     pub(crate) clock: Clock,
     pub(crate) public_url: Option<String>,
     pub(crate) local_addr: SocketAddr,
-    /// Client for outbound calls (JWKS, token endpoints, Facebook Graph, webhooks).
-    /// Every call must also set its own per-request timeout.
+    /// Client for calls to identity providers (JWKS, token endpoints, Facebook
+    /// Graph). Every call must also set its own per-request timeout.
     pub(crate) http: reqwest::Client,
+    /// Client for webhooks: no redirects (see [`crate::webhooks`]).
+    pub(crate) webhook_http: reqwest::Client,
     /// Bearer token of the admin API (`None`: the admin API is disabled).
     pub(crate) admin_token: Option<crate::password::Secret>,
     /// Failed-login limiter.
@@ -93,7 +95,8 @@ impl ServerState {
             clock,
             public_url: config.public_url_trimmed().map(str::to_owned),
             local_addr,
-            http: outbound_client(),
+            http: crate::outbound::client(),
+            webhook_http: crate::outbound::webhook_client(),
             admin_token: config.admin_token.clone().map(crate::password::Secret::new),
             throttle: crate::throttle::Throttle::new(config),
             mailer: crate::mail::Mailer::new(config),
@@ -127,17 +130,6 @@ impl ServerState {
         }
         format!("http://{}", self.local_addr)
     }
-}
-
-/// The HTTP client for outbound calls: bounded timeouts, no redirects to other schemes.
-fn outbound_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .user_agent(concat!("latchkey-server/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// A `Host` header value that is safe to echo into a URL: host[:port] characters only.

@@ -20,11 +20,20 @@ use crate::error::Error;
 use crate::events::UserEvent;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::store::{StoredUser, UserStore};
+use crate::store::{StoreError, StoredUser, UserStore};
 use crate::user::{TokenSet, User, UserData, UserIdentity, UserInner, UserState};
 
 /// Default per-request timeout (realm-core's 60 s).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest response body read from the auth routes (location, login, session,
+/// profile, API keys, email/password, delete): 1 MiB. Other requests (for example
+/// [`User::request`](crate::User::request) to a function) keep the transport's default,
+/// [`latchkey_transport::DEFAULT_MAX_RESPONSE_BYTES`] (16 MiB). A longer body fails with a
+/// non-transient [`ErrorKind::Transport`](crate::ErrorKind::Transport) error whose source
+/// is a [`TransportErrorKind::Protocol`](latchkey_transport::TransportErrorKind::Protocol)
+/// error.
+pub const AUTH_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The SDK name sent in `options.device.sdk`.
 pub const SDK_NAME: &str = "latchkey";
@@ -215,6 +224,14 @@ impl AppCore {
     ) -> Result<Self, Error> {
         config.validate()?;
         let stored = store.load(&config.app_id)?;
+        if let Some(owner) = stored.app_id.as_deref()
+            && owner != config.app_id
+        {
+            return Err(Error::store(StoreError::new(format!(
+                "the store returned the users of app id {owner:?}, not {:?}",
+                config.app_id
+            ))));
+        }
         let (events, _) = broadcast::channel(256);
         let inner = Arc::new(AppInner {
             config,
@@ -376,19 +393,27 @@ impl AppCore {
     /// Remove `user` from this device: logged in → logged out with a best-effort
     /// `DELETE /auth/session`; then forgotten locally (state `Removed`). The server account
     /// is untouched. Fails with `UserNotFound` if the user was already removed.
+    ///
+    /// If the user store cannot forget the user, the error is
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store): the user **is** removed in memory
+    /// (and logged out, its session revoked as usual), but its record, possibly with
+    /// tokens, may still be in the store.
     pub async fn remove_user(&self, user: &User) -> Result<(), Error> {
         if !self.inner.registry().users.iter().any(|u| user.is(u)) {
             return Err(Error::user_not_found("user has already been removed"));
         }
-        user.log_out_as(UserState::Removed).await;
+        user.log_out_as(UserState::Removed).await?;
         // A logged-out user is removed locally without a request.
-        self.inner.remove_locally(user);
-        Ok(())
+        self.inner
+            .remove_locally(user)
+            .map_err(Error::store_not_cleared)
     }
 
     /// Delete `user`'s account on the server (`DELETE /auth/delete`, with refresh-and-replay
-    /// on 401), then remove it locally. The user must be logged in. On failure nothing
-    /// changes locally.
+    /// on 401), then remove it locally. The user must be logged in. When the request fails
+    /// nothing changes locally. When the account is deleted but the user store cannot
+    /// forget the user, the error is [`ErrorKind::Store`](crate::ErrorKind::Store) (the
+    /// user is removed in memory).
     pub async fn delete_user(&self, user: &User) -> Result<(), Error> {
         if !self.inner.registry().users.iter().any(|u| user.is(u)) {
             return Err(Error::user_not_found("user has already been removed"));
@@ -406,8 +431,9 @@ impl AppCore {
             d.clear_tokens();
             d.state = UserState::Removed;
         });
-        self.inner.remove_locally(user);
-        Ok(())
+        self.inner
+            .remove_locally(user)
+            .map_err(Error::store_not_cleared)
     }
 
     /// The routes on the current host (fetching the location first if needed).
@@ -510,10 +536,14 @@ impl AppInner {
         let _ = self.events.send(event);
     }
 
-    pub(crate) fn save(&self, user: &StoredUser) {
-        if let Err(e) = self.store.save_user(&self.config.app_id, user) {
+    /// Persist `user`. A failure is logged and returned; in-memory state stays
+    /// authoritative either way.
+    pub(crate) fn save(&self, user: &StoredUser) -> Result<(), StoreError> {
+        let result = self.store.save_user(&self.config.app_id, user);
+        if let Err(e) = &result {
             tracing::error!(error = %e, user_id = %user.id, "could not persist the user");
         }
+        result
     }
 
     pub(crate) fn set_current(&self, reg: &mut Registry, id: Option<String>) {
@@ -539,8 +569,10 @@ impl AppInner {
         }
     }
 
-    /// Forget `user` locally: registry, store, current; emits `Removed`.
-    pub(crate) fn remove_locally(&self, user: &User) {
+    /// Forget `user` locally: registry, store, current; emits `Removed`. The user is gone
+    /// from memory whatever happens; the error is the store's, if removing it there failed
+    /// (`Ok` when the user was already removed).
+    pub(crate) fn remove_locally(&self, user: &User) -> Result<(), StoreError> {
         user.update_no_save(|d| {
             d.clear_tokens();
             d.state = UserState::Removed;
@@ -549,9 +581,10 @@ impl AppInner {
         let before = reg.users.len();
         reg.users.retain(|u| !user.is(u));
         if reg.users.len() == before {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.store.remove_user(&self.config.app_id, user.id()) {
+        let result = self.store.remove_user(&self.config.app_id, user.id());
+        if let Err(e) = &result {
             tracing::error!(error = %e, user_id = user.id(), "could not remove the user from the store");
         }
         if reg.current.as_deref() == Some(user.id()) {
@@ -561,6 +594,7 @@ impl AppInner {
         self.emit(UserEvent::Removed {
             user_id: user.id().to_owned(),
         });
+        result
     }
 
     pub(crate) async fn routes(&self) -> Result<Routes, Error> {
@@ -680,7 +714,8 @@ impl AppInner {
         let opts = RequestOptions::new()
             .with_timeout(timeout)
             .with_idempotent(idempotent)
-            .with_attempt(attempt);
+            .with_attempt(attempt)
+            .with_max_response_bytes(max_response_bytes(req.uri().path()));
         let is_location = req.uri().path().ends_with("/location");
         let fut = self.transport.send(req, &opts);
         let result = match tokio::time::timeout(timeout, fut).await {
@@ -731,6 +766,17 @@ fn clone_request(req: &HttpRequest) -> HttpRequest {
     *r.headers_mut() = req.headers().clone();
     r
 }
+
+/// The response-body limit for a request to `path`: [`AUTH_MAX_RESPONSE_BYTES`] on the auth
+/// routes, the transport default elsewhere.
+pub(crate) fn max_response_bytes(path: &str) -> usize {
+    match route_template(path) {
+        "other" | FUNCTIONS_CALL => latchkey_transport::DEFAULT_MAX_RESPONSE_BYTES,
+        _ => AUTH_MAX_RESPONSE_BYTES,
+    }
+}
+
+const FUNCTIONS_CALL: &str = "/api/client/v2.0/app/{app_id}/functions/call";
 
 /// The route template of a client API path, for logs: `/api/client/v2.0/auth/api_keys/{key_id}`
 /// rather than the real id. Paths outside the client API are reported as `other`.
@@ -783,7 +829,7 @@ pub(crate) fn route_template(path: &str) -> &'static str {
             "reset",
             "call",
         ] => paths::RESET_CALL,
-        ["app", _, "functions", "call"] => "/api/client/v2.0/app/{app_id}/functions/call",
+        ["app", _, "functions", "call"] => FUNCTIONS_CALL,
         ["auth", "session"] => paths::SESSION,
         ["auth", "profile"] => paths::PROFILE,
         ["auth", "delete"] => paths::DELETE_USER,

@@ -197,6 +197,15 @@ impl Error {
         Self::with_source(ErrorKind::Store, message, Box::new(err))
     }
 
+    /// The user was logged out or removed in memory, but the store could not record it.
+    pub(crate) fn store_not_cleared(err: StoreError) -> Self {
+        let message = format!(
+            "the user is logged out in memory, but clearing it from the user store failed \
+             (its tokens may still be stored): {err}"
+        );
+        Self::with_source(ErrorKind::Store, message, Box::new(err))
+    }
+
     /// An invalid configuration.
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)

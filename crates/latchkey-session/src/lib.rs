@@ -41,7 +41,7 @@ mod secret;
 mod store;
 mod user;
 
-pub use app::{AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
+pub use app::{AUTH_MAX_RESPONSE_BYTES, AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use events::{EventReceiver, UserEvent};
@@ -50,7 +50,9 @@ pub use secret::Secret;
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
-pub use user::{User, UserIdentity, UserProfile, UserState, refresh_buffer};
+pub use user::{
+    MAX_ACCESS_TOKEN_LIFETIME, User, UserIdentity, UserProfile, UserState, refresh_buffer,
+};
 
 pub use latchkey_protocol::routes::Routes;
 pub use latchkey_protocol::{Credential, CredentialError, ErrorBody, ErrorCode, LoginBody};

@@ -82,6 +82,11 @@ impl fmt::Debug for StoredUser {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct StoredUsers {
+    /// The app id these users belong to. `FileStore` writes it into every file and refuses
+    /// a file written for another app; `AppCore::new` refuses a document whose app id is
+    /// set and differs. `None` in documents written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// Users in login order (oldest first).
     #[serde(default)]
     pub users: Vec<StoredUser>,
@@ -281,27 +286,46 @@ mod file {
             &self.dir
         }
 
-        /// The file that holds `app_id`'s users.
+        /// The file that holds `app_id`'s users: `<name>.users.json`, where `<name>` is the
+        /// app id with every byte outside `[A-Za-z0-9-]` written as `_XX` (upper-case hex of
+        /// its UTF-8 bytes). The mapping is injective: two app ids never share a file.
+        ///
+        /// ```
+        /// use latchkey_session::FileStore;
+        /// let store = FileStore::new("/data");
+        /// assert!(store.path_for("myapp-abcde").ends_with("myapp-abcde.users.json"));
+        /// assert!(store.path_for("a.b").ends_with("a_2Eb.users.json"));
+        /// assert!(store.path_for("a_b").ends_with("a_5Fb.users.json"));
+        /// ```
         pub fn path_for(&self, app_id: &str) -> PathBuf {
-            let safe: String = app_id
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            self.dir.join(format!("{safe}.users.json"))
+            self.dir
+                .join(format!("{}.users.json", encode_app_id(app_id)))
         }
 
         fn read(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
             let path = self.path_for(app_id);
-            let bytes = match fs::read(&path) {
+            let Some(doc) = self.read_path(&path)? else {
+                return Ok(StoredUsers::default());
+            };
+            match doc.app_id.as_deref() {
+                Some(owner) if owner == app_id => Ok(doc),
+                // Written before files carried their app id. Only unambiguous when the
+                // name needed no escaping: the old mapping kept [A-Za-z0-9-] as is and
+                // turned everything else into `_`, so such a name had exactly one owner.
+                None if !encode_app_id(app_id).contains('_') => Ok(doc),
+                _ => Err(StoreError::new(format!(
+                    "{} holds the users of another app id, not {app_id:?}",
+                    path.display()
+                ))),
+            }
+        }
+
+        /// The document in `path`; `None` when there is no file.
+        fn read_path(&self, path: &Path) -> Result<Option<StoredUsers>, StoreError> {
+            let bytes = match fs::read(path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(StoredUsers::default());
+                    return Ok(None);
                 }
                 Err(e) => {
                     return Err(StoreError::with_source(
@@ -310,7 +334,7 @@ mod file {
                     ));
                 }
             };
-            serde_json::from_slice(&bytes).map_err(|e| {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 StoreError::with_source(format!("corrupt user file {}", path.display()), e)
                     .corrupt()
             })
@@ -323,7 +347,9 @@ mod file {
             };
             create_dir(&self.dir).map_err(io("cannot create the store directory"))?;
             let path = self.path_for(app_id);
-            let json = serde_json::to_vec_pretty(doc)
+            let mut doc = doc.clone();
+            doc.app_id = Some(app_id.to_owned());
+            let json = serde_json::to_vec_pretty(&doc)
                 .map_err(|e| StoreError::with_source("cannot serialize users", e))?;
             let tmp = self.dir.join(format!(
                 ".{}.{}.{}.tmp",
@@ -352,6 +378,20 @@ mod file {
             f(&mut doc);
             self.write(app_id, &doc)
         }
+    }
+
+    /// `app_id` with each byte outside `[A-Za-z0-9-]` as `_XX`: injective, and a safe
+    /// file name on every platform.
+    fn encode_app_id(app_id: &str) -> String {
+        let mut out = String::with_capacity(app_id.len());
+        for b in app_id.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("_{b:02X}"));
+            }
+        }
+        out
     }
 
     #[cfg(unix)]
@@ -509,8 +549,73 @@ mod file {
             let store = FileStore::new("/x");
             assert_eq!(
                 store.path_for("../evil/app"),
-                PathBuf::from("/x/___evil_app.users.json")
+                PathBuf::from("/x/_2E_2E_2Fevil_2Fapp.users.json")
             );
+            assert_eq!(
+                store.path_for("myapp-abcde"),
+                PathBuf::from("/x/myapp-abcde.users.json")
+            );
+        }
+
+        #[test]
+        fn different_app_ids_never_share_a_file() {
+            let ids = [
+                "a.b", "a_b", "a/b", "a b", "a_2Eb", "a-b", "ab", "é", "_C3_A9", "a..b", "a._b",
+            ];
+            let store = FileStore::new("/x");
+            let paths: std::collections::HashSet<_> =
+                ids.iter().map(|id| store.path_for(id)).collect();
+            assert_eq!(paths.len(), ids.len());
+
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path());
+            store.save_user("a.b", &user("u-dot")).unwrap();
+            store.save_user("a_b", &user("u-underscore")).unwrap();
+            assert_eq!(store.load("a.b").unwrap().users[0].id, "u-dot");
+            assert_eq!(store.load("a_b").unwrap().users[0].id, "u-underscore");
+            assert_eq!(store.load("a.b").unwrap().users.len(), 1);
+            // Each file says whose it is.
+            let text = fs::read_to_string(store.path_for("a.b")).unwrap();
+            let doc: StoredUsers = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc.app_id.as_deref(), Some("a.b"));
+        }
+
+        #[test]
+        fn a_file_of_another_app_is_refused() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path());
+            store.save_user("app-2", &user("theirs")).unwrap();
+            // Copied (or renamed) into app-1's place.
+            fs::copy(store.path_for("app-2"), store.path_for("app-1")).unwrap();
+            let err = store.load("app-1").unwrap_err();
+            assert!(err.to_string().contains("another app id"), "{err}");
+            assert!(!err.to_string().contains("RT-secret"));
+            // Writes refuse to clobber it too.
+            assert!(store.save_user("app-1", &user("mine")).is_err());
+            assert_eq!(store.load("app-2").unwrap().users[0].id, "theirs");
+        }
+
+        #[test]
+        fn files_without_an_app_id_load_only_when_unambiguous() {
+            // A file as the previous version wrote it: no app id inside.
+            let legacy = serde_json::to_vec(&StoredUsers {
+                app_id: None,
+                users: vec![user("old")],
+                current_user_id: Some("old".into()),
+            })
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::new(dir.path());
+            // `myapp-abcde` maps to the same name as before, and that name had one owner.
+            fs::write(dir.path().join("myapp-abcde.users.json"), &legacy).unwrap();
+            let doc = store.load("myapp-abcde").unwrap();
+            assert_eq!(doc.users[0].id, "old");
+            store.save_user("myapp-abcde", &user("new")).unwrap();
+            assert_eq!(store.load("myapp-abcde").unwrap().users.len(), 2);
+            // An escaped name could be an old file of another app (`a_2Eb` was written
+            // as `a_2Eb.users.json` by app id `a_2Eb`): refused for `a.b`.
+            fs::write(store.path_for("a.b"), &legacy).unwrap();
+            assert!(store.load("a.b").is_err());
         }
 
         #[test]

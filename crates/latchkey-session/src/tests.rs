@@ -76,6 +76,8 @@ struct Fake {
     /// Server clock for `iat` (seconds).
     server_time: Mutex<i64>,
     lifetime: Mutex<i64>,
+    /// `(exp, iat)` of the next access tokens, overriding `server_time` and `lifetime`.
+    access_claims: Mutex<Option<(i64, i64)>>,
     user_data: Mutex<Option<Value>>,
     refresh_mode: Mutex<Mode>,
     logout_mode: Mutex<Mode>,
@@ -87,6 +89,8 @@ struct Fake {
     next_user: AtomicUsize,
     counter: AtomicUsize,
     log: Mutex<Vec<Recorded>>,
+    /// `(path, max_response_bytes)` of every request.
+    limits: Mutex<Vec<(String, usize)>>,
     /// provider by user id, for the profile's identities.
     providers: Mutex<HashMap<String, String>>,
     /// user id by access token.
@@ -98,6 +102,7 @@ impl Fake {
         Arc::new(Fake {
             server_time: Mutex::new(LOCAL_NOW as i64),
             lifetime: Mutex::new(1800),
+            access_claims: Mutex::new(None),
             user_data: Mutex::new(None),
             refresh_mode: Mutex::new(Mode::Ok),
             logout_mode: Mutex::new(Mode::Ok),
@@ -108,6 +113,7 @@ impl Fake {
             next_user: AtomicUsize::new(1),
             counter: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            limits: Mutex::new(Vec::new()),
             providers: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),
         })
@@ -131,8 +137,10 @@ impl Fake {
     }
 
     fn access_token(&self, user_id: &str) -> String {
-        let iat = *self.server_time.lock().unwrap();
-        let exp = iat + *self.lifetime.lock().unwrap();
+        let (exp, iat) = self.access_claims.lock().unwrap().unwrap_or_else(|| {
+            let iat = *self.server_time.lock().unwrap();
+            (iat + *self.lifetime.lock().unwrap(), iat)
+        });
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let mut claims = json!({"sub": user_id, "iat": iat, "exp": exp, "typ": "access", "n": n,
             "baas_device_id": "65f0c0ffee0000000000abcd"});
@@ -317,8 +325,13 @@ impl HttpTransport for FakeTransport {
     async fn send(
         &self,
         request: HttpRequest,
-        _o: &RequestOptions,
+        o: &RequestOptions,
     ) -> Result<HttpResponse, TransportError> {
+        self.0
+            .limits
+            .lock()
+            .unwrap()
+            .push((request.uri().path().to_owned(), o.max_response_bytes()));
         self.0.handle(request).await
     }
 }
@@ -662,6 +675,402 @@ async fn short_tokens_use_a_ten_percent_buffer() {
         refresh_buffer(Duration::from_secs(100)),
         Duration::from_secs(10)
     );
+}
+
+/// `(exp, iat)` pairs whose lifetime is not in `1 s ..= 1 year`.
+const BAD_LIFETIMES: &[(i64, i64)] = &[
+    (i64::MAX, 0),
+    (i64::MAX, i64::MIN),
+    (0, i64::MIN),
+    (i64::MIN, 0),
+    (i64::MIN, i64::MAX),
+    (100, 200),
+    (5, 5),
+    (0, 0),
+    (-20, -10),
+    (-1, 0),
+    (366 * 24 * 3600, 0),
+    (LOCAL_NOW as i64 + 365 * 24 * 3600 + 1, LOCAL_NOW as i64),
+];
+
+#[tokio::test(start_paused = true)]
+async fn login_with_an_invalid_token_lifetime_fails_cleanly() {
+    for &(exp, iat) in BAD_LIFETIMES {
+        let e = env();
+        let mut rx = e.app.subscribe();
+        Fake::set(&e.fake.access_claims, Some((exp, iat)));
+        let err = e
+            .app
+            .log_in(&EmailPw("a@b.c", "pw"))
+            .await
+            .expect_err("an invalid lifetime must fail the login");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Decode,
+            "exp={exp} iat={iat}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("access token has an invalid lifetime"),
+            "{err}"
+        );
+        assert!(e.app.all_users().is_empty() && e.app.current_user().is_none());
+        assert!(e.store.load("app-1").unwrap().users.is_empty());
+        assert!(drain(&mut rx).is_empty());
+        // No profile request with the rejected token.
+        assert_eq!(e.fake.count("GET", "/auth/profile"), 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_with_an_invalid_token_lifetime_fails_cleanly() {
+    for &(exp, iat) in BAD_LIFETIMES {
+        let e = env();
+        let user = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+        let token = user.access_token().unwrap();
+        let expires = user.access_token_expires_at();
+        let stored = e.store.load("app-1").unwrap();
+        let mut rx = e.app.subscribe();
+        Fake::set(&e.fake.access_claims, Some((exp, iat)));
+        let err = user.refresh_access_token().await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Decode,
+            "exp={exp} iat={iat}: {err:?}"
+        );
+        assert!(err.to_string().contains("invalid lifetime"), "{err}");
+        // Nothing changed.
+        assert_eq!(user.state(), UserState::LoggedIn);
+        assert_eq!(user.access_token(), Some(token.clone()));
+        assert_eq!(user.access_token_expires_at(), expires);
+        assert_eq!(e.store.load("app-1").unwrap(), stored);
+        assert!(drain(&mut rx).is_empty());
+        // A proactive refresh that gets such a token keeps the still-valid one.
+        e.clock.advance(Duration::from_secs(1790));
+        assert_eq!(user.valid_access_token().await.unwrap(), token);
+        assert_eq!(user.state(), UserState::LoggedIn);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn link_with_an_invalid_token_lifetime_fails_cleanly() {
+    for &(exp, iat) in BAD_LIFETIMES {
+        let e = env();
+        let user = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+        let token = user.access_token().unwrap();
+        let identities = user.identities();
+        Fake::set(&e.fake.access_claims, Some((exp, iat)));
+        let err = user
+            .link_credentials(&EmailPw("a@b.c", "pw"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Decode,
+            "exp={exp} iat={iat}: {err:?}"
+        );
+        assert!(err.to_string().contains("invalid lifetime"), "{err}");
+        assert_eq!(user.state(), UserState::LoggedIn);
+        assert_eq!(user.access_token(), Some(token));
+        assert_eq!(user.identities(), identities);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sane_token_lifetimes_are_accepted() {
+    for (exp, iat, lifetime) in [
+        (-5i64, -10i64, 5u64),
+        (1, 0, 1),
+        (365 * 24 * 3600, 0, 365 * 24 * 3600),
+    ] {
+        let e = env();
+        Fake::set(&e.fake.access_claims, Some((exp, iat)));
+        let user = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+        assert_eq!(
+            user.access_token_expires_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(LOCAL_NOW + lifetime))
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stored_users_with_absurd_expiry_values_do_not_panic() {
+    let fake = Fake::new();
+    let clock = ManualClock::at(LOCAL_NOW);
+    let store = MemoryStore::new();
+    let access = jwt(json!({"sub": "u1", "iat": 0, "exp": 1800, "typ": "access"}));
+    let refresh = jwt(json!({"sub": "u1", "iat": 0, "exp": 99, "typ": "refresh"}));
+    for (ms, secs) in [(i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, 0), (-1, -1)] {
+        let mut su = stored_logged_in("u1", &access, &refresh);
+        su.access_token_expires_at_ms = Some(ms);
+        su.access_token_lifetime_secs = Some(secs);
+        store.save_user("app-1", &su).unwrap();
+        let app = app_with(&fake, &clock, &store);
+        let user = app.current_user().unwrap();
+        assert_eq!(user.state(), UserState::LoggedIn);
+        // Never later than the token's own lifetime from now.
+        assert!(
+            user.access_token_expires_at().unwrap()
+                <= UNIX_EPOCH + Duration::from_secs(LOCAL_NOW + 1800)
+        );
+        // Whatever was stored, asking for a token neither panics nor loops.
+        let _ = user.valid_access_token().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tiny_lifetimes_do_not_refresh_before_every_request() {
+    let e = env();
+    Fake::set(&e.fake.lifetime, 1);
+    let user = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    let token = user.access_token().unwrap();
+    for _ in 0..5 {
+        assert_eq!(user.valid_access_token().await.unwrap(), token);
+    }
+    assert_eq!(e.fake.count("POST", "/auth/session"), 0);
+    e.clock.advance(Duration::from_millis(950));
+    assert_ne!(user.valid_access_token().await.unwrap(), token);
+    assert_eq!(e.fake.count("POST", "/auth/session"), 1);
+    // The fresh token is not due at once either.
+    user.valid_access_token().await.unwrap();
+    assert_eq!(e.fake.count("POST", "/auth/session"), 1);
+
+    // A zero lifetime (exp == iat) used to make every call refresh; it is now refused.
+    let e = env();
+    Fake::set(&e.fake.lifetime, 0);
+    let err = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(e.fake.count("POST", "/auth/session"), 0);
+}
+
+#[test]
+fn refresh_buffer_is_at_most_half_the_lifetime() {
+    for ms in [
+        0u64, 1, 2, 999, 1_000, 1_001, 2_000, 10_000, 119_999, 120_000, 599_999, 600_000, 1_800_000,
+    ] {
+        let l = Duration::from_millis(ms);
+        let b = refresh_buffer(l);
+        assert!(b * 2 <= l, "{l:?} -> {b:?}");
+        assert!(b <= Duration::from_secs(60), "{l:?} -> {b:?}");
+    }
+    assert_eq!(refresh_buffer(Duration::ZERO), Duration::ZERO);
+    assert_eq!(
+        refresh_buffer(MAX_ACCESS_TOKEN_LIFETIME),
+        Duration::from_secs(60)
+    );
+}
+
+#[test]
+fn a_store_answering_for_another_app_is_refused() {
+    #[derive(Debug)]
+    struct Foreign;
+    impl UserStore for Foreign {
+        fn load(&self, _app_id: &str) -> Result<StoredUsers, StoreError> {
+            Ok(StoredUsers {
+                app_id: Some("app-2".into()),
+                ..Default::default()
+            })
+        }
+        fn save_user(&self, _: &str, _: &StoredUser) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remove_user(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn set_current_user(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+    let fake = Fake::new();
+    let err = AppCore::new(
+        AppConfig::new("app-1", "http://base.test"),
+        SharedTransport::new(FakeTransport(fake)),
+        Arc::new(Foreign),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(err.to_string().contains("app-2"), "{err}");
+}
+
+/// A [`MemoryStore`] whose writes fail while `fail` is set.
+#[derive(Debug, Clone, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::new("disk full"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl UserStore for FlakyStore {
+    fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+        self.inner.load(app_id)
+    }
+    fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save_user(app_id, user)
+    }
+    fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.remove_user(app_id, user_id)
+    }
+    fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_current_user(app_id, user_id)
+    }
+}
+
+fn flaky_env() -> (Arc<Fake>, FlakyStore, AppCore) {
+    let fake = Fake::new();
+    let store = FlakyStore::default();
+    let app = AppCore::new(
+        AppConfig::new("app-1", "http://base.test/").with_clock(ManualClock::at(LOCAL_NOW)),
+        SharedTransport::new(FakeTransport(fake.clone())),
+        Arc::new(store.clone()),
+    )
+    .unwrap();
+    (fake, store, app)
+}
+
+fn assert_store_not_cleared(err: &Error) {
+    assert_eq!(err.kind(), ErrorKind::Store, "{err:?}");
+    assert!(err.to_string().contains("logged out in memory"), "{err}");
+    assert!(err.to_string().contains("disk full"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn log_out_reports_a_store_that_kept_the_tokens() {
+    let (fake, store, app) = flaky_env();
+    let user = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    let err = user.log_out().await.unwrap_err();
+    assert_store_not_cleared(&err);
+    // Logged out in memory all the same, and the session was revoked.
+    assert_eq!(user.state(), UserState::LoggedOut);
+    assert!(user.access_token().is_none() && user.refresh_token().is_none());
+    assert!(app.current_user().is_none());
+    assert_eq!(fake.count("DELETE", "/auth/session"), 1);
+    // The store still holds the tokens: that is what the error reports.
+    let stored = store.inner.load("app-1").unwrap();
+    assert!(stored.users[0].refresh_token.is_some());
+    // A second log out is a no-op.
+    user.log_out().await.unwrap();
+
+    // With a working store, log out is Ok.
+    let (_, _, app) = flaky_env();
+    let user = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    user.log_out().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn anonymous_log_out_and_remove_user_report_store_failures() {
+    let (_, store, app) = flaky_env();
+    let anon = app.log_in(&Anon(false)).await.unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    let err = anon.log_out().await.unwrap_err();
+    assert_store_not_cleared(&err);
+    assert_eq!(anon.state(), UserState::Removed);
+    assert!(app.all_users().is_empty());
+
+    // remove_user of a logged-in user, then of a logged-out one.
+    store.fail.store(false, Ordering::SeqCst);
+    let a = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    let b = app.log_in(&EmailPw("b@b.c", "pw")).await.unwrap();
+    b.log_out().await.unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    assert_store_not_cleared(&app.remove_user(&a).await.unwrap_err());
+    assert_eq!(a.state(), UserState::Removed);
+    assert_store_not_cleared(&app.remove_user(&b).await.unwrap_err());
+    assert_eq!(b.state(), UserState::Removed);
+    assert!(app.all_users().is_empty());
+    assert_eq!(
+        app.remove_user(&a).await.unwrap_err().kind(),
+        ErrorKind::UserNotFound
+    );
+    // With a working store, remove_user is Ok.
+    store.fail.store(false, Ordering::SeqCst);
+    let c = app.log_in(&EmailPw("c@b.c", "pw")).await.unwrap();
+    app.remove_user(&c).await.unwrap();
+    assert!(
+        store
+            .inner
+            .load("app-1")
+            .unwrap()
+            .users
+            .iter()
+            .all(|u| u.id != c.id())
+    );
+}
+
+// ---------------------------------------------------------------- response-body limits
+
+#[tokio::test(start_paused = true)]
+async fn auth_routes_limit_response_bodies_to_one_mib() {
+    let e = env();
+    let user = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    user.refresh_access_token().await.unwrap();
+    user.refresh_profile().await.unwrap();
+    let fn_call = http::Request::post("/api/client/v2.0/app/app-1/functions/call")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    user.request(fn_call).await.unwrap();
+    let custom = http::Request::get("http://host.test/custom")
+        .body(Bytes::new())
+        .unwrap();
+    user.request(custom).await.unwrap();
+    user.log_out().await.unwrap();
+    let limits = e.fake.limits.lock().unwrap().clone();
+    for (path, limit) in &limits {
+        let expected = if path.ends_with("/functions/call") || path.ends_with("/custom") {
+            latchkey_transport::DEFAULT_MAX_RESPONSE_BYTES
+        } else {
+            AUTH_MAX_RESPONSE_BYTES
+        };
+        assert_eq!(*limit, expected, "{path}");
+    }
+    for route in ["/location", "/login", "/auth/session", "/auth/profile"] {
+        assert!(limits.iter().any(|(p, _)| p.ends_with(route)), "{route}");
+    }
+    assert_eq!(AUTH_MAX_RESPONSE_BYTES, 1024 * 1024);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_reply_is_a_permanent_transport_error() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let t = SharedTransport::new(latchkey_transport::transport_fn(
+        move |req: HttpRequest, opts: RequestOptions| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Err(latchkey_transport::adapter::body_too_large(
+                    opts.max_response_bytes(),
+                    &req.uri().to_string(),
+                ))
+            }
+        },
+    ));
+    let app = AppCore::new(
+        AppConfig::new("app-1", "http://base.test"),
+        t,
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let err = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err:?}");
+    assert!(!err.is_transient());
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+    // The location GET is idempotent, but this failure is not retried.
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 // ---------------------------------------------------------------- session expiry & transient failures
@@ -1290,6 +1699,50 @@ async fn refresh_token_requests_use_the_refresh_bearer_and_log_out_on_401() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotLoggedIn);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_on_a_refresh_token_request_is_a_failed_refresh() {
+    for anonymous in [false, true] {
+        let e = env();
+        let user = if anonymous {
+            e.app.log_in(&Anon(false)).await.unwrap()
+        } else {
+            e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap()
+        };
+        assert_eq!(user.is_anonymous(), anonymous);
+        let mut rx = e.app.subscribe();
+        Fake::set(&e.fake.custom, vec![401]);
+        let err = user
+            .send_with_refresh_token(Method::GET, "http://host.test/custom", None)
+            .await
+            .unwrap_err();
+        assert!(err.is_session_expired(), "{err:?}");
+        assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+        // Like a refresh answered 401: logged out locally, profile kept, still known.
+        assert_eq!(user.state(), UserState::LoggedOut);
+        assert!(user.access_token().is_none() && user.refresh_token().is_none());
+        assert_eq!(user.profile().email(), Some("a@b.c"));
+        assert_eq!(e.app.all_users(), vec![user.clone()]);
+        assert!(e.app.current_user().is_none());
+        let stored = e.store.load("app-1").unwrap();
+        assert_eq!(stored.users[0].state, UserState::LoggedOut);
+        assert!(stored.users[0].refresh_token.is_none());
+        // One SessionExpired, no LoggedOut, no revoke with the rejected token.
+        let events = drain(&mut rx);
+        assert_eq!(
+            events,
+            vec![
+                UserEvent::Switched { user_id: None },
+                UserEvent::SessionExpired {
+                    user_id: user.id().into()
+                },
+            ],
+            "anonymous={anonymous}"
+        );
+        assert_eq!(e.fake.count("DELETE", "/auth/session"), 0);
+        assert_eq!(e.fake.count("POST", "/auth/session"), 0);
+    }
 }
 
 // ---------------------------------------------------------------- logs

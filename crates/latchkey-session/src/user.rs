@@ -22,7 +22,7 @@ use crate::app::{
 use crate::error::Error;
 use crate::events::UserEvent;
 use crate::secret::Secret;
-use crate::store::StoredUser;
+use crate::store::{StoreError, StoredUser};
 
 /// The state of a user on this device (protocol.md §9.1).
 ///
@@ -151,26 +151,58 @@ impl TokenSet {
         Ok(t)
     }
 
+    /// Validate an access token; its lifetime `exp - iat` must be in
+    /// `1 s ..= MAX_ACCESS_TOKEN_LIFETIME`, else a decode error (no panic, whatever the
+    /// claims say).
     fn access_only(access: Secret, now: SystemTime) -> Result<Self, Error> {
         let claims = decode_access(&access)?;
-        let lifetime = Duration::from_secs(claims.exp.saturating_sub(claims.iat).max(0) as u64);
+        let lifetime = token_lifetime(claims.exp, claims.iat)?;
+        let expires_at = now
+            .checked_add(lifetime)
+            .ok_or_else(invalid_lifetime_error)?;
         Ok(TokenSet {
             access,
             refresh: None,
-            expires_at: now + lifetime,
+            expires_at,
             lifetime,
         })
     }
 }
 
+/// The longest access-token lifetime (`exp - iat`) the SDK accepts: one year. Longer (or
+/// non-positive) lifetimes are a [`ErrorKind::Decode`](crate::ErrorKind::Decode) error.
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn invalid_lifetime_error() -> Error {
+    Error::decode("access token has an invalid lifetime", None)
+}
+
+/// `exp - iat` as a duration in `1 s ..= MAX_ACCESS_TOKEN_LIFETIME`, with checked arithmetic.
+fn token_lifetime(exp: i64, iat: i64) -> Result<Duration, Error> {
+    exp.checked_sub(iat)
+        .filter(|&secs| secs > 0 && secs as u64 <= MAX_ACCESS_TOKEN_LIFETIME.as_secs())
+        .map(|secs| Duration::from_secs(secs as u64))
+        .ok_or_else(invalid_lifetime_error)
+}
+
 /// How long before its local expiry a token is refreshed: 60 s, or 10% of the lifetime
-/// for tokens shorter than 10 minutes.
+/// for tokens shorter than 10 minutes; never more than half the lifetime, so a token just
+/// received is never due for a refresh at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use latchkey_session::refresh_buffer;
+/// assert_eq!(refresh_buffer(Duration::from_secs(1800)), Duration::from_secs(60));
+/// assert_eq!(refresh_buffer(Duration::from_secs(100)), Duration::from_secs(10));
+/// assert!(refresh_buffer(Duration::from_secs(1)) <= Duration::from_millis(500));
+/// ```
 pub fn refresh_buffer(lifetime: Duration) -> Duration {
-    if lifetime >= Duration::from_secs(600) {
+    let buffer = if lifetime >= Duration::from_secs(600) {
         Duration::from_secs(60)
     } else {
         lifetime / 10
-    }
+    };
+    buffer.min(lifetime / 2)
 }
 
 pub(crate) struct UserData {
@@ -188,18 +220,19 @@ pub(crate) struct UserData {
     generation: u64,
 }
 
+/// Unix milliseconds, saturating (never panics, whatever the time).
 fn to_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
     }
 }
 
-fn from_ms(ms: i64) -> SystemTime {
+fn from_ms(ms: i64) -> Option<SystemTime> {
     if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms as u64)
+        UNIX_EPOCH.checked_add(Duration::from_millis(ms as u64))
     } else {
-        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        UNIX_EPOCH.checked_sub(Duration::from_millis(ms.unsigned_abs()))
     }
 }
 
@@ -235,11 +268,16 @@ impl UserData {
         {
             let (a, r) = (Secret::new(a), Secret::new(r));
             if let Ok(mut t) = TokenSet::from_login(a, r, now) {
-                if let Some(ms) = su.access_token_expires_at_ms {
-                    t.expires_at = from_ms(ms);
+                // The stored expiry and lifetime win when they are sane (the expiry capped
+                // at now + the token's own, already validated, lifetime); else the token's.
+                if let Some(at) = su.access_token_expires_at_ms.and_then(from_ms) {
+                    t.expires_at = at.min(t.expires_at);
                 }
-                if let Some(l) = su.access_token_lifetime_secs {
-                    t.lifetime = Duration::from_secs(l.max(0) as u64);
+                if let Some(l) = su
+                    .access_token_lifetime_secs
+                    .and_then(|l| token_lifetime(l, 0).ok())
+                {
+                    t.lifetime = l;
                 }
                 d.set_tokens(t);
                 d.state = UserState::LoggedIn;
@@ -398,14 +436,25 @@ impl User {
         self.inner.data()
     }
 
-    /// Change the user and persist it (unless it is removed).
+    /// Change the user and persist it (unless it is removed); a store failure is logged.
     pub(crate) fn update<R>(&self, app: &AppInner, f: impl FnOnce(&mut UserData) -> R) -> R {
+        self.update_persisted(app, f).0
+    }
+
+    /// [`update`](Self::update), also returning whether persisting worked.
+    fn update_persisted<R>(
+        &self,
+        app: &AppInner,
+        f: impl FnOnce(&mut UserData) -> R,
+    ) -> (R, Result<(), StoreError>) {
         let mut d = self.data();
         let r = f(&mut d);
-        if d.state != UserState::Removed {
-            app.save(&d.to_stored());
-        }
-        r
+        let saved = if d.state != UserState::Removed {
+            app.save(&d.to_stored())
+        } else {
+            Ok(())
+        };
+        (r, saved)
     }
 
     pub(crate) fn update_no_save(&self, f: impl FnOnce(&mut UserData)) {
@@ -689,19 +738,23 @@ impl User {
     /// Returns `Ok(())` once the local logout is done, **even if the revoke request fails**
     /// (offline, server error): the failure is logged at `warn` level. Logging out a user who
     /// is not logged in is a no-op.
+    ///
+    /// In-memory state is authoritative: if the user store cannot record the logout (the
+    /// tokens may then still be on disk), the user **is** logged out (or, if anonymous,
+    /// removed) in memory, the session is still revoked, and the error is
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store).
     pub async fn log_out(&self) -> Result<(), Error> {
         let target = if self.is_anonymous() {
             UserState::Removed
         } else {
             UserState::LoggedOut
         };
-        self.log_out_as(target).await;
-        Ok(())
+        self.log_out_as(target).await
     }
 
-    pub(crate) async fn log_out_as(&self, target: UserState) {
+    pub(crate) async fn log_out_as(&self, target: UserState) -> Result<(), Error> {
         let app = self.app.clone();
-        let refresh = self.update(&app, |d| {
+        let (refresh, saved) = self.update_persisted(&app, |d| {
             if d.state != UserState::LoggedIn {
                 return None;
             }
@@ -711,15 +764,19 @@ impl User {
             r
         });
         let Some(refresh) = refresh else {
-            return;
+            return Ok(());
         };
         app.user_logged_out(self);
         app.emit(UserEvent::LoggedOut {
             user_id: self.id().to_owned(),
         });
-        if target == UserState::Removed {
-            app.remove_locally(self);
-        }
+        // What is left in the store: the record saved above, unless the user is removed,
+        // when only removing the record counts.
+        let stored = if target == UserState::Removed {
+            app.remove_locally(self)
+        } else {
+            saved
+        };
         let revoke = async {
             let routes = app.routes().await?;
             let req = app.request(Method::DELETE, &routes.session(), Some(&refresh), None)?;
@@ -728,6 +785,7 @@ impl User {
         if let Err(e) = revoke.await {
             tracing::warn!(user_id = self.id(), error = %e, "logged out locally, but revoking the session failed");
         }
+        stored.map_err(Error::store_not_cleared)
     }
 
     /// Send an authenticated request to any endpoint of the app, with this user's access
@@ -784,10 +842,13 @@ impl User {
     /// API-key routes use it) and check its status. `Accept: application/json` is sent, and
     /// `Content-Type: application/json` with a body.
     ///
-    /// A 401 means the refresh token is no longer valid: the user is logged out locally
-    /// (realm-core's rule for refresh-token requests; anonymous users are removed) and the
-    /// error is [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired). Other
-    /// non-2xx answers are server errors. For provider crates' client APIs.
+    /// A 401 means the refresh token is no longer valid, and is handled exactly like a
+    /// refresh answered 401 (see [`refresh_access_token`](Self::refresh_access_token)): the
+    /// tokens are cleared locally and the user becomes `LoggedOut` (profile kept; anonymous
+    /// users too, as after a failed refresh), one [`UserEvent::SessionExpired`] is sent (no
+    /// `LoggedOut` event), no `DELETE /auth/session` is sent, and the error is
+    /// [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired). Other non-2xx
+    /// answers are server errors. For provider crates' client APIs.
     ///
     /// ```no_run
     /// # async fn demo(user: latchkey_session::User, core: latchkey_session::AppCore) -> Result<(), latchkey_session::Error> {
@@ -812,13 +873,10 @@ impl User {
         let req = app.request(method, url, Some(&refresh), body)?;
         let resp = app.execute(req).await?;
         if resp.status() == UNAUTHORIZED {
+            // The same rule as a refresh answered 401: the session is over. No revoke request
+            // is sent (the server just rejected this token).
             let cause = server_error(&resp);
-            if self.refresh_token().as_deref() == Some(refresh.expose()) {
-                self.log_out().await?;
-                app.emit(UserEvent::SessionExpired {
-                    user_id: self.id().to_owned(),
-                });
-            }
+            self.expire_session(&app, &refresh);
             return Err(Error::session_expired(Some(cause)));
         }
         check_status(resp)
@@ -930,5 +988,28 @@ impl User {
                 user_id: self.id().to_owned(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisecond_conversions_never_panic() {
+        for ms in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            1_700_000_000_000,
+            i64::MAX,
+        ] {
+            if let Some(t) = from_ms(ms) {
+                assert_eq!(to_ms(t), ms);
+            }
+        }
+        assert_eq!(to_ms(UNIX_EPOCH), 0);
     }
 }

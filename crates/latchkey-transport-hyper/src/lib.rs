@@ -5,7 +5,8 @@
 //! second HTTP stack. It keeps a connection pool, speaks HTTP/1.1 over plain
 //! TCP or TLS, applies [`RequestOptions::timeout`] to the whole exchange
 //! (redirects and body included), follows redirects itself, and reads the whole
-//! body. Any status code is a response; only failing to get one is a
+//! body, up to [`RequestOptions::max_response_bytes`] (a longer body is a
+//! non-transient [`TransportErrorKind::Protocol`] error, and reading stops there). Any status code is a response; only failing to get one is a
 //! [`TransportError`], classified into a [`TransportErrorKind`]. hyper's own
 //! errors are reachable through [`std::error::Error::source`] only; no hyper
 //! type appears in this crate's API.
@@ -53,14 +54,17 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use latchkey_transport::adapter::{check_uri, classify_hyper_chain, error_chain, redacted_uri};
+use latchkey_transport::adapter::{
+    body_too_large, check_uri, classify_hyper_chain, content_length_exceeds, error_chain,
+    redacted_uri,
+};
 use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
 };
@@ -269,7 +273,11 @@ impl HyperTransport {
         self
     }
 
-    async fn send_following(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send_following(
+        &self,
+        request: HttpRequest,
+        max_body: usize,
+    ) -> Result<HttpResponse, TransportError> {
         let (parts, mut body) = request.into_parts();
         let mut method = parts.method;
         let mut uri = parts.uri;
@@ -342,11 +350,10 @@ impl HyperTransport {
             }
 
             let (parts, incoming) = response.into_parts();
-            let bytes = incoming
-                .collect()
-                .await
-                .map_err(|e| map_body_error(e, &target))?
-                .to_bytes();
+            if content_length_exceeds(&method, parts.status, &parts.headers, max_body) {
+                return Err(body_too_large(max_body, &target));
+            }
+            let bytes = read_body(incoming, max_body, &target).await?;
             let mut out = HttpResponse::new(bytes);
             *out.status_mut() = parts.status;
             *out.version_mut() = parts.version;
@@ -381,11 +388,12 @@ impl HttpTransport for HyperTransport {
         request: HttpRequest,
         options: &RequestOptions,
     ) -> Result<HttpResponse, TransportError> {
+        let max_body = options.max_response_bytes();
         match options.timeout() {
-            None => self.send_following(request).await,
+            None => self.send_following(request, max_body).await,
             Some(limit) => {
                 let target = redacted_uri(request.uri());
-                match tokio::time::timeout(limit, self.send_following(request)).await {
+                match tokio::time::timeout(limit, self.send_following(request, max_body)).await {
                     Ok(result) => result,
                     Err(elapsed) => Err(TransportError::new(
                         TransportErrorKind::Timeout,
@@ -399,6 +407,26 @@ impl HttpTransport for HyperTransport {
             }
         }
     }
+}
+
+/// Read the whole body frame by frame, but no more than `limit` bytes: past that the
+/// body is dropped (closing the connection) and the error is [`body_too_large`].
+async fn read_body(
+    mut incoming: hyper::body::Incoming,
+    limit: usize,
+    target: &str,
+) -> Result<Bytes, TransportError> {
+    let mut body = BytesMut::new();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| map_body_error(e, target))?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit - body.len() {
+                return Err(body_too_large(limit, target));
+            }
+            body.extend_from_slice(&data);
+        }
+    }
+    Ok(body.freeze())
 }
 
 fn is_redirect(status: StatusCode) -> bool {

@@ -2,7 +2,9 @@
 //! [`HttpTransport`].
 //!
 //! [`ReqwestTransport`] sends latchkey's [`HttpRequest`]s through a
-//! `reqwest::Client` and hands back the whole response as an [`HttpResponse`].
+//! `reqwest::Client` and hands back the whole response as an [`HttpResponse`]
+//! (bodies longer than [`RequestOptions::max_response_bytes`] are a
+//! non-transient [`TransportErrorKind::Protocol`] error; reading stops there).
 //! Any status code is a response; only failing to get one is a
 //! [`TransportError`], classified into a [`TransportErrorKind`] so the SDK
 //! knows whether trying again may help. reqwest's own error stays reachable
@@ -43,8 +45,11 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use bytes::Bytes;
-use latchkey_transport::adapter::{check_uri, classify_hyper_chain, error_chain, redacted_uri};
+use bytes::{Bytes, BytesMut};
+use latchkey_transport::adapter::{
+    body_too_large, check_uri, classify_hyper_chain, content_length_exceeds, error_chain,
+    redacted_uri,
+};
 use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
 };
@@ -167,6 +172,7 @@ impl HttpTransport for ReqwestTransport {
     ) -> Result<HttpResponse, TransportError> {
         check_uri(request.uri())?;
         let target = redacted_uri(request.uri());
+        let method = request.method().clone();
         let mut req = reqwest::Request::try_from(request).map_err(|e| map_error(e, &target))?;
         if let Some(timeout) = options.timeout() {
             *req.timeout_mut() = Some(timeout);
@@ -180,7 +186,7 @@ impl HttpTransport for ReqwestTransport {
         let status = response.status();
         let version = response.version();
         let headers = response.headers().clone();
-        let body: Bytes = response.bytes().await.map_err(|e| map_error(e, &target))?;
+        let body = read_body(response, &method, options.max_response_bytes(), &target).await?;
 
         let mut out = HttpResponse::new(body);
         *out.status_mut() = status;
@@ -188,6 +194,28 @@ impl HttpTransport for ReqwestTransport {
         *out.headers_mut() = headers;
         Ok(out)
     }
+}
+
+/// Read the whole body, but no more than `limit` bytes: a longer body (announced by
+/// `Content-Length` or found while streaming) is a [`body_too_large`] error, and reading
+/// stops there.
+async fn read_body(
+    mut response: reqwest::Response,
+    method: &http::Method,
+    limit: usize,
+    target: &str,
+) -> Result<Bytes, TransportError> {
+    if content_length_exceeds(method, response.status(), response.headers(), limit) {
+        return Err(body_too_large(limit, target));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| map_error(e, target))? {
+        if chunk.len() > limit - body.len() {
+            return Err(body_too_large(limit, target));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Classify a reqwest error. reqwest's error (without its URL) becomes the

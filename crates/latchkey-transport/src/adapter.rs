@@ -117,3 +117,59 @@ pub fn classify_hyper_chain(
     }
     io_seen.then_some((Io, "an I/O error interrupted the request"))
 }
+
+/// The error for a response body over [`RequestOptions::max_response_bytes`](crate::RequestOptions::max_response_bytes):
+/// a non-transient [`TransportErrorKind::Protocol`] error saying
+/// "response body larger than `limit` bytes (`target`)".
+///
+/// ```
+/// use latchkey_transport::TransportErrorKind;
+/// use latchkey_transport::adapter::body_too_large;
+/// let e = body_too_large(1024, "http://example.com/x");
+/// assert_eq!(e.kind(), TransportErrorKind::Protocol);
+/// assert!(!e.is_transient());
+/// assert!(e.to_string().contains("response body larger than 1024 bytes"));
+/// ```
+pub fn body_too_large(limit: usize, target: &str) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Protocol,
+        format!("response body larger than {limit} bytes ({target})"),
+    )
+}
+
+/// True when the response to a `method` request, with `status` and `headers`, announces
+/// a body of more than `limit` bytes in `Content-Length`. Responses that have no body
+/// whatever the header says (to `HEAD`; `1xx`, `204`, `304`) never do; an absent or
+/// unparsable header is left to the check while reading.
+///
+/// ```
+/// use http::{HeaderMap, Method, StatusCode, header::CONTENT_LENGTH};
+/// use latchkey_transport::adapter::content_length_exceeds;
+/// let (get, ok) = (Method::GET, StatusCode::OK);
+/// let mut h = HeaderMap::new();
+/// assert!(!content_length_exceeds(&get, ok, &h, 10));
+/// h.insert(CONTENT_LENGTH, "11".parse().unwrap());
+/// assert!(content_length_exceeds(&get, ok, &h, 10));
+/// assert!(!content_length_exceeds(&get, ok, &h, 11));
+/// assert!(!content_length_exceeds(&Method::HEAD, ok, &h, 10));
+/// assert!(!content_length_exceeds(&get, StatusCode::NOT_MODIFIED, &h, 10));
+/// ```
+pub fn content_length_exceeds(
+    method: &http::Method,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> bool {
+    if method == http::Method::HEAD
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return false;
+    }
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|len| len > limit as u64)
+}

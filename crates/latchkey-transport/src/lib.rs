@@ -47,7 +47,8 @@ pub type HttpResponse = http::Response<Bytes>;
 ///
 /// A non-2xx status is **not** an error at this layer: only failing to get a
 /// response at all is a [`TransportError`]. Implementations must honour
-/// [`RequestOptions::timeout`].
+/// [`RequestOptions::timeout`] and [`RequestOptions::max_response_bytes`] (stop reading a
+/// longer body and fail with [`adapter::body_too_large`]).
 #[async_trait::async_trait]
 pub trait HttpTransport: fmt::Debug + Send + Sync {
     /// Send `request` and read the whole response.
@@ -117,27 +118,59 @@ impl HttpTransport for SharedTransport {
     }
 }
 
+/// The largest response body a transport reads unless told otherwise: 16 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Per-request options handed to the transport.
 ///
 /// ```
 /// use std::time::Duration;
-/// use latchkey_transport::RequestOptions;
+/// use latchkey_transport::{RequestOptions, DEFAULT_MAX_RESPONSE_BYTES};
 /// let o = RequestOptions::new().with_timeout(Duration::from_secs(5)).with_idempotent(true);
 /// assert_eq!(o.timeout(), Some(Duration::from_secs(5)));
 /// assert!(o.is_idempotent());
+/// assert_eq!(o.max_response_bytes(), DEFAULT_MAX_RESPONSE_BYTES);
+/// assert_eq!(o.with_max_response_bytes(1024).max_response_bytes(), 1024);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestOptions {
     timeout: Option<Duration>,
     idempotent: bool,
     attempt: u32,
+    max_response_bytes: usize,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            timeout: None,
+            idempotent: false,
+            attempt: 0,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
 }
 
 impl RequestOptions {
-    /// No timeout, not idempotent, first attempt.
+    /// No timeout, not idempotent, first attempt, bodies up to
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Read at most `max` bytes of response body. A longer body fails the request with a
+    /// non-transient [`TransportErrorKind::Protocol`] error ("response body larger than
+    /// `max` bytes", see [`adapter::body_too_large`]); transports stop reading as soon as
+    /// the limit is passed (or at once when `Content-Length` announces more).
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// The largest response body the transport may read, in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
     }
 
     /// Set the whole-request timeout.
@@ -327,6 +360,18 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_to_16_mib() {
+        let o = RequestOptions::new();
+        assert_eq!(o.max_response_bytes(), 16 * 1024 * 1024);
+        assert_eq!(o, RequestOptions::default());
+        let o = o.with_max_response_bytes(1).with_attempt(3);
+        assert_eq!((o.max_response_bytes(), o.attempt()), (1, 3));
+        let e = adapter::body_too_large(1, "http://x/");
+        assert_eq!(e.kind(), TransportErrorKind::Protocol);
+        assert!(!e.is_transient());
     }
 
     #[test]

@@ -79,8 +79,8 @@ pub use latchkey_session::{
     UserState, UserStore,
 };
 pub use latchkey_transport::{
-    HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError, TransportErrorKind,
-    transport_fn,
+    DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse, HttpTransport, RequestOptions,
+    TransportError, TransportErrorKind, transport_fn,
 };
 
 #[cfg(feature = "anonymous")]
@@ -191,6 +191,10 @@ impl App {
     }
 
     /// Log `user` out (if logged in) and forget it on this device. The server account stays.
+    ///
+    /// If the user store cannot forget the user, the error is [`ErrorKind::Store`]: the
+    /// user is removed in memory all the same, but its record (possibly with tokens) may
+    /// still be stored.
     ///
     /// ```no_run
     /// # async fn demo(app: latchkey::App, user: latchkey::User) -> Result<(), latchkey::Error> {

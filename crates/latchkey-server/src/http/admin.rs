@@ -25,7 +25,22 @@ use crate::state::SharedState;
 /// The admin routes.
 pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
-        .route("/admin/v1/apps/{app}/api_keys", post(create_server_key))
+        .route(
+            "/admin/v1/apps/{app}/api_keys",
+            post(create_server_key).get(list_server_keys),
+        )
+        .route(
+            "/admin/v1/apps/{app}/api_keys/{id}",
+            axum::routing::delete(delete_server_key),
+        )
+        .route(
+            "/admin/v1/apps/{app}/api_keys/{id}/disable",
+            put(disable_server_key),
+        )
+        .route(
+            "/admin/v1/apps/{app}/api_keys/{id}/enable",
+            put(enable_server_key),
+        )
         .route("/admin/v1/apps/{app}/users", get(list_users))
         .route(
             "/admin/v1/apps/{app}/users/{id}",
@@ -88,6 +103,38 @@ async fn create_server_key(
         _ => return Err(ApiError::bad_request("'name' must be a string")),
     };
     run(&state, &headers, &app, AdminOp::CreateServerKey(name)).await
+}
+
+async fn list_server_keys(
+    State(state): State<SharedState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &app, AdminOp::ListServerKeys).await
+}
+
+async fn delete_server_key(
+    State(state): State<SharedState>,
+    Path((app, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &app, AdminOp::DeleteServerKey(id)).await
+}
+
+async fn disable_server_key(
+    State(state): State<SharedState>,
+    Path((app, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &app, AdminOp::DisableServerKey(id)).await
+}
+
+async fn enable_server_key(
+    State(state): State<SharedState>,
+    Path((app, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &app, AdminOp::EnableServerKey(id)).await
 }
 
 async fn list_users(

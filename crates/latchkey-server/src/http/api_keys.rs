@@ -56,6 +56,14 @@ pub(crate) async fn create(
         Some(_) => return Err(ApiError::bad_request("'name' must be a string")),
         None => return Err(ApiError::bad_request("missing required field 'name'")),
     };
+    // A session that logged in with an API key cannot mint further keys: disabling
+    // or deleting the key must end everything it gave access to.
+    if auth.session.provider_type.as_deref() == Some(ProviderType::ApiKey.as_str()) {
+        return Err(ApiError::bad_request(
+            "cannot create API keys from a session that logged in with an API key; \
+             log in with another provider",
+        ));
+    }
     // Only users with a real identity may own keys: not anonymous users, not server
     // key users.
     let identities = state

@@ -5,7 +5,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{Extensions, HeaderMap, StatusCode};
 use latchkey_protocol::{
     AccessTokenClaims, ErrorCode, Identity, LocationResponse, LoginResponse, ObjectId,
     ProfileResponse, ProviderType, RefreshResponse, RefreshTokenClaims, TokenType,
@@ -17,9 +17,11 @@ use super::extract::json_object;
 use super::response::{no_content, ok_json};
 use crate::error::ApiError;
 use crate::ids::{new_object_id, new_random_id};
+use crate::providers::local_userpass::MAX_EMAIL_LEN;
 use crate::providers::{self, ProviderContext, VerifiedIdentity};
 use crate::state::{AppRuntime, ServerState, SharedState, ws_url};
 use crate::store::{IdentityRecord, SessionRecord, StoreError, UserRecord};
+use crate::throttle::{identifier_key, too_many_logins};
 
 fn sign_error(e: crate::tokens::TokenError) -> ApiError {
     ApiError::internal(&e)
@@ -90,11 +92,15 @@ fn wants_link(query: Option<&str>) -> bool {
 }
 
 /// `POST .../app/{app_id}/auth/providers/{provider}/login[?link=true]`.
+///
+/// Throttled (see [`crate::throttle`]) after routing, on the decoded app id and
+/// provider and the parsed body, so that every spelling of a path shares its buckets.
 pub(crate) async fn login(
     State(state): State<SharedState>,
     Path((app_id, provider_name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let app = state.app(&app_id)?;
@@ -103,7 +109,52 @@ pub(crate) async fn login(
         .ok()
         .filter(|p| app.provider_enabled(*p))
         .ok_or_else(|| ApiError::provider_not_found(&provider_name))?;
-    let mut body = json_object(body)?;
+    let body = json_object(body)?;
+    if provider == ProviderType::Anonymous {
+        return login_checked(&state, &app, provider, query, &headers, body).await;
+    }
+    let identifier = match provider {
+        ProviderType::EmailPassword => match body.get("username") {
+            Some(Value::String(u)) if u.len() > MAX_EMAIL_LEN => {
+                return Err(ApiError::bad_request(format!(
+                    "username must be at most {MAX_EMAIL_LEN} bytes"
+                )));
+            }
+            Some(Value::String(u)) => Some(identifier_key(app.id(), provider.as_str(), u)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let throttle = &state.throttle;
+    let keys = throttle.login_keys(identifier, throttle.client_ip(&headers, &extensions));
+    if let Err(retry_after) = throttle.check_login(&keys, state.clock.now_secs()) {
+        tracing::info!(
+            app = app.id(),
+            provider = provider.as_str(),
+            "login refused: throttled"
+        );
+        return Err(too_many_logins(retry_after));
+    }
+    let result = login_checked(&state, &app, provider, query, &headers, body).await;
+    match &result {
+        Ok(_) => throttle.login_success(&keys),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            throttle.login_failure(&keys, state.clock.now_secs());
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// A login (or link) that passed the throttle.
+async fn login_checked(
+    state: &ServerState,
+    app: &AppRuntime,
+    provider: ProviderType,
+    query: Option<String>,
+    headers: &HeaderMap,
+    mut body: Map<String, Value>,
+) -> Result<Response, ApiError> {
     let device_hint = body
         .get("options")
         .and_then(|o| o.get("device"))
@@ -116,16 +167,13 @@ pub(crate) async fn login(
     body.remove("options");
 
     if wants_link(query.as_deref()) {
-        return link(&state, &app, provider, &headers, &body).await;
+        return link(state, app, provider, headers, &body).await;
     }
 
-    let ctx = ProviderContext {
-        state: &state,
-        app: &app,
-    };
+    let ctx = ProviderContext { state, app };
     let verified = providers::authenticate(ctx, provider, &body).await?;
     let now = state.clock.now_secs();
-    let user = user_for_identity(&state, &app, &verified, now).await?;
+    let user = user_for_identity(state, app, &verified, now).await?;
     if user.disabled {
         return Err(ApiError::user_disabled());
     }
@@ -146,12 +194,14 @@ pub(crate) async fn login(
         device_id,
         created_at: now,
         expires_at: now.saturating_add(ttl),
+        provider_type: Some(verified.provider.as_str().to_owned()),
+        identity_id: Some(verified.id.clone()),
     };
     state.store.create_session(&session).await?;
     tracing::info!(app = app.id(), user = %user.id, provider = provider.as_str(), "login");
     Ok(ok_json(&LoginResponse {
-        access_token: access_token(&app, &session, &user, now)?,
-        refresh_token: Some(refresh_token(&app, &session, now)?),
+        access_token: access_token(app, &session, &user, now)?,
+        refresh_token: Some(refresh_token(app, &session, now)?),
         user_id: user.id,
         device_id: session.device_id,
     }))

@@ -33,13 +33,7 @@ const X_BAAS_LOCATION: HeaderName = HeaderName::from_static("x-baas-location");
 pub(crate) fn router(state: SharedState) -> Router {
     Router::new()
         .route(paths::LOCATION, get(client::location))
-        .route(
-            paths::LOGIN,
-            post(client::login).layer(middleware::from_fn_with_state(
-                state.clone(),
-                crate::throttle::login_guard,
-            )),
-        )
+        .route(paths::LOGIN, post(client::login))
         .route(paths::REGISTER, post(userpass::register))
         .route(paths::CONFIRM, post(userpass::confirm))
         .route(paths::CONFIRM_SEND, post(userpass::confirm_send))

@@ -224,7 +224,6 @@ pub(crate) async fn create_server_key(
 }
 
 /// The server API keys of `app`, oldest first (no secrets).
-#[allow(dead_code)] // for the admin API
 pub(crate) async fn list_server_keys(
     state: &ServerState,
     app: &AppRuntime,
@@ -236,24 +235,54 @@ pub(crate) async fn list_server_keys(
     Ok(keys.iter().map(view).collect())
 }
 
+/// The server key `key_id` of `app`: 404 `APIKeyNotFound` when `key_id` is
+/// malformed, unknown or a user key.
+async fn server_key(
+    state: &ServerState,
+    app: &AppRuntime,
+    key_id: &str,
+) -> Result<ApiKeyRecord, ApiError> {
+    let id = parse_key_id(key_id).ok_or_else(key_not_found)?;
+    match state.store.get_api_key(app.id(), &id).await? {
+        Some(k) if k.kind == ApiKeyKind::Server => Ok(k),
+        _ => Err(key_not_found()),
+    }
+}
+
 /// Delete a server API key and its server user (with its sessions). 404
 /// `APIKeyNotFound` when `key_id` is malformed, unknown or a user key.
-#[allow(dead_code)] // for the admin API
 pub(crate) async fn delete_server_key(
     state: &ServerState,
     app: &AppRuntime,
     key_id: &str,
 ) -> Result<(), ApiError> {
-    let id = parse_key_id(key_id).ok_or_else(key_not_found)?;
-    match state.store.get_api_key(app.id(), &id).await? {
-        Some(k) if k.kind == ApiKeyKind::Server => {}
-        _ => return Err(key_not_found()),
-    }
+    let id = server_key(state, app, key_id).await?.id;
     if !state.store.delete_api_key(app.id(), &id).await? {
         return Err(key_not_found());
     }
     tracing::info!(app = app.id(), key = %id, "deleted server API key");
     Ok(())
+}
+
+/// Disable (revoking the sessions it created) or enable a server API key; returns
+/// the key. 404 `APIKeyNotFound` as [`delete_server_key`].
+pub(crate) async fn set_server_key_disabled(
+    state: &ServerState,
+    app: &AppRuntime,
+    key_id: &str,
+    disabled: bool,
+) -> Result<ApiKeyResponse, ApiError> {
+    let mut key = server_key(state, app, key_id).await?;
+    if !state
+        .store
+        .set_api_key_disabled(app.id(), &key.id, disabled)
+        .await?
+    {
+        return Err(key_not_found());
+    }
+    key.disabled = disabled;
+    tracing::info!(app = app.id(), key = %key.id, disabled, "changed server API key");
+    Ok(view(&key))
 }
 
 /// The profile `type` of a user with these identities: `server` for a server key's

@@ -5,7 +5,8 @@
 //! Webhook contract (see `docs/providers-server.md`): the payload (Extended JSON
 //! already converted to plain JSON, without `provider` and `options`) is POSTed as
 //! the JSON request body. With `webhook_secret` set, the request carries
-//! `X-Latchkey-Signature: sha256=<lowercase hex HMAC-SHA256(secret, raw body)>`.
+//! `X-Latchkey-Timestamp: <unix seconds>` and
+//! `X-Latchkey-Signature: sha256=<lowercase hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
 //! The webhook answers 2xx with `{"id": "<non-empty string>", "name": "<optional>"}`.
 //! Anything else is a 401 `AuthError`, never a 500.
 
@@ -207,7 +208,7 @@ pub(crate) async fn authenticate(
         }
     } else if let Some(url) = &config.webhook_url {
         let answer = webhooks::call_json(
-            &ctx.state.http,
+            ctx.state,
             url,
             config.webhook_secret.as_deref(),
             &payload,

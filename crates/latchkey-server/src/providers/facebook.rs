@@ -14,10 +14,11 @@ use std::time::Duration;
 use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::{Map, Value};
 
-use super::oidc::{auth_error, read_body, unreachable};
+use super::oidc::{auth_error, unreachable};
 use super::{ProviderContext, VerifiedIdentity, required_str};
 use crate::config::FacebookConfig;
 use crate::error::ApiError;
+use crate::outbound::read_body;
 
 const LABEL: &str = "Facebook";
 /// Per-request timeout of each Graph API call.

@@ -10,10 +10,11 @@ use jsonwebtoken::Algorithm;
 use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::Value;
 
-use super::oidc::{self, Keys, Rules, auth_error, read_body, unreachable};
+use super::oidc::{self, Keys, Rules, auth_error, unreachable};
 use super::{ProviderContext, VerifiedIdentity};
 use crate::config::{AudienceMatch, GoogleConfig};
 use crate::error::ApiError;
+use crate::outbound::read_body;
 
 const LABEL: &str = "Google";
 /// Per-request timeout of the code exchange.

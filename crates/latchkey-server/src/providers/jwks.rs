@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
-use super::oidc::read_body;
+use crate::outbound::read_body;
 
 /// Key-set lifetime when the answer has no usable `Cache-Control: max-age`.
 pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -168,7 +168,7 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<KeySet, JwksError> {
         .and_then(max_age)
         .map(|a| a.clamp(MIN_MAX_AGE, MAX_MAX_AGE))
         .unwrap_or(DEFAULT_MAX_AGE);
-    let body = read_body(resp, MAX_JWKS_BYTES).await.map_err(|()| {
+    let body = read_body(resp, MAX_JWKS_BYTES).await.map_err(|_| {
         tracing::warn!(url, "JWKS answer unreadable or too large");
         JwksError::Unreachable
     })?;

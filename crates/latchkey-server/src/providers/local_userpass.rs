@@ -34,6 +34,12 @@ pub(crate) async fn authenticate(
     body: &LoginBody,
 ) -> Result<VerifiedIdentity, ApiError> {
     let email = required_str(body, "username")?;
+    if email.len() > MAX_EMAIL_LEN {
+        // Refused before any hashing.
+        return Err(ApiError::bad_request(format!(
+            "username must be at most {MAX_EMAIL_LEN} bytes"
+        )));
+    }
     let password = Secret::new(required_str(body, "password")?);
     let record = ctx.state.store.find_userpass(ctx.app.id(), email).await?;
     let Some(record) = record else {

@@ -42,21 +42,6 @@ pub(crate) fn unreachable(label: &str, what: &str) -> ApiError {
     ))
 }
 
-/// Read a response body of at most `limit` bytes.
-pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ()> {
-    if resp.content_length().is_some_and(|l| l > limit as u64) {
-        return Err(());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| ())? {
-        if body.len() + chunk.len() > limit {
-            return Err(());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// An RS256 verification key from a PEM public key (`BEGIN PUBLIC KEY` or
 /// `BEGIN RSA PUBLIC KEY`) of at least 2048 bits.
 pub(crate) fn rsa_key_from_pem(pem: &str) -> Result<DecodingKey, String> {

@@ -208,7 +208,7 @@ async fn call_status(ctx: ProviderContext<'_>, url: &str, payload: &Value) -> Re
         .local_userpass
         .webhook_secret
         .as_deref();
-    let answer = call_json(&ctx.state.http, url, secret, payload, WEBHOOK_TIMEOUT)
+    let answer = call_json(ctx.state, url, secret, payload, WEBHOOK_TIMEOUT)
         .await
         .map_err(|e| tracing::warn!(app = ctx.app.id(), error = %e, "userpass webhook failed"))?;
     let answer = latchkey_protocol::ejson::to_plain(answer);
@@ -257,9 +257,17 @@ async fn confirm_email(ctx: ProviderContext<'_>, email: &str) -> Result<(), ApiE
     Ok(())
 }
 
+/// The message-throttling key of `email` in `app`.
+pub(crate) fn message_key(app: &crate::state::AppRuntime, email: &str) -> crate::throttle::Key {
+    crate::throttle::identifier_key(app.id(), "local-userpass messages", email)
+}
+
 /// After registering pending credentials: run the confirmation function, or send
 /// the confirmation email.
 pub(crate) async fn after_register(ctx: ProviderContext<'_>, email: &str) -> Result<(), ApiError> {
+    ctx.state
+        .throttle
+        .message_sent(&message_key(ctx.app, email), ctx.state.clock.now_secs());
     let cfg = &ctx.app.config.providers.local_userpass;
     let Some(url) = cfg.confirmation_webhook_url.as_deref() else {
         return send_message(ctx, email, TokenPurpose::Confirm).await;

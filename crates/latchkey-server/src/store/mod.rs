@@ -71,6 +71,11 @@ pub struct SessionRecord {
     pub created_at: i64,
     /// Expiry, Unix seconds (the refresh token's `exp`).
     pub expires_at: i64,
+    /// Provider type of the identity the session logged in with (e.g. `api-key`);
+    /// `None` for sessions created before it was recorded.
+    pub provider_type: Option<String>,
+    /// Id of that identity (for `api-key`: the key id).
+    pub identity_id: Option<String>,
 }
 
 /// Confirmation state of email/password credentials.
@@ -375,6 +380,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete every session of a user. Returns how many there were.
     async fn delete_user_sessions(&self, app_id: &str, user_id: &str) -> Result<u64, StoreError>;
 
+    /// Delete every session created by logging in with this identity. Returns how
+    /// many there were.
+    async fn delete_identity_sessions(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        identity_id: &str,
+    ) -> Result<u64, StoreError>;
+
     /// Whether the device id was issued by (or registered with) this app.
     async fn device_exists(&self, app_id: &str, device_id: &str) -> Result<bool, StoreError>;
 
@@ -437,7 +451,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         user_id: Option<&str>,
     ) -> Result<Vec<ApiKeyRecord>, StoreError>;
 
-    /// Enable or disable an API key. Returns whether it exists.
+    /// Enable or disable an API key. Disabling also deletes the sessions created by
+    /// logging in with the key. Returns whether it exists.
     async fn set_api_key_disabled(
         &self,
         app_id: &str,
@@ -445,8 +460,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         disabled: bool,
     ) -> Result<bool, StoreError>;
 
-    /// Delete an API key and its identity; a server key's user goes with it.
-    /// Returns whether the key existed.
+    /// Delete an API key, its identity and the sessions created by logging in with
+    /// it; a server key's user goes with it. Returns whether the key existed.
     async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Close connections (called at shutdown).

@@ -74,6 +74,7 @@ CREATE TABLE userpass_credentials (
     ),
     (2, API_KEYS_MIGRATION),
     (3, USERPASS_FLOWS_MIGRATION),
+    (4, SESSION_IDENTITY_MIGRATION),
 ];
 
 /// Version 2: API keys (user and server keys of the `api-key` provider).
@@ -121,6 +122,31 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_by_app ON outbox (app_id, seq)
 "#;
+
+/// Version 4: the identity each session logged in with (to revoke the sessions of
+/// a disabled or deleted API key).
+const SESSION_IDENTITY_MIGRATION: &str = r#"
+ALTER TABLE sessions ADD COLUMN provider_type TEXT;
+ALTER TABLE sessions ADD COLUMN identity_id TEXT;
+CREATE INDEX sessions_by_identity ON sessions (app_id, provider_type, identity_id)
+"#;
+
+/// Delete the sessions created by logging in with API key `id`.
+async fn delete_key_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app_id: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM sessions WHERE app_id = ? AND provider_type = 'api-key' AND identity_id = ?",
+    )
+    .bind(app_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
 
 /// SQLite storage.
 #[derive(Debug, Clone)]
@@ -180,6 +206,8 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         device_id: row.try_get("device_id").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
+        provider_type: row.try_get("provider_type").map_err(db_err)?,
+        identity_id: row.try_get("identity_id").map_err(db_err)?,
     })
 }
 
@@ -644,8 +672,9 @@ impl Store for SqliteStore {
 
     async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (app_id, id, user_id, device_id, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions
+             (app_id, id, user_id, device_id, created_at, expires_at, provider_type, identity_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.app_id)
         .bind(&s.id)
@@ -653,6 +682,8 @@ impl Store for SqliteStore {
         .bind(&s.device_id)
         .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(&s.provider_type)
+        .bind(&s.identity_id)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -696,6 +727,24 @@ impl Store for SqliteStore {
                 .map_err(db_err)?
                 .rows_affected(),
         )
+    }
+
+    async fn delete_identity_sessions(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        identity_id: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM sessions WHERE app_id = ? AND provider_type = ? AND identity_id = ?",
+        )
+        .bind(app_id)
+        .bind(provider_type)
+        .bind(identity_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected())
     }
 
     async fn device_exists(&self, app_id: &str, device_id: &str) -> Result<bool, StoreError> {
@@ -905,14 +954,19 @@ impl Store for SqliteStore {
         id: &str,
         disabled: bool,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let n = sqlx::query("UPDATE api_keys SET disabled = ? WHERE app_id = ? AND id = ?")
             .bind(i64::from(disabled))
             .bind(app_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?
             .rows_affected();
+        if n > 0 && disabled {
+            delete_key_sessions(&mut tx, app_id, id).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(n > 0)
     }
 
@@ -936,6 +990,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        delete_key_sessions(&mut tx, app_id, id).await?;
         sqlx::query(
             "DELETE FROM identities WHERE app_id = ? AND provider_type = 'api-key' AND id = ?",
         )
@@ -1035,9 +1090,14 @@ mod tests {
             device_id: "d".into(),
             created_at: 1,
             expires_at: 2,
+            provider_type: Some("api-key".into()),
+            identity_id: Some("k1".into()),
         };
         s.create_session(&session).await.unwrap();
-        assert_eq!(s.get_session("a", "s1").await.unwrap(), Some(session));
+        assert_eq!(
+            s.get_session("a", "s1").await.unwrap(),
+            Some(session.clone())
+        );
         assert!(s.get_session("b", "s1").await.unwrap().is_none());
 
         let cred = UserpassRecord {
@@ -1092,7 +1152,23 @@ mod tests {
             ..s.get_session("a", "s1").await.unwrap().unwrap()
         };
         s.create_session(&second).await.unwrap();
-        assert_eq!(s.delete_user_sessions("a", "u1").await.unwrap(), 2);
+        let other = SessionRecord {
+            id: "s3".into(),
+            provider_type: None,
+            identity_id: None,
+            ..second.clone()
+        };
+        s.create_session(&other).await.unwrap();
+        assert_eq!(
+            s.delete_identity_sessions("a", "api-key", "k1")
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(s.get_session("a", "s3").await.unwrap().is_some());
+        s.create_session(&session).await.unwrap();
+        s.create_session(&second).await.unwrap();
+        assert_eq!(s.delete_user_sessions("a", "u1").await.unwrap(), 3);
         assert!(s.get_session("a", "s2").await.unwrap().is_none());
         s.create_session(&second).await.unwrap();
         assert!(s.delete_session("a", "s2").await.unwrap());
@@ -1109,6 +1185,43 @@ mod tests {
         assert!(s.list_identities("a", "u1").await.unwrap().is_empty());
         assert!(s.find_userpass("a", "x@y.z").await.unwrap().is_none());
         assert!(!s.delete_user("a", "u1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn version_3_databases_gain_session_identities() {
+        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        // A database as version 3 left it, with a session.
+        for (_, sql) in &MIGRATIONS[..3] {
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement).execute(&s.pool).await.unwrap();
+            }
+        }
+        sqlx::query(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        for v in 1..=3 {
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .bind(v)
+                .execute(&s.pool)
+                .await
+                .unwrap();
+        }
+        s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (app_id, id, user_id, device_id, created_at, expires_at)
+             VALUES ('a', 'old', 'u1', 'd', 1, 2)",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        s.migrate().await.unwrap();
+        let old = s.get_session("a", "old").await.unwrap().unwrap();
+        assert_eq!((old.provider_type, old.identity_id), (None, None));
     }
 
     #[tokio::test]

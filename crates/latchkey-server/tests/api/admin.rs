@@ -177,3 +177,110 @@ async fn server_api_key_and_outbox() {
         .assert_ok_json();
     assert_eq!(outbox, json!([]));
 }
+
+#[tokio::test]
+async fn server_keys_can_be_listed_disabled_and_revoked() {
+    let h = start_with(email_config()).await;
+    let keys_url = admin_url(&h, "/api_keys");
+    let create = |name: &'static str| {
+        let h = &h;
+        let url = keys_url.clone();
+        async move {
+            h.send(
+                Method::POST,
+                &url,
+                Some(ADMIN),
+                Some(&json!({ "name": name }).to_string()),
+            )
+            .await
+            .assert_ok_json()
+        }
+    };
+    let a = create("backend").await;
+    let b = create("cron").await;
+    let (a_id, a_key) = (a["_id"].as_str().unwrap(), a["key"].as_str().unwrap());
+    let login_a = Tokens::from(
+        &h.login("api-key", json!({ "key": a_key }))
+            .await
+            .assert_ok_json(),
+    );
+    let login_b = Tokens::from(
+        &h.login("api-key", json!({ "key": b["key"].as_str().unwrap() }))
+            .await
+            .assert_ok_json(),
+    );
+
+    // Listed oldest first, without secrets.
+    let listed = h
+        .send(Method::GET, &keys_url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(
+        listed,
+        json!([
+            {"_id": a_id, "name": "backend", "disabled": false},
+            {"_id": b["_id"], "name": "cron", "disabled": false},
+        ])
+    );
+    h.send(Method::GET, &keys_url, None, None)
+        .await
+        .assert_error(401, "MissingAuthReq");
+
+    // Disable: the key cannot log in and its sessions end; enable: logins work again.
+    let key_url = format!("{keys_url}/{a_id}");
+    let v = h
+        .send(
+            Method::PUT,
+            &format!("{key_url}/disable"),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .assert_ok_json();
+    assert_eq!(v["disabled"], true);
+    h.refresh(&login_a.refresh)
+        .await
+        .assert_error(401, "InvalidSession");
+    h.login("api-key", json!({ "key": a_key }))
+        .await
+        .assert_error(401, "AuthError");
+    h.refresh(&login_b.refresh).await.assert_ok_json();
+    let v = h
+        .send(Method::PUT, &format!("{key_url}/enable"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(v["disabled"], false);
+    let again = Tokens::from(
+        &h.login("api-key", json!({ "key": a_key }))
+            .await
+            .assert_ok_json(),
+    );
+
+    // Delete: gone with its user and sessions.
+    let v = h
+        .send(Method::DELETE, &key_url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(v, json!({"deleted": true}));
+    h.refresh(&again.refresh)
+        .await
+        .assert_error(401, "InvalidSession");
+    h.login("api-key", json!({ "key": a_key }))
+        .await
+        .assert_error(401, "AuthError");
+    for (method, url) in [
+        (Method::DELETE, key_url.clone()),
+        (Method::PUT, format!("{key_url}/disable")),
+        (Method::DELETE, format!("{keys_url}/not-an-id")),
+    ] {
+        h.send(method, &url, Some(ADMIN), None)
+            .await
+            .assert_error(404, "APIKeyNotFound");
+    }
+    let listed = h
+        .send(Method::GET, &keys_url, Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    h.refresh(&login_b.refresh).await.assert_ok_json();
+}

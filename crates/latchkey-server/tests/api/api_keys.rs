@@ -412,3 +412,77 @@ async fn keys_are_stored_hashed() {
     assert_eq!(rec.hash.len(), 64);
     assert!(!format!("{rec:?}").contains(&rec.hash), "hash redacted");
 }
+
+/// PUT `…/api_keys/{id}/{action}` or DELETE `…/api_keys/{id}` with the owner's token.
+async fn manage(h: &Harness, bearer: &str, id: &str, action: &str) -> Reply {
+    match action {
+        "delete" => {
+            h.send(Method::DELETE, &key_url(h, id), Some(bearer), None)
+                .await
+        }
+        _ => {
+            h.send(
+                Method::PUT,
+                &format!("{}/{action}", key_url(h, id)),
+                Some(bearer),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+#[tokio::test]
+async fn disabling_or_deleting_a_key_ends_its_sessions() {
+    for action in ["disable", "delete"] {
+        let h = start().await;
+        let owner = named_user(&h, "owner@example.com").await;
+        let a = created(&create(&h, &owner.refresh, "a").await);
+        let b = created(&create(&h, &owner.refresh, "b").await);
+        let with_a = Tokens::from(
+            &key_login(&h, a["key"].as_str().unwrap())
+                .await
+                .assert_ok_json(),
+        );
+        let with_b = Tokens::from(
+            &key_login(&h, b["key"].as_str().unwrap())
+                .await
+                .assert_ok_json(),
+        );
+        assert_eq!(with_a.user_id, owner.user_id);
+        h.refresh(&with_a.refresh).await.assert_ok_json();
+
+        manage(&h, &owner.refresh, a["_id"].as_str().unwrap(), action)
+            .await
+            .assert_no_content();
+        // The key's session is gone, refresh and access tokens alike ...
+        h.refresh(&with_a.refresh)
+            .await
+            .assert_error(401, "InvalidSession");
+        h.profile(&with_a.access)
+            .await
+            .assert_error(401, "InvalidSession");
+        // ... while the owner's other sessions survive.
+        h.refresh(&owner.refresh).await.assert_ok_json();
+        h.refresh(&with_b.refresh).await.assert_ok_json();
+        h.profile(&owner.access).await.assert_ok_json();
+    }
+}
+
+#[tokio::test]
+async fn sessions_of_an_api_key_cannot_create_keys() {
+    let h = start().await;
+    let owner = named_user(&h, "minter@example.com").await;
+    let k = created(&create(&h, &owner.refresh, "k").await);
+    let with_key = Tokens::from(
+        &key_login(&h, k["key"].as_str().unwrap())
+            .await
+            .assert_ok_json(),
+    );
+    let msg = create(&h, &with_key.refresh, "more")
+        .await
+        .assert_error(400, "BadRequest");
+    assert!(msg.contains("logged in with an API key"), "{msg}");
+    // The owner's own session still can.
+    created(&create(&h, &owner.refresh, "more").await);
+}

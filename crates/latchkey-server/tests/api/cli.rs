@@ -109,6 +109,15 @@ async fn init_output_loads_and_serves_and_admin_ops_work() {
     let key = admin(&["create-server-key", "ci"]);
     assert_eq!(key["name"], "ci");
     assert!(key["key"].is_string() && key["_id"].is_string());
+    let id = key["_id"].as_str().unwrap().to_owned();
+    let listed = admin(&["list-server-keys"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["_id"], id.as_str());
+    assert!(listed[0].get("key").is_none(), "no secret: {listed}");
+    assert_eq!(admin(&["disable-server-key", &id])["disabled"], true);
+    assert_eq!(admin(&["enable-server-key", &id])["disabled"], false);
+    assert_eq!(admin(&["delete-server-key", &id])["deleted"], true);
+    assert_eq!(admin(&["list-server-keys"]), Value::Array(vec![]));
     // `--app` picks the app; an unknown one fails.
     let out = bin()
         .args(["admin", "--config"])

@@ -38,12 +38,76 @@ async fn hook(
         "empty-id" => axum::Json(json!({"id": ""})).into_response(),
         "number-id" => axum::Json(json!({"id": 42})).into_response(),
         "error" => axum::Json(json!({"id": user, "error": "user is banned"})).into_response(),
+        "huge" => {
+            // A 1 MiB JSON answer (valid, with an id): too large to be read.
+            let padding = "x".repeat(1024 * 1024);
+            axum::Json(json!({"id": user, "padding": padding})).into_response()
+        }
+        "redirect" => Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", "/hook/ok")
+            .body(axum::body::Body::empty())
+            .unwrap(),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             axum::Json(json!({"id": user})).into_response()
         }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// A raw HTTP server answering every request with a 1 MiB chunked JSON body (no
+/// Content-Length); returns its URL.
+async fn chunked_huge_webhook() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the request head and its Content-Length body.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = vec![b' '; 16 * 1024];
+                for _ in 0..64 {
+                    let mut c = format!("{:x}\r\n", piece.len()).into_bytes();
+                    c.extend_from_slice(&piece);
+                    c.extend_from_slice(b"\r\n");
+                    if sock.write_all(&c).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sock.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    format!("http://{addr}/hook")
 }
 
 /// A fake webhook on 127.0.0.1:0; returns its base URL and the calls it saw.
@@ -141,13 +205,27 @@ async fn webhook_requests_are_signed_and_plain_json() {
     assert_eq!(sent, json!({"user": "signed", "n": 42, "d": 1.5}));
     assert!(sent["n"].is_i64(), "EJSON number arrives as a plain number");
     let header = headers["x-latchkey-signature"].to_str().unwrap();
+    // The signature covers "<timestamp>.<raw body>", the timestamp being the
+    // server's clock in Unix seconds (receivers refuse old ones: no replay).
+    let stamp = headers["x-latchkey-timestamp"].to_str().unwrap();
+    let secs: i64 = stamp.parse().unwrap();
+    assert!((secs - h.server.clock().now_secs()).abs() <= 5, "{secs}");
+    let mut signed = format!("{stamp}.").into_bytes();
+    signed.extend_from_slice(body);
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
+    mac.update(&signed);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(header, expected);
+    // The body alone (the old scheme) does not verify.
+    let mut body_only = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    body_only.update(body);
+    assert_ne!(
+        header,
+        format!("sha256={}", hex::encode(body_only.finalize().into_bytes()))
+    );
     // The receiver's check: a different secret does not verify.
     let mut wrong = Hmac::<Sha256>::new_from_slice(b"other").unwrap();
-    wrong.update(body);
+    wrong.update(&signed);
     assert_ne!(
         header,
         format!("sha256={}", hex::encode(wrong.finalize().into_bytes()))
@@ -304,4 +382,36 @@ async fn in_process_function_empty_id_and_timeout() {
         .assert_error(401, "AuthError");
     assert!(m.contains("timed out"), "{m}");
     assert!(format!("{:?}", h.server).contains("RunningServer"));
+}
+
+#[tokio::test]
+async fn oversized_webhook_answers_are_failures() {
+    let (base, seen) = webhook().await;
+    // 1 MiB with Content-Length, then 1 MiB chunked (the read stops at 64 KiB).
+    for url in [format!("{base}/huge"), chunked_huge_webhook().await] {
+        let h = start_with(config_for(&url, None, 5000)).await;
+        let msg = login_fn(&h, json!({"user": "big"}))
+            .await
+            .assert_error(401, "AuthError");
+        assert!(msg.contains("webhook answer too large"), "{url}: {msg}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn webhook_redirects_are_not_followed() {
+    let (base, seen) = webhook().await;
+    let h = start_with(config_for(
+        &format!("{base}/redirect"),
+        Some("s3cret-hook"),
+        5000,
+    ))
+    .await;
+    let msg = login_fn(&h, json!({"user": "r"}))
+        .await
+        .assert_error(401, "AuthError");
+    assert!(msg.contains("HTTP 307"), "{msg}");
+    // Only the redirecting endpoint was called: the payload went nowhere else.
+    let calls = seen.lock().unwrap();
+    assert_eq!(calls.len(), 1);
 }

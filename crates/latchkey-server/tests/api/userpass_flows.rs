@@ -49,6 +49,8 @@ pub(crate) type Call = (Value, Option<String>);
 pub(crate) struct Hook {
     pub(crate) url: String,
     pub(crate) calls: Arc<Mutex<Vec<Call>>>,
+    /// The `X-Latchkey-Timestamp` header of each call.
+    pub(crate) stamps: Arc<Mutex<Vec<Option<String>>>>,
     pub(crate) answer: Arc<Mutex<Value>>,
     pub(crate) delay: Arc<Mutex<Duration>>,
 }
@@ -61,6 +63,10 @@ async fn hook_handler(
     let sig = headers
         .get("x-latchkey-signature")
         .map(|v| v.to_str().unwrap().to_owned());
+    let stamp = headers
+        .get("x-latchkey-timestamp")
+        .map(|v| v.to_str().unwrap().to_owned());
+    hook.stamps.lock().unwrap().push(stamp);
     hook.calls.lock().unwrap().push((body, sig));
     let delay = *hook.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
@@ -72,6 +78,7 @@ pub(crate) async fn hook(answer: Value) -> Hook {
     let hook = Hook {
         url: format!("http://{}/hook", listener.local_addr().unwrap()),
         calls: Arc::default(),
+        stamps: Arc::default(),
         answer: Arc::new(Mutex::new(answer)),
         delay: Arc::default(),
     };
@@ -332,10 +339,16 @@ async fn confirmation_webhook_success_pending_fail_and_signature() {
         let (body, sig) = &calls[0];
         assert_eq!(body["username"], "s@example.com");
         assert!(body["token"].is_string() && body["tokenId"].is_string());
-        // HMAC-SHA256 over the raw body (serde_json serializes the same bytes).
+        // HMAC-SHA256 over "<timestamp>.<raw body>" (serde_json serializes the same
+        // bytes).
+        let stamp = hk.stamps.lock().unwrap()[0]
+            .clone()
+            .expect("timestamp header");
+        let secs: i64 = stamp.parse().unwrap();
+        assert!((secs - h.server.clock().now_secs()).abs() <= 5, "{secs}");
         use hmac::Mac;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
-        mac.update(body.to_string().as_bytes());
+        mac.update(format!("{stamp}.{body}").as_bytes());
         let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         assert_eq!(sig.as_deref(), Some(expected.as_str()));
     }
@@ -650,4 +663,42 @@ fn config_keys_parse_and_validate() {
     assert!(cfg("", "reset_url = \"ftp://x\"").is_err());
     assert!(cfg("[smtp]\nhost = \"m\"\nfrom = \"a@b.c\"\ntls = \"ssl\"", "").is_err());
     assert!(cfg("[throttle]\nlockout_secs = 0", "").is_err());
+}
+
+#[tokio::test]
+async fn reset_webhook_redirects_are_not_followed() {
+    // The real hook, and an endpoint redirecting (307, which re-POSTs) to it.
+    let hk = hook(json!({"status": "success"})).await;
+    let target = hk.url.clone();
+    let redirect = axum::Router::new().route(
+        "/moved",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = format!("http://{}/moved", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirect).await.unwrap() });
+
+    let mut c = email_config();
+    c.apps[0].providers.local_userpass.auto_confirm = true;
+    c.apps[0].providers.local_userpass.reset_webhook_url = Some(moved);
+    let h = start_with(c).await;
+    h.register("m@example.com", "old-password")
+        .await
+        .assert_no_content();
+    let msg = up(
+        &h,
+        "reset/call",
+        json!({"email": "m@example.com", "password": "new-password", "arguments": []}),
+    )
+    .await
+    .assert_error(400, "BadRequest");
+    assert_eq!(msg, "failed to reset password for user \"m@example.com\"");
+    // The payload (with the new password) never reached the redirect target.
+    assert!(hk.calls.lock().unwrap().is_empty());
+    h.userpass("m@example.com", "old-password")
+        .await
+        .assert_ok_json();
 }
