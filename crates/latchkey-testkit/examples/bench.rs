@@ -40,7 +40,7 @@ where
 
 fn row(name: &str, d: Duration, base: Duration) {
     println!(
-        "  {name:<44} {:>10.1} µs   {:>7.2}x baseline",
+        "  {name:<44} {:>10.2} µs   {:>7.2}x baseline",
         d.as_secs_f64() * 1e6,
         d.as_secs_f64() / base.as_secs_f64()
     );
