@@ -207,6 +207,25 @@ async fn login_checked(
     }))
 }
 
+/// Keep an identity's profile data current: a provider that vouches for data at this
+/// login (a new name or picture at Google, say) replaces what an earlier login stored.
+/// Providers that vouch for nothing (anonymous, API keys) leave the stored data alone.
+async fn refresh_identity_data(
+    state: &ServerState,
+    app: &AppRuntime,
+    stored: &IdentityRecord,
+    verified: &VerifiedIdentity,
+) -> Result<(), ApiError> {
+    if verified.data.is_empty() || verified.data == stored.data {
+        return Ok(());
+    }
+    state
+        .store
+        .set_identity_data(app.id(), &stored.provider_type, &stored.id, &verified.data)
+        .await?;
+    Ok(())
+}
+
 /// The user owning a verified identity, created with it at its first login.
 async fn user_for_identity(
     state: &ServerState,
@@ -223,6 +242,7 @@ async fn user_for_identity(
             .find_identity(app.id(), provider, &verified.id)
             .await?
         {
+            refresh_identity_data(state, app, &identity, verified).await?;
             return state
                 .store
                 .get_user(app.id(), &identity.user_id)
@@ -295,7 +315,9 @@ async fn link(
         .find_identity(app.id(), provider.as_str(), &verified.id)
         .await?
     {
-        Some(existing) if existing.user_id == auth.user.id => {}
+        Some(existing) if existing.user_id == auth.user.id => {
+            refresh_identity_data(state, app, &existing, &verified).await?;
+        }
         Some(_) => return Err(taken()),
         None => {
             let identity = IdentityRecord {

@@ -357,6 +357,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Attach an identity to an existing user. [`StoreError::Conflict`] when it exists.
     async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError>;
 
+    /// Replace an identity's provider metadata (the profile data the provider vouched
+    /// for at the latest login). Returns false when the identity does not exist.
+    async fn set_identity_data(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        id: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError>;
+
     /// A user's identities, oldest first.
     async fn list_identities(
         &self,

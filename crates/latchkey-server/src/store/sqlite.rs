@@ -652,6 +652,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_identity_data(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        id: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE identities SET data = ? WHERE app_id = ? AND provider_type = ? AND id = ?",
+        )
+        .bind(map_to_text(data))
+        .bind(app_id)
+        .bind(provider_type)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn list_identities(
         &self,
         app_id: &str,

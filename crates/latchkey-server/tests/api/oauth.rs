@@ -102,6 +102,31 @@ async fn google_id_token_login_same_user_and_profile() {
 }
 
 #[tokio::test]
+async fn later_logins_refresh_the_profile_data() {
+    let idp = FakeOidc::google().await;
+    let h = start_with(with(|c| c.apps[0].providers.google = google_config(&idp))).await;
+    let before = IdTokenClaims::new("g-9", GOOGLE_CLIENT)
+        .email("old@example.org")
+        .name("Old Name");
+    let first = Tokens::from(&google(&h, &idp.id_token(&before)).await.assert_ok_json());
+    let p = h.profile(&first.access).await.assert_ok_json();
+    assert_eq!(p["data"]["name"], "Old Name");
+
+    // The person changed their name at Google: the next login brings the new data.
+    let after = IdTokenClaims::new("g-9", GOOGLE_CLIENT)
+        .email("new@example.org")
+        .name("New Name");
+    let second = Tokens::from(&google(&h, &idp.id_token(&after)).await.assert_ok_json());
+    assert_eq!(second.user_id, first.user_id);
+    let p = h.profile(&second.access).await.assert_ok_json();
+    assert_eq!(p["data"]["name"], "New Name");
+    assert_eq!(p["data"]["email"], "new@example.org");
+    // Every session of the user sees it (the profile is read from the store).
+    let p = h.profile(&first.access).await.assert_ok_json();
+    assert_eq!(p["data"]["name"], "New Name");
+}
+
+#[tokio::test]
 async fn google_id_token_rejections() {
     let idp = FakeOidc::google().await;
     let h = start_with(with(|c| c.apps[0].providers.google = google_config(&idp))).await;
