@@ -345,15 +345,21 @@ async fn in_process_function() {
             .await
             .assert_ok_json(),
     );
+    let p = h.profile(&t.access).await.assert_ok_json();
+    assert_eq!(
+        p["data"]["name"], "inproc-7",
+        "$numberInt reached the function as 7"
+    );
+    assert_eq!(p["identities"][0]["id"], "inproc");
     let again = Tokens::from(
         &login_fn(&h, json!({"user": "inproc"}))
             .await
             .assert_ok_json(),
     );
     assert_eq!(t.user_id, again.user_id);
+    // The latest login's data replaces the earlier one.
     let p = h.profile(&t.access).await.assert_ok_json();
-    assert_eq!(p["data"]["name"], "inproc-7");
-    assert_eq!(p["identities"][0]["id"], "inproc");
+    assert_eq!(p["data"]["name"], "inproc-0");
 
     let m = login_fn(&h, json!({"user": "banned"}))
         .await
