@@ -13,7 +13,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::{AppRuntime, ServerState};
-use crate::store::{SqliteStore, Store, UserRecord};
+use crate::store::UserRecord;
 use crate::{ServerError, providers};
 
 /// One administrative operation on an app.
@@ -216,16 +215,7 @@ pub struct Admin {
 impl Admin {
     /// Validate `config`, open and migrate its database. No port is bound.
     pub async fn open(config: Config) -> Result<Admin, ServerError> {
-        config.validate()?;
-        let mut apps = HashMap::new();
-        for app in &config.apps {
-            let runtime =
-                AppRuntime::new(app.clone()).map_err(|e| ServerError::Other(e.to_string()))?;
-            apps.insert(app.id.clone(), Arc::new(runtime));
-        }
-        let store = SqliteStore::connect(&config.database).await?;
-        store.migrate().await?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let (apps, store) = crate::open_apps_and_store(&config).await?;
         let state = ServerState::new(
             &config,
             apps,

@@ -86,6 +86,23 @@ pub enum ServerError {
 #[derive(Debug, Clone, Copy)]
 pub struct Server;
 
+/// Validate `config`, build the hosted apps and open (and migrate) the database:
+/// what both the server and the admin CLI need before doing anything.
+pub(crate) async fn open_apps_and_store(
+    config: &Config,
+) -> Result<(HashMap<String, Arc<AppRuntime>>, Arc<dyn Store>), ServerError> {
+    config.validate()?;
+    let mut apps = HashMap::new();
+    for app in &config.apps {
+        let runtime =
+            AppRuntime::new(app.clone()).map_err(|e| ServerError::Other(e.to_string()))?;
+        apps.insert(app.id.clone(), Arc::new(runtime));
+    }
+    let store = SqliteStore::connect(&config.database).await?;
+    store.migrate().await?;
+    Ok((apps, Arc::new(store)))
+}
+
 impl Server {
     /// Validate `config`, open and migrate the database, bind the listen address and
     /// serve in a background tokio task, on the system clock.
@@ -98,17 +115,7 @@ impl Server {
         config: Config,
         clock: Clock,
     ) -> Result<RunningServer, ServerError> {
-        config.validate()?;
-        let mut apps = HashMap::new();
-        for app in &config.apps {
-            let runtime =
-                AppRuntime::new(app.clone()).map_err(|e| ServerError::Other(e.to_string()))?;
-            apps.insert(app.id.clone(), Arc::new(runtime));
-        }
-
-        let store = SqliteStore::connect(&config.database).await?;
-        store.migrate().await?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let (apps, store) = open_apps_and_store(&config).await?;
 
         let listener =
             TcpListener::bind(config.listen)

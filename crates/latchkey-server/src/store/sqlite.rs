@@ -131,6 +131,27 @@ ALTER TABLE sessions ADD COLUMN identity_id TEXT;
 CREATE INDEX sessions_by_identity ON sessions (app_id, provider_type, identity_id)
 "#;
 
+/// Insert one identity row (in a transaction or on the pool).
+async fn insert_identity<'e, E>(executor: E, identity: &IdentityRecord) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&identity.app_id)
+    .bind(&identity.provider_type)
+    .bind(&identity.id)
+    .bind(&identity.user_id)
+    .bind(map_to_text(&identity.data))
+    .bind(identity.created_at)
+    .execute(executor)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// Delete the sessions created by logging in with API key `id`.
 async fn delete_key_sessions(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -357,19 +378,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&identity.app_id)
-        .bind(&identity.provider_type)
-        .bind(&identity.id)
-        .bind(&identity.user_id)
-        .bind(map_to_text(&identity.data))
-        .bind(identity.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_identity(&mut *tx, identity).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -636,20 +645,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&identity.app_id)
-        .bind(&identity.provider_type)
-        .bind(&identity.id)
-        .bind(&identity.user_id)
-        .bind(map_to_text(&identity.data))
-        .bind(identity.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+        insert_identity(&self.pool, identity).await
     }
 
     async fn set_identity_data(
@@ -914,19 +910,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&identity.app_id)
-        .bind(&identity.provider_type)
-        .bind(&identity.id)
-        .bind(&identity.user_id)
-        .bind(map_to_text(&identity.data))
-        .bind(identity.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_identity(&mut *tx, identity).await?;
         tx.commit().await.map_err(db_err)
     }
 
