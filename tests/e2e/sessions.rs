@@ -102,14 +102,36 @@ async fn expired_access_token_is_refreshed_and_the_request_replayed() {
 async fn expired_refresh_token_ends_the_session_with_a_distinct_error() {
     let server = TestServer::start().await;
     let app = app(&server);
-    let user = app.log_in(Credentials::anonymous()).await.unwrap();
+    app.email_password_auth()
+        .register_user("dora@example.com", "s3cret-pass")
+        .await
+        .unwrap();
+    let dora = app
+        .log_in(Credentials::email_password(
+            "dora@example.com",
+            "s3cret-pass",
+        ))
+        .await
+        .unwrap();
+    let anon = app.log_in(Credentials::anonymous()).await.unwrap();
 
-    // 61 days later on the server: the refresh token (60 days) has expired too.
+    // 61 days later on the server: the refresh tokens (60 days) have expired too.
     server.advance_clock(Duration::from_secs(61 * 24 * 3600));
-    let err = user.refresh_access_token().await.unwrap_err();
+    let err = dora.refresh_access_token().await.unwrap_err();
     assert!(err.is_session_expired(), "got {err:?}");
-    assert_eq!(user.state(), UserState::LoggedOut);
-    assert!(user.access_token().is_none());
+    assert_eq!(
+        dora.state(),
+        UserState::LoggedOut,
+        "known, can log in again"
+    );
+    assert!(dora.access_token().is_none());
+
+    // An anonymous user has no way back in: its expired session removes it.
+    let err = anon.refresh_access_token().await.unwrap_err();
+    assert!(err.is_session_expired(), "got {err:?}");
+    assert_eq!(anon.state(), UserState::Removed);
+    let ids: Vec<String> = app.all_users().iter().map(|u| u.id().to_owned()).collect();
+    assert_eq!(ids, vec![dora.id().to_owned()]);
     server.shutdown().await;
 }
 

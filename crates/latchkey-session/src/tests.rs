@@ -1719,27 +1719,34 @@ async fn a_401_on_a_refresh_token_request_is_a_failed_refresh() {
             .unwrap_err();
         assert!(err.is_session_expired(), "{err:?}");
         assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
-        // Like a refresh answered 401: logged out locally, profile kept, still known.
-        assert_eq!(user.state(), UserState::LoggedOut);
+        // Like a refresh answered 401: logged out locally, no LoggedOut event, no revoke
+        // with the rejected token. A normal user stays known with its profile; an
+        // anonymous user can never log in again, so it is removed.
         assert!(user.access_token().is_none() && user.refresh_token().is_none());
-        assert_eq!(user.profile().email(), Some("a@b.c"));
-        assert_eq!(e.app.all_users(), vec![user.clone()]);
         assert!(e.app.current_user().is_none());
         let stored = e.store.load("app-1").unwrap();
-        assert_eq!(stored.users[0].state, UserState::LoggedOut);
-        assert!(stored.users[0].refresh_token.is_none());
-        // One SessionExpired, no LoggedOut, no revoke with the rejected token.
         let events = drain(&mut rx);
-        assert_eq!(
-            events,
-            vec![
-                UserEvent::Switched { user_id: None },
-                UserEvent::SessionExpired {
-                    user_id: user.id().into()
-                },
-            ],
-            "anonymous={anonymous}"
-        );
+        let mut expected = vec![
+            UserEvent::Switched { user_id: None },
+            UserEvent::SessionExpired {
+                user_id: user.id().into(),
+            },
+        ];
+        if anonymous {
+            assert_eq!(user.state(), UserState::Removed);
+            assert!(e.app.all_users().is_empty());
+            assert!(stored.users.is_empty());
+            expected.push(UserEvent::Removed {
+                user_id: user.id().into(),
+            });
+        } else {
+            assert_eq!(user.state(), UserState::LoggedOut);
+            assert_eq!(user.profile().email(), Some("a@b.c"));
+            assert_eq!(e.app.all_users(), vec![user.clone()]);
+            assert_eq!(stored.users[0].state, UserState::LoggedOut);
+            assert!(stored.users[0].refresh_token.is_none());
+        }
+        assert_eq!(events, expected, "anonymous={anonymous}");
         assert_eq!(e.fake.count("DELETE", "/auth/session"), 0);
         assert_eq!(e.fake.count("POST", "/auth/session"), 0);
     }

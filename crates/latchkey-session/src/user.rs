@@ -969,16 +969,19 @@ impl User {
     }
 
     fn expire_session(&self, app: &AppInner, refresh: &Secret) {
+        // An anonymous user has no credential to log in with again: once its session is
+        // over it can never come back, so it is removed (realm-core removes it too).
         let expired = self.update(app, |d| {
             if d.state == UserState::LoggedIn && d.refresh_token.as_ref() == Some(refresh) {
+                let anonymous = d.is_anonymous();
                 d.clear_tokens();
                 d.state = UserState::LoggedOut;
-                true
+                Some(anonymous)
             } else {
-                false
+                None
             }
         });
-        if expired {
+        if let Some(anonymous) = expired {
             tracing::info!(
                 user_id = self.id(),
                 "refresh token rejected; the user is logged out"
@@ -987,6 +990,11 @@ impl User {
             app.emit(UserEvent::SessionExpired {
                 user_id: self.id().to_owned(),
             });
+            if anonymous {
+                // A store failure is already logged by `remove_locally`; the caller gets
+                // the session-expired error either way.
+                let _ = app.remove_locally(self);
+            }
         }
     }
 }
