@@ -7,6 +7,7 @@ mod api_keys;
 mod concurrency;
 mod email_flows;
 mod email_password;
+mod guide;
 mod hardening;
 mod kit;
 mod offline;
