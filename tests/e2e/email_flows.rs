@@ -62,7 +62,7 @@ async fn register_confirm_then_log_in() {
         .await
         .unwrap();
     assert_eq!(user.state(), UserState::LoggedIn);
-    assert_eq!(user.profile().email(), Some(EMAIL));
+    assert_eq!(user.profile().email().as_deref(), Some(EMAIL));
     assert_eq!(user.identities()[0].provider_type, "local-userpass");
 
     // The pair is single use; confirmed users cannot ask for another email.

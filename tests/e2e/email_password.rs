@@ -22,7 +22,7 @@ async fn register_then_log_in_and_read_the_profile() {
         .await
         .unwrap();
     assert_eq!(user.state(), UserState::LoggedIn);
-    assert_eq!(user.profile().email(), Some("ada@example.com"));
+    assert_eq!(user.profile().email().as_deref(), Some("ada@example.com"));
     let ids = user.identities();
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].provider_type, "local-userpass");

@@ -116,7 +116,7 @@ async fn log_in_custom_jwt() -> Result {
     // user = await app.logIn(credentials);
     let credentials = Credentials::jwt(jwt);
     let user = app.log_in(credentials).await?;
-    assert_eq!(user.profile().name(), Some("Jay Walker"));
+    assert_eq!(user.profile().name().as_deref(), Some("Jay Walker"));
     Ok(())
 }
 
@@ -144,7 +144,7 @@ async fn log_in_facebook() -> Result {
     // app.logIn(credentials).then((user) => console.log(`Logged in with id: ${user.id}`));
     let credentials = Credentials::facebook(access_token);
     let user = app.log_in(credentials).await?;
-    assert_eq!(user.profile().email(), Some("fay@example.com"));
+    assert_eq!(user.profile().email().as_deref(), Some("fay@example.com"));
     Ok(())
 }
 
@@ -211,7 +211,7 @@ async fn offline_login_and_current_user() -> Result {
                 .await?
         }
     };
-    assert_eq!(user.profile().email(), Some("off@example.com"));
+    assert_eq!(user.profile().email().as_deref(), Some("off@example.com"));
     Ok(())
 }
 
@@ -332,9 +332,8 @@ async fn user_metadata_and_identities() -> Result {
     // const userEmail = app.currentUser.profile.email;
     app.log_in(Credentials::email_password("meta@example.com", "Pa55w0rd!"))
         .await?;
-    let profile = app.current_user().expect("logged in").profile();
-    let user_email = profile.email();
-    assert_eq!(user_email, Some("meta@example.com"));
+    let user_email = app.current_user().expect("logged in").profile().email();
+    assert_eq!(user_email.as_deref(), Some("meta@example.com"));
 
     // Kotlin: user.profileAsBsonDocument()
     let user = app.current_user().expect("logged in");

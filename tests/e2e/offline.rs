@@ -41,7 +41,10 @@ async fn users_are_restored_from_the_file_store_without_network() {
     assert_eq!(current.state(), UserState::LoggedIn);
     assert_eq!(current.access_token().unwrap(), token);
     assert_eq!(current.device_id(), device);
-    assert_eq!(current.profile().email(), Some("ada@example.com"));
+    assert_eq!(
+        current.profile().email().as_deref(),
+        Some("ada@example.com")
+    );
     let mut ids: Vec<String> = restored
         .all_users()
         .iter()

@@ -67,7 +67,10 @@ async fn user_api_key_logs_in_as_its_owner() {
     let types = provider_types(&as_owner);
     assert!(types.contains(&"local-userpass".to_owned()), "{types:?}");
     assert!(types.contains(&"api-key".to_owned()), "{types:?}");
-    assert_eq!(as_owner.profile().email(), Some("owner@example.com"));
+    assert_eq!(
+        as_owner.profile().email().as_deref(),
+        Some("owner@example.com")
+    );
 
     // A wrong key (right id prefix, wrong secret) is an AuthError.
     let mut wrong = secret.clone();
@@ -148,8 +151,8 @@ async fn custom_jwt_maps_sub_to_a_user_with_metadata() {
     assert_eq!(ids[0].provider_type, "custom-token");
     assert_eq!(ids[0].id, "ext-42");
     let profile = user.profile();
-    assert_eq!(profile.name(), Some("Jay Walker"));
-    assert_eq!(profile.email(), Some("jay@example.com"));
+    assert_eq!(profile.name().as_deref(), Some("Jay Walker"));
+    assert_eq!(profile.email().as_deref(), Some("jay@example.com"));
 
     // Same sub (new token, other device) → same user.
     let again = crate::support::app(stack.server())
@@ -217,7 +220,7 @@ async fn custom_function_same_username_same_user_and_rejections() {
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].provider_type, "custom-function");
     assert_eq!(ids[0].id, "fn:ilovemongodb");
-    assert_eq!(user.profile().name(), Some("ilovemongodb"));
+    assert_eq!(user.profile().name().as_deref(), Some("ilovemongodb"));
 
     // Any Serialize works: a struct with the same username is the same user.
     #[derive(serde::Serialize)]
@@ -303,11 +306,14 @@ async fn facebook_login_copies_the_profile() {
     assert_eq!(ids[0].provider_type, "oauth2-facebook");
     assert_eq!(ids[0].id, "10001");
     let p = user.profile();
-    assert_eq!(p.name(), Some("Fay Book"));
-    assert_eq!(p.email(), Some("fay@example.com"));
-    assert_eq!(p.first_name(), Some("Fay"));
-    assert_eq!(p.last_name(), Some("Book"));
-    assert_eq!(p.picture_url(), Some("https://pics.example.com/fay.png"));
+    assert_eq!(p.name().as_deref(), Some("Fay Book"));
+    assert_eq!(p.email().as_deref(), Some("fay@example.com"));
+    assert_eq!(p.first_name().as_deref(), Some("Fay"));
+    assert_eq!(p.last_name().as_deref(), Some("Book"));
+    assert_eq!(
+        p.picture_url().as_deref(),
+        Some("https://pics.example.com/fay.png")
+    );
 
     // A second token for the same Facebook user → same user.
     let again = crate::support::app(stack.server())
@@ -352,8 +358,8 @@ async fn google_id_token_and_auth_code_are_the_same_account() {
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].provider_type, "oauth2-google");
     assert_eq!(ids[0].id, "g-123");
-    assert_eq!(user.profile().email(), Some("gina@example.com"));
-    assert_eq!(user.profile().name(), Some("Gina Google"));
+    assert_eq!(user.profile().email().as_deref(), Some("gina@example.com"));
+    assert_eq!(user.profile().name().as_deref(), Some("Gina Google"));
 
     // The auth-code flow for the same Google account → the same user.
     let code = stack.google_auth_code("g-123", "gina@example.com", "Gina Google");
@@ -364,7 +370,7 @@ async fn google_id_token_and_auth_code_are_the_same_account() {
         .unwrap();
     assert_eq!(same.id(), user.id());
     assert_eq!(same.identities().len(), 1, "no second identity");
-    assert_eq!(same.profile().email(), Some("gina@example.com"));
+    assert_eq!(same.profile().email().as_deref(), Some("gina@example.com"));
 
     // A code is single use.
     let err = web
@@ -413,7 +419,10 @@ async fn apple_login_and_rejections() {
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].provider_type, "oauth2-apple");
     assert_eq!(ids[0].id, "apple-001");
-    assert_eq!(user.profile().email(), Some("ann@privaterelay.appleid.com"));
+    assert_eq!(
+        user.profile().email().as_deref(),
+        Some("ann@privaterelay.appleid.com")
+    );
 
     let again = crate::support::app(stack.server())
         .log_in(Credentials::apple(
@@ -474,7 +483,7 @@ async fn custom_function_receives_plain_json_numbers() {
         .await
         .unwrap();
     assert_eq!(user.identities()[0].id, "id:numbers");
-    assert_eq!(user.profile().name(), Some("numbers"));
+    assert_eq!(user.profile().name().as_deref(), Some("numbers"));
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(

@@ -414,9 +414,9 @@ async fn login_sends_device_info_fetches_profile_and_uses_location_once() {
     let user = e.app.log_in(&EmailPw("a@b.c", "pw-secret")).await.unwrap();
     assert_eq!(user.id(), "user-a@b.c");
     assert_eq!(user.state(), UserState::LoggedIn);
-    assert_eq!(user.profile().name(), Some("Ann"));
-    assert_eq!(user.profile().picture_url(), Some("http://p"));
-    assert_eq!(user.profile().min_age(), Some("18"));
+    assert_eq!(user.profile().name().as_deref(), Some("Ann"));
+    assert_eq!(user.profile().picture_url().as_deref(), Some("http://p"));
+    assert_eq!(user.profile().min_age().as_deref(), Some("18"));
     assert_eq!(user.identities()[0].provider_type, "local-userpass");
     assert_eq!(user.user_type().as_deref(), Some("normal"));
     assert_eq!(
@@ -1088,7 +1088,11 @@ async fn refresh_401_ends_the_session() {
     assert_eq!(err.error_code(), Some(ErrorCode::InvalidSession));
     assert_eq!(user.state(), UserState::LoggedOut);
     assert!(user.access_token().is_none() && user.refresh_token().is_none());
-    assert_eq!(user.profile().email(), Some("a@b.c"), "profile kept");
+    assert_eq!(
+        user.profile().email().as_deref(),
+        Some("a@b.c"),
+        "profile kept"
+    );
     assert!(e.app.current_user().is_none());
     assert_eq!(e.app.all_users(), vec![user.clone()]);
     let events = drain(&mut rx);
@@ -1408,7 +1412,7 @@ async fn logout_offline_still_logs_out_locally() {
         user.log_out().await.unwrap();
         assert_eq!(user.state(), UserState::LoggedOut);
         assert!(user.access_token().is_none());
-        assert_eq!(user.profile().name(), Some("Ann"));
+        assert_eq!(user.profile().name().as_deref(), Some("Ann"));
         assert!(e.app.current_user().is_none());
         let stored = e.store.load("app-1").unwrap();
         assert_eq!(stored.users[0].state, UserState::LoggedOut);
@@ -1741,7 +1745,7 @@ async fn a_401_on_a_refresh_token_request_is_a_failed_refresh() {
             });
         } else {
             assert_eq!(user.state(), UserState::LoggedOut);
-            assert_eq!(user.profile().email(), Some("a@b.c"));
+            assert_eq!(user.profile().email().as_deref(), Some("a@b.c"));
             assert_eq!(e.app.all_users(), vec![user.clone()]);
             assert_eq!(stored.users[0].state, UserState::LoggedOut);
             assert!(stored.users[0].refresh_token.is_none());

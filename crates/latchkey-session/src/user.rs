@@ -64,9 +64,9 @@ pub struct UserIdentity {
 /// data.insert("email".into(), "a@b.c".into());
 /// data.insert("picture".into(), "https://x/p.png".into());
 /// let p = UserProfile::from_data(data);
-/// assert_eq!(p.email(), Some("a@b.c"));
-/// assert_eq!(p.picture_url(), Some("https://x/p.png"));
-/// assert_eq!(p.name(), None);
+/// assert_eq!(p.email().as_deref(), Some("a@b.c"));
+/// assert_eq!(p.picture_url().as_deref(), Some("https://x/p.png"));
+/// assert_eq!(p.name().as_deref(), None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserProfile {
@@ -79,53 +79,63 @@ impl UserProfile {
         UserProfile { data }
     }
 
-    fn str(&self, key: &str) -> Option<&str> {
-        self.data.get(key).and_then(Value::as_str)
+    fn str(&self, key: &str) -> Option<String> {
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     /// `name`.
-    pub fn name(&self) -> Option<&str> {
+    ///
+    /// The accessors return owned values, so `let email = user.profile().email();` works
+    /// (a profile is a snapshot taken from the user handle).
+    pub fn name(&self) -> Option<String> {
         self.str("name")
     }
     /// `email`.
-    pub fn email(&self) -> Option<&str> {
+    pub fn email(&self) -> Option<String> {
         self.str("email")
     }
     /// `picture_url` (realm-core's key), else `picture` (realm-web's).
-    pub fn picture_url(&self) -> Option<&str> {
+    pub fn picture_url(&self) -> Option<String> {
         self.str("picture_url").or_else(|| self.str("picture"))
     }
     /// `first_name`.
-    pub fn first_name(&self) -> Option<&str> {
+    pub fn first_name(&self) -> Option<String> {
         self.str("first_name")
     }
     /// `last_name`.
-    pub fn last_name(&self) -> Option<&str> {
+    pub fn last_name(&self) -> Option<String> {
         self.str("last_name")
     }
     /// `gender`.
-    pub fn gender(&self) -> Option<&str> {
+    pub fn gender(&self) -> Option<String> {
         self.str("gender")
     }
     /// `birthday`.
-    pub fn birthday(&self) -> Option<&str> {
+    pub fn birthday(&self) -> Option<String> {
         self.str("birthday")
     }
     /// `min_age`.
-    pub fn min_age(&self) -> Option<&str> {
+    pub fn min_age(&self) -> Option<String> {
         self.str("min_age")
     }
     /// `max_age`.
-    pub fn max_age(&self) -> Option<&str> {
+    pub fn max_age(&self) -> Option<String> {
         self.str("max_age")
     }
     /// Any key of the raw document.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.data.get(key)
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.data.get(key).cloned()
     }
     /// The raw `data` document.
     pub fn data(&self) -> &Map<String, Value> {
         &self.data
+    }
+    /// The raw `data` document, owned (realm's `profileAsBsonDocument()`).
+    pub fn into_data(self) -> Map<String, Value> {
+        self.data
     }
 }
 

@@ -22,7 +22,7 @@ fn show(label: &str, user: &User) {
         "{label:<10} user {}  {:?}  {}  access token: {}",
         user.id(),
         user.state(),
-        profile.email().unwrap_or("-"),
+        profile.email().unwrap_or("-".into()),
         if user.access_token().is_some() {
             "yes"
         } else {
@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let profile = ada.refresh_profile().await?; // an authenticated request
     println!(
         "online: profile from the server: {}",
-        profile.email().unwrap_or("-")
+        profile.email().unwrap_or("-".into())
     );
 
     ada.log_out().await?;

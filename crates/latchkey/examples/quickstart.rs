@@ -19,7 +19,7 @@ use serde_json::json;
 /// One line per login: provider, user id, and the name or email the provider gave.
 fn show(provider: &str, user: &User) {
     let profile = user.profile();
-    let who = profile.email().or(profile.name()).unwrap_or("-");
+    let who = profile.email().or(profile.name()).unwrap_or("-".into());
     println!("{provider:<16} user {}  {who}", user.id());
 }
 

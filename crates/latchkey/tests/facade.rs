@@ -146,7 +146,7 @@ async fn email_password_register_and_login() {
         .log_in(Credentials::email_password("a@b.c", "Pa55w0rd!"))
         .await
         .unwrap();
-    assert_eq!(user.profile().email(), Some("a@b.c"));
+    assert_eq!(user.profile().email().as_deref(), Some("a@b.c"));
     assert_eq!(user.identities()[0].provider_type, "local-userpass");
     let log = log.lock().unwrap();
     let reg = log

@@ -805,7 +805,7 @@ async fn access_token_401_refreshes_and_replays_once() {
     let old = user.access_token().unwrap();
     let from = e.count().await;
     let profile = user.refresh_profile().await.unwrap();
-    assert_eq!(profile.email(), Some("x@example.com"));
+    assert_eq!(profile.email().as_deref(), Some("x@example.com"));
     let reqs = e.since(from).await;
     let seq: Vec<(String, String)> = reqs
         .iter()
@@ -866,7 +866,7 @@ async fn refresh_401_is_session_expired_and_logs_the_user_out() {
     assert_eq!(user.state(), UserState::LoggedOut);
     assert!(user.access_token().is_none());
     assert_eq!(
-        user.profile().email(),
+        user.profile().email().as_deref(),
         Some("x@example.com"),
         "profile kept"
     );

@@ -356,9 +356,8 @@ fn display_name(user: &User) -> String {
     let profile = user.profile();
     profile
         .name()
-        .or(profile.email())
-        .unwrap_or(user.id())
-        .to_owned()
+        .or_else(|| profile.email())
+        .unwrap_or_else(|| user.id().to_owned())
 }
 
 /// A 32-character random token (about 190 bits) from the OS-seeded CSPRNG.
