@@ -481,6 +481,11 @@ impl User {
         self.data().state
     }
 
+    /// True when the user is logged in (realm's `user.isLoggedIn`).
+    pub fn is_logged_in(&self) -> bool {
+        self.state() == UserState::LoggedIn
+    }
+
     /// True when logged in with exactly one identity, of type `anon-user`.
     pub fn is_anonymous(&self) -> bool {
         self.inner.is_anonymous()

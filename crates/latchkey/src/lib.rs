@@ -69,6 +69,8 @@ use std::time::Duration;
 
 pub use bytes;
 pub use http;
+/// Re-exported so that custom data types and function payloads need no extra dependency.
+pub use serde_json;
 
 pub use latchkey_protocol::{CredentialError, ErrorBody, LoginBody};
 #[cfg(feature = "file-store")]
@@ -177,6 +179,20 @@ impl App {
     /// Every user on this device that is not removed (logged in or logged out).
     pub fn all_users(&self) -> Vec<User> {
         self.core.all_users().into_iter().map(User).collect()
+    }
+
+    /// The user on this device with id `user_id` (logged in or logged out), if any —
+    /// realm's `app.allUsers[id]`.
+    ///
+    /// ```no_run
+    /// # fn demo(app: latchkey::App) {
+    /// if let Some(user) = app.user("6b0a...") {
+    ///     println!("{:?}", user.state());
+    /// }
+    /// # }
+    /// ```
+    pub fn user(&self, user_id: &str) -> Option<User> {
+        self.all_users().into_iter().find(|u| u.id() == user_id)
     }
 
     /// Make `user` the current user; it must be logged in.
