@@ -433,17 +433,26 @@ impl AppBuilder {
 
 #[allow(unreachable_code)]
 fn default_transport() -> Result<SharedTransport, Error> {
+    // `try_new`, not `new`: a TLS backend that cannot start is a typed error from
+    // `build()`, never a panic.
+    let tls_failed = |e: latchkey_transport::TransportError| {
+        Error::invalid_config(format!("the HTTP transport could not start: {e}"))
+    };
     #[cfg(feature = "reqwest")]
-    return Ok(SharedTransport::new(
-        latchkey_transport_reqwest::ReqwestTransport::new(),
-    ));
-    #[cfg(feature = "hyper")]
-    return Ok(SharedTransport::new(
-        latchkey_transport_hyper::HyperTransport::new(),
-    ));
-    Err(Error::invalid_config(
-        "no transport: enable the `reqwest` or `hyper` feature, or call AppBuilder::transport",
-    ))
+    return latchkey_transport_reqwest::ReqwestTransport::try_new()
+        .map(SharedTransport::new)
+        .map_err(tls_failed);
+    #[cfg(all(feature = "hyper", not(feature = "reqwest")))]
+    return latchkey_transport_hyper::HyperTransport::try_new()
+        .map(SharedTransport::new)
+        .map_err(tls_failed);
+    #[cfg(not(any(feature = "reqwest", feature = "hyper")))]
+    {
+        let _ = tls_failed;
+        Err(Error::invalid_config(
+            "no transport: enable the `reqwest` or `hyper` feature, or call AppBuilder::transport",
+        ))
+    }
 }
 
 fn default_store() -> Arc<dyn UserStore> {
