@@ -17,9 +17,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::StatusCode;
-use latchkey_protocol::ErrorCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -83,15 +81,6 @@ impl fmt::Debug for AdminOp {
     }
 }
 
-/// 404 `UserNotFound` "user not found".
-fn user_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::UserNotFound,
-        "user not found",
-    )
-}
-
 async fn user_json(state: &ServerState, user: &UserRecord) -> Result<Value, ApiError> {
     let identities: Vec<Value> = state
         .store
@@ -121,7 +110,17 @@ async fn get_user(state: &ServerState, app: &str, id: &str) -> Result<UserRecord
         .store
         .get_user(app, id)
         .await?
-        .ok_or_else(user_not_found)
+        .ok_or_else(ApiError::user_not_found)
+}
+
+/// [`user_json`] of the user `id` as stored now, or 404.
+async fn stored_user_json(state: &ServerState, app: &str, id: &str) -> Result<Value, ApiError> {
+    user_json(state, &get_user(state, app, id).await?).await
+}
+
+/// An answer as JSON.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::internal(&e))
 }
 
 /// Run `op` on `app`. The answer is the JSON the admin API returns.
@@ -141,27 +140,27 @@ pub(crate) async fn execute(
             }
             Ok(Value::Array(out))
         }
-        AdminOp::GetUser(id) => user_json(state, &get_user(state, app_id, &id).await?).await,
+        AdminOp::GetUser(id) => stored_user_json(state, app_id, &id).await,
         AdminOp::DeleteUser(id) => {
             if !store.delete_user(app_id, &id).await? {
-                return Err(user_not_found());
+                return Err(ApiError::user_not_found());
             }
             Ok(json!({"deleted": true}))
         }
         AdminOp::DisableUser(id) => {
             if !store.set_user_disabled(app_id, &id, true).await? {
-                return Err(user_not_found());
+                return Err(ApiError::user_not_found());
             }
             let revoked = store.delete_user_sessions(app_id, &id).await?;
-            let mut v = user_json(state, &get_user(state, app_id, &id).await?).await?;
+            let mut v = stored_user_json(state, app_id, &id).await?;
             v["revoked_sessions"] = json!(revoked);
             Ok(v)
         }
         AdminOp::EnableUser(id) => {
             if !store.set_user_disabled(app_id, &id, false).await? {
-                return Err(user_not_found());
+                return Err(ApiError::user_not_found());
             }
-            user_json(state, &get_user(state, app_id, &id).await?).await
+            stored_user_json(state, app_id, &id).await
         }
         AdminOp::RevokeSessions(id) => {
             get_user(state, app_id, &id).await?;
@@ -172,19 +171,18 @@ pub(crate) async fn execute(
             let Value::Object(data) = data else {
                 return Err(ApiError::bad_request("custom data must be a JSON object"));
             };
-            let data: Map<String, Value> = data;
             if !store.set_custom_data(app_id, &id, Some(&data)).await? {
-                return Err(user_not_found());
+                return Err(ApiError::user_not_found());
             }
-            user_json(state, &get_user(state, app_id, &id).await?).await
+            stored_user_json(state, app_id, &id).await
         }
         AdminOp::CreateServerKey(name) => {
             let key = providers::api_key::create_server_key(state, app, &name).await?;
-            serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
+            to_json(&key)
         }
         AdminOp::ListServerKeys => {
             let keys = providers::api_key::list_server_keys(state, app).await?;
-            serde_json::to_value(&keys).map_err(|e| ApiError::internal(&e))
+            to_json(&keys)
         }
         AdminOp::DeleteServerKey(id) => {
             providers::api_key::delete_server_key(state, app, &id).await?;
@@ -192,15 +190,15 @@ pub(crate) async fn execute(
         }
         AdminOp::DisableServerKey(id) => {
             let key = providers::api_key::set_server_key_disabled(state, app, &id, true).await?;
-            serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
+            to_json(&key)
         }
         AdminOp::EnableServerKey(id) => {
             let key = providers::api_key::set_server_key_disabled(state, app, &id, false).await?;
-            serde_json::to_value(&key).map_err(|e| ApiError::internal(&e))
+            to_json(&key)
         }
         AdminOp::Outbox => {
             let messages = store.list_outbox(app_id).await?;
-            serde_json::to_value(&messages).map_err(|e| ApiError::internal(&e))
+            to_json(&messages)
         }
     }
 }

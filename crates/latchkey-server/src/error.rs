@@ -11,6 +11,14 @@ use latchkey_protocol::{ErrorBody, ErrorCode};
 use crate::http::response::json_response;
 use crate::store::StoreError;
 
+/// `s` without control characters, at most `max_chars` long: safe to echo in a message.
+pub(crate) fn printable(s: &str, max_chars: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
 /// An error answer of the client API: status, `error_code` and a message that
 /// never contains a secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,11 +109,7 @@ impl ApiError {
     /// 404 `InvalidParameter` for an unknown client app id.
     pub fn app_not_found(app_id: &str) -> Self {
         // The id came from the URL: keep the echo short and printable.
-        let shown: String = app_id
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(128)
-            .collect();
+        let shown = printable(app_id, 128);
         ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::InvalidParameter,
@@ -115,11 +119,7 @@ impl ApiError {
 
     /// 404 `AuthProviderNotFound`: the provider is unknown, not implemented or disabled.
     pub fn provider_not_found(provider: &str) -> Self {
-        let shown: String = provider
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
+        let shown = printable(provider, 64);
         ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::AuthProviderNotFound,
@@ -132,6 +132,15 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, ErrorCode::AccountNameInUse, message)
     }
 
+    /// 404 `UserNotFound` "user not found".
+    pub fn user_not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UserNotFound,
+            "user not found",
+        )
+    }
+
     /// 403 `UserDisabled`.
     pub fn user_disabled() -> Self {
         ApiError::new(
@@ -141,13 +150,14 @@ impl ApiError {
         )
     }
 
+    /// 401 `AuthError` with `message`: a rejected credential.
+    pub fn auth_error(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AuthError, message)
+    }
+
     /// 401 `AuthError` "confirmation required": email/password credentials not confirmed yet.
     pub fn confirmation_required() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::AuthError,
-            "confirmation required",
-        )
+        ApiError::auth_error("confirmation required")
     }
 
     /// 413 `BadRequest`: the request body is too large.
@@ -161,7 +171,7 @@ impl ApiError {
 
     /// 404 for a path the server does not serve.
     pub fn route_not_found(method: &http::Method, path: &str) -> Self {
-        let shown: String = path.chars().filter(|c| !c.is_control()).take(256).collect();
+        let shown = printable(path, 256);
         ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::Other("NotFound".to_owned()),
@@ -171,7 +181,7 @@ impl ApiError {
 
     /// 405 for a known path with a method it does not serve.
     pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
-        let shown: String = path.chars().filter(|c| !c.is_control()).take(256).collect();
+        let shown = printable(path, 256);
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Other("MethodNotAllowed".to_owned()),

@@ -59,3 +59,10 @@ pub(crate) async fn read_body(
     }
     Ok(body)
 }
+
+/// A JSON response body of at most `limit` bytes; `None` when it is too large,
+/// unreadable or not JSON.
+pub(crate) async fn read_json(resp: reqwest::Response, limit: usize) -> Option<serde_json::Value> {
+    let body = read_body(resp, limit).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}

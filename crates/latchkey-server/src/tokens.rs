@@ -39,12 +39,25 @@ pub enum TokenError {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Built once: HS256 only, no `exp`/`aud`/required-claim checks (see [`Self::verify`]).
+    validation: Validation,
 }
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TokenKeys(<redacted>)")
     }
+}
+
+/// The signature check of [`TokenKeys::verify`]: HS256 only. `exp` is checked there
+/// against the server clock, not the system clock; `typ` and `iat` too.
+fn hs256_validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    validation
 }
 
 /// The `baas_domain_id` claim of a token, read **without** verifying it, to find
@@ -65,6 +78,7 @@ impl TokenKeys {
                 .map_err(|e| TokenError::Sign(e.to_string()))?,
             decoding: DecodingKey::from_secret(secret)
                 .map_err(|e| TokenError::Sign(e.to_string()))?,
+            validation: hs256_validation(),
         })
     }
 
@@ -89,17 +103,14 @@ impl TokenKeys {
         typ: TokenType,
         now: i64,
     ) -> Result<T, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // exp is checked below against the server clock, not the system clock.
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => TokenError::Signature,
-            _ => TokenError::Malformed,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                        TokenError::Signature
+                    }
+                    _ => TokenError::Malformed,
+                })?;
         let expected = match typ {
             TokenType::Access => "access",
             TokenType::Refresh => "refresh",

@@ -176,6 +176,14 @@ pub(crate) struct Registry {
     current: Option<String>,
 }
 
+impl Registry {
+    /// The current user's entry, if any.
+    fn current_user(&self) -> Option<&Arc<UserInner>> {
+        let id = self.current.as_deref()?;
+        self.users.iter().find(|u| u.id() == id)
+    }
+}
+
 /// The engine behind `latchkey::App`: one app id, its users, their sessions.
 ///
 /// Cheap to clone (an `Arc` inside). Building one reads the store and touches no network;
@@ -285,9 +293,7 @@ impl AppCore {
     /// The current user: the last user logged in or switched to, while it is logged in.
     pub fn current_user(&self) -> Option<User> {
         let reg = self.inner.registry();
-        reg.current
-            .as_deref()
-            .and_then(|id| reg.users.iter().find(|u| u.id() == id))
+        reg.current_user()
             .map(|u| User::new(u.clone(), self.inner.clone()))
     }
 
@@ -349,16 +355,14 @@ impl AppCore {
         let login: LoginResponse = parse_json(&resp, "login response")?;
         let refresh_token = login
             .refresh_token
-            .clone()
             .ok_or_else(|| Error::decode("no refresh token in the login response", None))?;
-        let access = Secret::new(login.access_token.clone());
         let tokens = TokenSet::from_login(
-            access,
+            Secret::new(login.access_token),
             Secret::new(refresh_token),
-            self.inner.config.clock.now(),
+            self.inner.clock_now(),
         )?;
         let profile = self.inner.fetch_profile(&tokens.access).await?;
-        let device_id = Some(login.device_id.clone()).filter(|d| is_device_id(d));
+        let device_id = Some(login.device_id).filter(|d| is_device_id(d));
 
         let user = {
             let mut reg = self.inner.registry();
@@ -366,7 +370,7 @@ impl AppCore {
             let inner = match existing {
                 Some(u) => u,
                 None => {
-                    let u = UserInner::new(UserData::new(login.user_id.clone()));
+                    let u = UserInner::new(UserData::new(login.user_id));
                     reg.users.push(u.clone());
                     u
                 }
@@ -379,7 +383,7 @@ impl AppCore {
                 if device_id.is_some() {
                     d.device_id = device_id;
                 }
-                d.provider_type = Some(provider.clone());
+                d.provider_type = Some(provider);
             });
             self.inner.emit(UserEvent::LoggedIn {
                 user_id: user.id().to_owned(),
@@ -399,9 +403,7 @@ impl AppCore {
     /// (and logged out, its session revoked as usual), but its record, possibly with
     /// tokens, may still be in the store.
     pub async fn remove_user(&self, user: &User) -> Result<(), Error> {
-        if !self.inner.registry().users.iter().any(|u| user.is(u)) {
-            return Err(Error::user_not_found("user has already been removed"));
-        }
+        self.ensure_not_removed(user)?;
         user.log_out_as(UserState::Removed).await?;
         // A logged-out user is removed locally without a request.
         self.inner
@@ -415,9 +417,7 @@ impl AppCore {
     /// forget the user, the error is [`ErrorKind::Store`](crate::ErrorKind::Store) (the
     /// user is removed in memory).
     pub async fn delete_user(&self, user: &User) -> Result<(), Error> {
-        if !self.inner.registry().users.iter().any(|u| user.is(u)) {
-            return Err(Error::user_not_found("user has already been removed"));
-        }
+        self.ensure_not_removed(user)?;
         if user.state() != UserState::LoggedIn {
             return Err(Error::not_logged_in("user must be logged in to be deleted"));
         }
@@ -458,13 +458,18 @@ impl AppCore {
         self.inner.execute_checked(req).await
     }
 
+    /// A `UserNotFound` error unless `user` is still known on this device.
+    fn ensure_not_removed(&self, user: &User) -> Result<(), Error> {
+        if self.inner.registry().users.iter().any(|u| user.is(u)) {
+            Ok(())
+        } else {
+            Err(Error::user_not_found("user has already been removed"))
+        }
+    }
+
     fn find_anonymous_user(&self) -> Option<User> {
         let reg = self.inner.registry();
-        let current = reg
-            .current
-            .as_deref()
-            .and_then(|id| reg.users.iter().find(|u| u.id() == id));
-        current
+        reg.current_user()
             .filter(|u| u.is_anonymous())
             .or_else(|| reg.users.iter().rev().find(|u| u.is_anonymous()))
             .map(|u| User::new(u.clone(), self.inner.clone()))
@@ -503,11 +508,7 @@ impl AppInner {
         let cfg = &self.config;
         let device_id = {
             let reg = self.registry();
-            let current = reg
-                .current
-                .as_deref()
-                .and_then(|id| reg.users.iter().find(|u| u.id() == id))
-                .and_then(|u| u.device_id());
+            let current = reg.current_user().and_then(|u| u.device_id());
             current.or_else(|| reg.users.iter().rev().find_map(|u| u.device_id()))
         };
         DeviceInfo {
@@ -563,9 +564,14 @@ impl AppInner {
     /// After `user` stopped being logged in: move "current" to the next logged-in user.
     pub(crate) fn user_logged_out(&self, user: &User) {
         let mut reg = self.registry();
-        if reg.current.as_deref() == Some(user.id()) {
-            let next = first_logged_in(&reg.users, Some(user.id()));
-            self.set_current(&mut reg, next);
+        self.move_current_off(&mut reg, user.id());
+    }
+
+    /// If `user_id` is the current user, make the next logged-in user current instead.
+    fn move_current_off(&self, reg: &mut Registry, user_id: &str) {
+        if reg.current.as_deref() == Some(user_id) {
+            let next = first_logged_in(&reg.users, Some(user_id));
+            self.set_current(reg, next);
         }
     }
 
@@ -587,10 +593,7 @@ impl AppInner {
         if let Err(e) = &result {
             tracing::error!(error = %e, user_id = user.id(), "could not remove the user from the store");
         }
-        if reg.current.as_deref() == Some(user.id()) {
-            let next = first_logged_in(&reg.users, Some(user.id()));
-            self.set_current(&mut reg, next);
-        }
+        self.move_current_off(&mut reg, user.id());
         self.emit(UserEvent::Removed {
             user_id: user.id().to_owned(),
         });
@@ -732,18 +735,15 @@ impl AppInner {
                 ))
             }
         };
-        match result {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                if e.is_connect() && !is_location {
-                    // The host may have moved: look the location up again next time.
-                    if let Ok(mut loc) = self.location.try_lock() {
-                        *loc = None;
-                    }
+        result.map_err(|e| {
+            if e.is_connect() && !is_location {
+                // The host may have moved: look the location up again next time.
+                if let Ok(mut loc) = self.location.try_lock() {
+                    *loc = None;
                 }
-                Err(Error::transport(e))
             }
-        }
+            Error::transport(e)
+        })
     }
 
     pub(crate) async fn execute_checked(&self, req: HttpRequest) -> Result<HttpResponse, Error> {

@@ -85,26 +85,35 @@ struct Inner {
     source: Option<BoxError>,
 }
 
+impl Inner {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Inner {
+            kind,
+            message: message.into(),
+            status: None,
+            body: None,
+            raw_body: None,
+            source: None,
+        }
+    }
+}
+
 impl Error {
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::from_inner(Inner::new(kind, message))
+    }
+
+    fn from_inner(inner: Inner) -> Self {
         Error {
-            inner: Arc::new(Inner {
-                kind,
-                message: message.into(),
-                status: None,
-                body: None,
-                raw_body: None,
-                source: None,
-            }),
+            inner: Arc::new(inner),
         }
     }
 
     fn with_source(kind: ErrorKind, message: impl Into<String>, source: BoxError) -> Self {
-        let mut e = Self::new(kind, message);
-        if let Some(inner) = Arc::get_mut(&mut e.inner) {
-            inner.source = Some(source);
-        }
-        e
+        Self::from_inner(Inner {
+            source: Some(source),
+            ..Inner::new(kind, message)
+        })
     }
 
     /// A transport failure (no response). Timeouts become [`ErrorKind::Timeout`].
@@ -138,27 +147,26 @@ impl Error {
                 status.as_u16()
             ),
         };
-        let mut e = Self::new(ErrorKind::Server, message);
-        if let Some(inner) = Arc::get_mut(&mut e.inner) {
-            inner.status = Some(status);
-            inner.body = body;
-            inner.raw_body = raw.map(scrub_body);
-        }
-        e
+        Self::from_inner(Inner {
+            status: Some(status),
+            body,
+            raw_body: raw.map(scrub_body),
+            ..Inner::new(ErrorKind::Server, message)
+        })
     }
 
     /// The session is over: the refresh token was rejected. `cause` is the server's 401.
     pub fn session_expired(cause: Option<Error>) -> Self {
-        let mut e = Self::new(
+        let mut inner = Inner::new(
             ErrorKind::SessionExpired,
             "the session has expired or was revoked; log in again",
         );
-        if let (Some(cause), Some(inner)) = (cause, Arc::get_mut(&mut e.inner)) {
+        if let Some(cause) = cause {
             inner.status = cause.status();
             inner.body = cause.error_body().cloned();
             inner.source = Some(Box::new(cause));
         }
-        e
+        Self::from_inner(inner)
     }
 
     /// A client-side "user is not logged in" error.
@@ -184,11 +192,10 @@ impl Error {
 
     /// A server reply that could not be understood. `raw` is scrubbed and truncated.
     pub fn decode(message: impl Into<String>, raw: Option<&[u8]>) -> Self {
-        let mut e = Self::new(ErrorKind::Decode, message);
-        if let (Some(raw), Some(inner)) = (raw, Arc::get_mut(&mut e.inner)) {
-            inner.raw_body = Some(scrub_body(&String::from_utf8_lossy(raw)));
-        }
-        e
+        Self::from_inner(Inner {
+            raw_body: raw.map(|raw| scrub_body(&String::from_utf8_lossy(raw))),
+            ..Inner::new(ErrorKind::Decode, message)
+        })
     }
 
     /// A failure of the user store.

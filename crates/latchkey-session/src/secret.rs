@@ -23,6 +23,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret value, without copying it. Do not log it.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Debug for Secret {

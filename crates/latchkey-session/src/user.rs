@@ -338,6 +338,22 @@ impl UserData {
         self.profile = p.data;
     }
 
+    /// The access token of a logged-in user.
+    fn logged_in_access(&self) -> Result<Secret, Error> {
+        match (&self.state, &self.access_token) {
+            (UserState::LoggedIn, Some(t)) => Ok(t.clone()),
+            _ => Err(Error::not_logged_in("the user is not logged in")),
+        }
+    }
+
+    /// The refresh token of a logged-in user.
+    fn logged_in_refresh(&self) -> Result<Secret, Error> {
+        match (&self.state, &self.refresh_token) {
+            (UserState::LoggedIn, Some(r)) => Ok(r.clone()),
+            _ => Err(Error::not_logged_in("the user is not logged in")),
+        }
+    }
+
     fn is_anonymous(&self) -> bool {
         self.state == UserState::LoggedIn
             && self.identities.len() == 1
@@ -519,20 +535,15 @@ impl User {
     /// The current access token; `None` when not logged in. It may be expired: use
     /// [`valid_access_token`](Self::valid_access_token) to get a fresh one.
     pub fn access_token(&self) -> Option<String> {
-        let d = self.data();
-        match d.state {
-            UserState::LoggedIn => d.access_token.as_ref().map(|s| s.expose().to_owned()),
-            _ => None,
-        }
+        self.data().logged_in_access().ok().map(Secret::into_string)
     }
 
     /// The refresh token; `None` when not logged in.
     pub fn refresh_token(&self) -> Option<String> {
-        let d = self.data();
-        match d.state {
-            UserState::LoggedIn => d.refresh_token.as_ref().map(|s| s.expose().to_owned()),
-            _ => None,
-        }
+        self.data()
+            .logged_in_refresh()
+            .ok()
+            .map(Secret::into_string)
     }
 
     /// When the access token expires, by the local clock: the time of receipt plus the
@@ -569,10 +580,10 @@ impl User {
     /// # Ok(()) }
     /// ```
     pub fn custom_data<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
-        let Some(token) = self.access_token() else {
+        let Ok(token) = self.data().logged_in_access() else {
             return Ok(None);
         };
-        let claims = decode_access(&Secret::new(token))?;
+        let claims = decode_access(&token)?;
         match claims.user_data {
             None => Ok(None),
             Some(map) => serde_json::from_value(Value::Object(map))
@@ -583,10 +594,7 @@ impl User {
 
     fn snapshot(&self, now: SystemTime) -> Result<Snapshot, Error> {
         let d = self.data();
-        let token = match (&d.state, &d.access_token) {
-            (UserState::LoggedIn, Some(t)) => t.clone(),
-            _ => return Err(Error::not_logged_in("the user is not logged in")),
-        };
+        let token = d.logged_in_access()?;
         let expires_at = d.expires_at.unwrap_or(now);
         let buffer = refresh_buffer(d.lifetime.unwrap_or_default());
         let refresh_at = expires_at.checked_sub(buffer).unwrap_or(expires_at);
@@ -603,7 +611,7 @@ impl User {
     /// the old token has not expired yet, the old token is returned; if the session is over
     /// the error is [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired).
     pub async fn valid_access_token(&self) -> Result<String, Error> {
-        Ok(self.valid_access_secret().await?.0.expose().to_owned())
+        Ok(self.valid_access_secret().await?.0.into_string())
     }
 
     async fn valid_access_secret(&self) -> Result<(Secret, u64), Error> {
@@ -633,7 +641,9 @@ impl User {
     ///
     /// A 401 means the session is over: the user becomes `LoggedOut` (tokens cleared,
     /// profile kept), [`UserEvent::SessionExpired`] is sent and the error is
-    /// [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired). Any other failure changes nothing.
+    /// [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired). An anonymous user,
+    /// who can never log in again, is then removed (state `Removed`, a
+    /// [`UserEvent::Removed`] follows). Any other failure changes nothing.
     pub async fn refresh_access_token(&self) -> Result<(), Error> {
         let app = self.app.clone();
         self.refresh_single_flight(&app, None).await
@@ -859,9 +869,10 @@ impl User {
     ///
     /// A 401 means the refresh token is no longer valid, and is handled exactly like a
     /// refresh answered 401 (see [`refresh_access_token`](Self::refresh_access_token)): the
-    /// tokens are cleared locally and the user becomes `LoggedOut` (profile kept; anonymous
-    /// users too, as after a failed refresh), one [`UserEvent::SessionExpired`] is sent (no
-    /// `LoggedOut` event), no `DELETE /auth/session` is sent, and the error is
+    /// tokens are cleared locally and the user becomes `LoggedOut` (profile kept; an
+    /// anonymous user is then removed, as after a failed refresh), one
+    /// [`UserEvent::SessionExpired`] is sent (no `LoggedOut` event), no
+    /// `DELETE /auth/session` is sent, and the error is
     /// [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired). Other non-2xx
     /// answers are server errors. For provider crates' client APIs.
     ///
@@ -878,21 +889,13 @@ impl User {
         body: Option<Value>,
     ) -> Result<HttpResponse, Error> {
         let app = self.app.clone();
-        let refresh = {
-            let d = self.data();
-            match (&d.state, &d.refresh_token) {
-                (UserState::LoggedIn, Some(r)) => r.clone(),
-                _ => return Err(Error::not_logged_in("the user is not logged in")),
-            }
-        };
+        let refresh = self.data().logged_in_refresh()?;
         let req = app.request(method, url, Some(&refresh), body)?;
         let resp = app.execute(req).await?;
         if resp.status() == UNAUTHORIZED {
             // The same rule as a refresh answered 401: the session is over. No revoke request
             // is sent (the server just rejected this token).
-            let cause = server_error(&resp);
-            self.expire_session(&app, &refresh);
-            return Err(Error::session_expired(Some(cause)));
+            return Err(self.session_rejected(&app, &resp, &refresh));
         }
         check_status(resp)
     }
@@ -913,13 +916,7 @@ impl User {
             "401 on an access-token request; refreshing once"
         );
         self.refresh_single_flight(&app, Some(generation)).await?;
-        let token = {
-            let d = self.data();
-            match (&d.state, &d.access_token) {
-                (UserState::LoggedIn, Some(t)) => t.clone(),
-                _ => return Err(Error::not_logged_in("the user is not logged in")),
-            }
-        };
+        let token = self.data().logged_in_access()?;
         app.execute(build(&token)?).await
     }
 
@@ -949,20 +946,12 @@ impl User {
     }
 
     async fn do_refresh(&self, app: &AppInner) -> Result<(), Error> {
-        let refresh = {
-            let d = self.data();
-            match (&d.state, &d.refresh_token) {
-                (UserState::LoggedIn, Some(r)) => r.clone(),
-                _ => return Err(Error::not_logged_in("the user is not logged in")),
-            }
-        };
+        let refresh = self.data().logged_in_refresh()?;
         let routes = app.routes().await?;
         let req = app.request(Method::POST, &routes.session(), Some(&refresh), None)?;
         let resp = app.execute(req).await?;
         if resp.status() == UNAUTHORIZED {
-            let cause = server_error(&resp);
-            self.expire_session(app, &refresh);
-            return Err(Error::session_expired(Some(cause)));
+            return Err(self.session_rejected(app, &resp, &refresh));
         }
         let resp = check_status(resp)?;
         let body: RefreshResponse = parse_json(&resp, "refresh response")?;
@@ -981,6 +970,14 @@ impl User {
             });
         }
         Ok(())
+    }
+
+    /// `refresh` was answered 401 (`resp`): the session is over. Expires it and returns the
+    /// session-expired error, caused by the server's answer.
+    fn session_rejected(&self, app: &AppInner, resp: &HttpResponse, refresh: &Secret) -> Error {
+        let cause = server_error(resp);
+        self.expire_session(app, refresh);
+        Error::session_expired(Some(cause))
     }
 
     fn expire_session(&self, app: &AppInner, refresh: &Secret) {

@@ -293,6 +293,20 @@ mod tests {
         http::Request::get(uri).body(Bytes::new()).unwrap()
     }
 
+    /// A server that reads one request, answers `reply` as raw bytes and hangs up.
+    async fn one_shot_server(reply: &'static [u8]) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+            let _ = sock.write_all(reply).await;
+            let _ = sock.shutdown().await;
+        });
+        addr
+    }
+
     #[test]
     fn debug_shows_no_configuration() {
         let client = reqwest::Client::builder()
@@ -351,17 +365,8 @@ mod tests {
 
     #[tokio::test]
     async fn torn_body_is_io() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
-            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
-                .await
-                .unwrap();
-            sock.shutdown().await.unwrap();
-        });
+        let addr =
+            one_shot_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b").await;
         let t = ReqwestTransport::new();
         let err = t
             .send(get(&format!("http://{addr}/")), &RequestOptions::new())
@@ -373,15 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_response_is_protocol() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
-            sock.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
-            sock.shutdown().await.unwrap();
-        });
+        let addr = one_shot_server(b"NOT HTTP AT ALL\r\n\r\n").await;
         let t = ReqwestTransport::new();
         let err = t
             .send(get(&format!("http://{addr}/")), &RequestOptions::new())
@@ -416,17 +413,7 @@ mod tests {
     #[tokio::test]
     async fn tls_handshake_failure_is_tls() {
         // A plain-HTTP server answering a TLS client: the handshake fails.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
-            let _ = sock
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                .await;
-            let _ = sock.shutdown().await;
-        });
+        let addr = one_shot_server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
         let t = ReqwestTransport::new();
         let err = t
             .send(get(&format!("https://{addr}/")), &RequestOptions::new())

@@ -86,6 +86,11 @@ async fn run(
     op: AdminOp,
 ) -> Result<Response, ApiError> {
     authorize(state, headers)?;
+    run_authorized(state, app, op).await
+}
+
+/// [`run`] for a caller that has already passed [`authorize`].
+async fn run_authorized(state: &SharedState, app: &str, op: AdminOp) -> Result<Response, ApiError> {
     let app = state.app(app)?;
     Ok(ok_json(&execute(state, &app, op).await?))
 }
@@ -102,7 +107,7 @@ async fn create_server_key(
         Some(Value::String(s)) => s.clone(),
         _ => return Err(ApiError::bad_request("'name' must be a string")),
     };
-    run(&state, &headers, &app, AdminOp::CreateServerKey(name)).await
+    run_authorized(&state, &app, AdminOp::CreateServerKey(name)).await
 }
 
 async fn list_server_keys(
@@ -197,7 +202,7 @@ async fn set_custom_data(
         Ok(v @ Value::Object(_)) => v,
         _ => return Err(ApiError::bad_request("custom data must be a JSON object")),
     };
-    run(&state, &headers, &app, AdminOp::SetCustomData(id, data)).await
+    run_authorized(&state, &app, AdminOp::SetCustomData(id, data)).await
 }
 
 async fn outbox(

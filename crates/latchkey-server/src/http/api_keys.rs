@@ -13,16 +13,16 @@ use http::{HeaderMap, StatusCode};
 use latchkey_protocol::ProviderType;
 use serde_json::Value;
 
-use super::auth::{self, RefreshAuth};
+use super::auth::{self, SessionAuth};
 use super::extract::json_object;
 use super::response::{json_response, no_content, ok_json};
 use crate::error::ApiError;
-use crate::providers::api_key::{self, key_not_found, parse_key_id};
+use crate::providers::api_key::{self, key_not_found};
 use crate::state::{ServerState, SharedState};
 use crate::store::{ApiKeyKind, ApiKeyRecord};
 
 /// The refresh-token caller, with the `api-key` provider enabled for its app.
-async fn caller(state: &ServerState, headers: &HeaderMap) -> Result<RefreshAuth, ApiError> {
+async fn caller(state: &ServerState, headers: &HeaderMap) -> Result<SessionAuth, ApiError> {
     let auth = auth::refresh(state, headers).await?;
     if !auth.app.provider_enabled(ProviderType::ApiKey) {
         return Err(ApiError::provider_not_found(ProviderType::ApiKey.as_str()));
@@ -33,14 +33,13 @@ async fn caller(state: &ServerState, headers: &HeaderMap) -> Result<RefreshAuth,
 /// The caller's user key `raw_id`, or 404.
 async fn own_key(
     state: &ServerState,
-    auth: &RefreshAuth,
+    auth: &SessionAuth,
     raw_id: &str,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let id = parse_key_id(raw_id).ok_or_else(key_not_found)?;
-    match state.store.get_api_key(auth.app.id(), &id).await? {
-        Some(k) if k.kind == ApiKeyKind::User && k.user_id == auth.user.id => Ok(k),
-        _ => Err(key_not_found()),
-    }
+    api_key::find_key(state, &auth.app, raw_id, |k| {
+        k.kind == ApiKeyKind::User && k.user_id == auth.user.id
+    })
+    .await
 }
 
 /// `POST /auth/api_keys` `{"name": ...}`: 201 with the key, whose secret is shown once.

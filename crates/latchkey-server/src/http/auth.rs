@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims};
 
 use super::extract::bearer;
 use crate::error::ApiError;
@@ -13,22 +12,11 @@ use crate::state::{AppRuntime, ServerState};
 use crate::store::{SessionRecord, UserRecord};
 use crate::tokens::{TokenError, unverified_domain};
 
-/// A request authenticated with an access token.
+/// A request authenticated with an access or a refresh token: its app, its live
+/// session and the session's enabled user.
 #[derive(Debug)]
-pub(crate) struct AccessAuth {
+pub(crate) struct SessionAuth {
     pub(crate) app: Arc<AppRuntime>,
-    #[allow(dead_code)] // read by later routes (functions, API keys)
-    pub(crate) claims: AccessTokenClaims,
-    pub(crate) session: SessionRecord,
-    pub(crate) user: UserRecord,
-}
-
-/// A request authenticated with a refresh token.
-#[derive(Debug)]
-pub(crate) struct RefreshAuth {
-    pub(crate) app: Arc<AppRuntime>,
-    #[allow(dead_code)] // read by later routes (API keys)
-    pub(crate) claims: RefreshTokenClaims,
     pub(crate) session: SessionRecord,
     pub(crate) user: UserRecord,
 }
@@ -76,7 +64,7 @@ async fn live_session(
 pub(crate) async fn access(
     state: &ServerState,
     headers: &HeaderMap,
-) -> Result<AccessAuth, ApiError> {
+) -> Result<SessionAuth, ApiError> {
     let token = bearer(headers)?;
     let invalid = || ApiError::invalid_session("invalid session: invalid access token");
     let app = token_app(state, token).ok_or_else(invalid)?;
@@ -92,12 +80,7 @@ pub(crate) async fn access(
             "invalid session: session not found or revoked",
         ));
     };
-    Ok(AccessAuth {
-        app,
-        claims,
-        session,
-        user,
-    })
+    Ok(SessionAuth { app, session, user })
 }
 
 /// Authenticate `Authorization: Bearer <refresh token>`. Every failure but a missing
@@ -105,7 +88,7 @@ pub(crate) async fn access(
 pub(crate) async fn refresh(
     state: &ServerState,
     headers: &HeaderMap,
-) -> Result<RefreshAuth, ApiError> {
+) -> Result<SessionAuth, ApiError> {
     let token = bearer(headers)?;
     let not_found = ApiError::refresh_token_not_found;
     let app = token_app(state, token).ok_or_else(not_found)?;
@@ -118,10 +101,5 @@ pub(crate) async fn refresh(
     let (session, user) = live_session(state, &app, session_id, &claims.sub, now)
         .await?
         .ok_or_else(not_found)?;
-    Ok(RefreshAuth {
-        app,
-        claims,
-        session,
-        user,
-    })
+    Ok(SessionAuth { app, session, user })
 }

@@ -17,7 +17,7 @@ use super::extract::json_object;
 use super::response::{no_content, ok_json};
 use crate::error::ApiError;
 use crate::ids::{new_object_id, new_random_id};
-use crate::providers::local_userpass::MAX_EMAIL_LEN;
+use crate::providers::local_userpass::{self, MAX_EMAIL_LEN};
 use crate::providers::{self, ProviderContext, VerifiedIdentity};
 use crate::state::{AppRuntime, ServerState, SharedState, ws_url};
 use crate::store::{IdentityRecord, SessionRecord, StoreError, UserRecord};
@@ -116,9 +116,7 @@ pub(crate) async fn login(
     let identifier = match provider {
         ProviderType::EmailPassword => match body.get("username") {
             Some(Value::String(u)) if u.len() > MAX_EMAIL_LEN => {
-                return Err(ApiError::bad_request(format!(
-                    "username must be at most {MAX_EMAIL_LEN} bytes"
-                )));
+                return Err(local_userpass::username_too_long());
             }
             Some(Value::String(u)) => Some(identifier_key(app.id(), provider.as_str(), u)),
             _ => None,
@@ -199,11 +197,21 @@ async fn login_checked(
     };
     state.store.create_session(&session).await?;
     tracing::info!(app = app.id(), user = %user.id, provider = provider.as_str(), "login");
+    login_response(app, &session, &user, now)
+}
+
+/// The login answer for `session`: fresh access and refresh tokens.
+fn login_response(
+    app: &AppRuntime,
+    session: &SessionRecord,
+    user: &UserRecord,
+    now: i64,
+) -> Result<Response, ApiError> {
     Ok(ok_json(&LoginResponse {
-        access_token: access_token(app, &session, &user, now)?,
-        refresh_token: Some(refresh_token(app, &session, now)?),
-        user_id: user.id,
-        device_id: session.device_id,
+        access_token: access_token(app, session, user, now)?,
+        refresh_token: Some(refresh_token(app, session, now)?),
+        user_id: user.id.clone(),
+        device_id: session.device_id.clone(),
     }))
 }
 
@@ -224,6 +232,23 @@ async fn refresh_identity_data(
         .set_identity_data(app.id(), &stored.provider_type, &stored.id, &verified.data)
         .await?;
     Ok(())
+}
+
+/// The stored form of a verified identity of `user_id`.
+fn identity_record(
+    app: &AppRuntime,
+    verified: &VerifiedIdentity,
+    user_id: &str,
+    now: i64,
+) -> IdentityRecord {
+    IdentityRecord {
+        app_id: app.id().to_owned(),
+        provider_type: verified.provider.as_str().to_owned(),
+        id: verified.id.clone(),
+        user_id: user_id.to_owned(),
+        data: verified.data.clone(),
+        created_at: now,
+    }
 }
 
 /// The user owning a verified identity, created with it at its first login.
@@ -256,14 +281,7 @@ async fn user_for_identity(
             disabled: false,
             custom_data: None,
         };
-        let identity = IdentityRecord {
-            app_id: app.id().to_owned(),
-            provider_type: provider.to_owned(),
-            id: verified.id.clone(),
-            user_id: user.id.clone(),
-            data: verified.data.clone(),
-            created_at: now,
-        };
+        let identity = identity_record(app, verified, &user.id, now);
         match state
             .store
             .create_user_with_identity(&user, &identity)
@@ -320,14 +338,7 @@ async fn link(
         }
         Some(_) => return Err(taken()),
         None => {
-            let identity = IdentityRecord {
-                app_id: app.id().to_owned(),
-                provider_type: provider.as_str().to_owned(),
-                id: verified.id.clone(),
-                user_id: auth.user.id.clone(),
-                data: verified.data.clone(),
-                created_at: now,
-            };
+            let identity = identity_record(app, &verified, &auth.user.id, now);
             match state.store.add_identity(&identity).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => return Err(taken()),
@@ -336,12 +347,7 @@ async fn link(
             tracing::info!(app = app.id(), user = %auth.user.id, provider = provider.as_str(), "linked identity");
         }
     }
-    Ok(ok_json(&LoginResponse {
-        access_token: access_token(app, &auth.session, &auth.user, now)?,
-        refresh_token: Some(refresh_token(app, &auth.session, now)?),
-        user_id: auth.user.id.clone(),
-        device_id: auth.session.device_id.clone(),
-    }))
+    login_response(app, &auth.session, &auth.user, now)
 }
 
 /// `POST /auth/session` (refresh bearer): a new access token for the same session.

@@ -36,11 +36,7 @@ const ID_LEN: usize = 24;
 
 /// 401 `AuthError` "invalid API key": unknown, wrong, disabled or deleted key.
 fn invalid_key() -> ApiError {
-    ApiError::new(
-        http::StatusCode::UNAUTHORIZED,
-        latchkey_protocol::ErrorCode::AuthError,
-        "invalid API key",
-    )
+    ApiError::auth_error("invalid API key")
 }
 
 /// 404 `APIKeyNotFound` (never 401: core logs the user out on a 401 here).
@@ -52,8 +48,9 @@ pub(crate) fn key_not_found() -> ApiError {
     )
 }
 
+/// The stored form of a key: lowercase hex SHA-256.
 fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    super::userpass_flows::sha256_hex(key)
 }
 
 /// A new key for `id`: the id then 40 random alphanumeric characters.
@@ -108,7 +105,7 @@ pub(crate) fn view(record: &ApiKeyRecord) -> ApiKeyResponse {
 }
 
 /// Store a new key (and its identity, and for a server key its user); returns it with
-/// the secret, which is never available again.
+/// the secret, which is never available again. The caller has validated `name`.
 async fn create_key(
     state: &ServerState,
     app: &AppRuntime,
@@ -116,7 +113,6 @@ async fn create_key(
     owner: Option<&str>,
     name: &str,
 ) -> Result<ApiKeyResponse, ApiError> {
-    validate_name(name)?;
     let now = state.clock.now_secs();
     let id = new_object_id(&state.clock).to_string();
     let key = new_key(&id);
@@ -242,9 +238,20 @@ async fn server_key(
     app: &AppRuntime,
     key_id: &str,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let id = parse_key_id(key_id).ok_or_else(key_not_found)?;
+    find_key(state, app, key_id, |k| k.kind == ApiKeyKind::Server).await
+}
+
+/// The key `raw_id` of `app` if it is `wanted`; else (and when `raw_id` is malformed
+/// or unknown) 404 `APIKeyNotFound`.
+pub(crate) async fn find_key(
+    state: &ServerState,
+    app: &AppRuntime,
+    raw_id: &str,
+    wanted: impl FnOnce(&ApiKeyRecord) -> bool,
+) -> Result<ApiKeyRecord, ApiError> {
+    let id = parse_key_id(raw_id).ok_or_else(key_not_found)?;
     match state.store.get_api_key(app.id(), &id).await? {
-        Some(k) if k.kind == ApiKeyKind::Server => Ok(k),
+        Some(k) if wanted(&k) => Ok(k),
         _ => Err(key_not_found()),
     }
 }

@@ -2,12 +2,10 @@
 //! `iss` (Apple), `aud` (one of the configured client ids), `exp`, `nbf` and `iat`.
 //! The identity id is `sub`; `email` (and a name, when present) go to the profile.
 
-use jsonwebtoken::Algorithm;
 use latchkey_protocol::{LoginBody, ProviderType};
 
-use super::oidc::{self, Keys, Rules};
+use super::oidc::{self, Rules};
 use super::{ProviderContext, VerifiedIdentity, required_str};
-use crate::config::AudienceMatch;
 use crate::error::ApiError;
 
 const LABEL: &str = "Apple";
@@ -21,19 +19,13 @@ pub(crate) async fn authenticate(
     let config = &ctx.app.config.providers.apple;
     let audiences = config.audiences();
     let issuers = [config.issuer.clone()];
-    let rules = Rules {
-        label: LABEL,
-        what: "ID token",
-        algorithm: Algorithm::RS256,
-        audiences: &audiences,
-        audience_match: AudienceMatch::Any,
-        issuers: &issuers,
-        leeway_secs: config.leeway_secs,
-    };
-    let claims = oidc::verify(ctx.state, token, Keys::Jwks(&config.jwks_url), &rules).await?;
-    Ok(VerifiedIdentity {
-        provider: ProviderType::Apple,
-        id: oidc::subject(LABEL, &claims, "sub")?,
-        data: oidc::id_token_profile(&claims),
-    })
+    let rules = Rules::id_token(LABEL, &audiences, &issuers, config.leeway_secs);
+    oidc::verify_id_token(
+        ctx.state,
+        ProviderType::Apple,
+        token,
+        &config.jwks_url,
+        &rules,
+    )
+    .await
 }

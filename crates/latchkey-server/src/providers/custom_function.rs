@@ -16,8 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
-use latchkey_protocol::{ErrorCode, LoginBody, ProviderType};
+use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::{Map, Value};
 
 use super::{ProviderContext, VerifiedIdentity};
@@ -149,23 +148,20 @@ impl CustomFunctionConfig {
     }
 }
 
-/// 401 `AuthError` with a message that never contains payload values.
-fn rejected(message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AuthError, message)
-}
-
 /// A webhook answer as an identity.
 fn parse_answer(answer: &Value) -> Result<FunctionIdentity, ApiError> {
     let Some(obj) = answer.as_object() else {
-        return Err(rejected("custom function answer must be a JSON object"));
+        return Err(ApiError::auth_error(
+            "custom function answer must be a JSON object",
+        ));
     };
     if obj.get("error").is_some_and(|e| !e.is_null()) {
-        return Err(rejected("custom function rejected the login"));
+        return Err(ApiError::auth_error("custom function rejected the login"));
     }
     let id = match obj.get("id") {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
         _ => {
-            return Err(rejected(
+            return Err(ApiError::auth_error(
                 "custom function answer has no non-empty 'id' string",
             ));
         }
@@ -173,18 +169,18 @@ fn parse_answer(answer: &Value) -> Result<FunctionIdentity, ApiError> {
     let name = match obj.get("name") {
         None | Some(Value::Null) => None,
         Some(Value::String(n)) => Some(n.clone()),
-        Some(_) => return Err(rejected("custom function answer 'name' must be a string")),
+        Some(_) => {
+            return Err(ApiError::auth_error(
+                "custom function answer 'name' must be a string",
+            ));
+        }
     };
     Ok(FunctionIdentity { id, name })
 }
 
 /// An in-process function's error message as sent to the client: printable, bounded.
 fn function_message(message: &str) -> String {
-    let shown: String = message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(256)
-        .collect();
+    let shown = crate::error::printable(message, 256);
     if shown.is_empty() {
         "custom function rejected the login".to_owned()
     } else {
@@ -202,8 +198,8 @@ pub(crate) async fn authenticate(
     let payload = Value::Object(body.clone());
     let identity = if let Some(function) = &config.function {
         match tokio::time::timeout(timeout, function.call(payload)).await {
-            Err(_) => return Err(rejected("custom function timed out")),
-            Ok(Err(message)) => return Err(rejected(function_message(&message))),
+            Err(_) => return Err(ApiError::auth_error("custom function timed out")),
+            Ok(Err(message)) => return Err(ApiError::auth_error(function_message(&message))),
             Ok(Ok(identity)) => identity,
         }
     } else if let Some(url) = &config.webhook_url {
@@ -217,14 +213,14 @@ pub(crate) async fn authenticate(
         .await
         .map_err(|e| {
             tracing::info!(app = ctx.app.id(), error = %e, "custom function webhook failed");
-            rejected(format!("custom function failed: {e}"))
+            ApiError::auth_error(format!("custom function failed: {e}"))
         })?;
         parse_answer(&answer)?
     } else {
-        return Err(rejected("custom function is not configured"));
+        return Err(ApiError::auth_error("custom function is not configured"));
     };
     if identity.id.is_empty() || identity.id.len() > MAX_ID_LEN {
-        return Err(rejected(format!(
+        return Err(ApiError::auth_error(format!(
             "custom function id must be 1-{MAX_ID_LEN} bytes long"
         )));
     }
@@ -242,6 +238,8 @@ pub(crate) async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use latchkey_protocol::ErrorCode;
     use serde_json::json;
 
     #[test]

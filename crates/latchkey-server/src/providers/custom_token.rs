@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::{Map, Value};
 
-use super::oidc::{self, Keys, Rules, auth_error};
+use super::oidc::{self, Keys, Rules};
 use super::{ProviderContext, VerifiedIdentity, required_str};
 use crate::config::{CustomTokenConfig, SigningAlgorithm};
 use crate::error::ApiError;
@@ -103,7 +103,7 @@ fn metadata(
         };
         match text {
             Some(t) if t.chars().count() > MAX_METADATA_CHARS => {
-                return Err(auth_error(format!(
+                return Err(ApiError::auth_error(format!(
                     "{LABEL}: metadata field '{}' exceeds {MAX_METADATA_CHARS} characters",
                     field.name
                 )));
@@ -112,7 +112,7 @@ fn metadata(
                 data.insert(field.target(), Value::String(t));
             }
             None if field.required => {
-                return Err(auth_error(format!(
+                return Err(ApiError::auth_error(format!(
                     "{LABEL}: required metadata field '{}' is missing",
                     field.name
                 )));

@@ -14,11 +14,11 @@ use std::time::Duration;
 use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::{Map, Value};
 
-use super::oidc::{auth_error, unreachable};
+use super::oidc::unreachable;
 use super::{ProviderContext, VerifiedIdentity, required_str};
 use crate::config::FacebookConfig;
 use crate::error::ApiError;
-use crate::outbound::read_body;
+use crate::outbound::read_json;
 
 const LABEL: &str = "Facebook";
 /// Per-request timeout of each Graph API call.
@@ -35,7 +35,7 @@ pub(crate) async fn authenticate(
 ) -> Result<VerifiedIdentity, ApiError> {
     let token = required_str(body, "accessToken")?;
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return Err(auth_error("Facebook: access token is not valid"));
+        return Err(ApiError::auth_error("Facebook: access token is not valid"));
     }
     let config = &ctx.app.config.providers.facebook;
     let base = config.graph_url.trim_end_matches('/');
@@ -53,12 +53,14 @@ pub(crate) async fn authenticate(
             app = ctx.app.id(),
             "Facebook debug_token answer has no data (check app_id/app_secret)"
         );
-        return Err(auth_error("Facebook: access token could not be verified"));
+        return Err(ApiError::auth_error(
+            "Facebook: access token could not be verified",
+        ));
     };
     let now = ctx.state.clock.now_secs();
     let expires_at = data.get("expires_at").and_then(Value::as_i64).unwrap_or(0);
     if expires_at != 0 && expires_at <= now {
-        return Err(auth_error("Facebook: access token expired"));
+        return Err(ApiError::auth_error("Facebook: access token expired"));
     }
     if data.get("is_valid").and_then(Value::as_bool) != Some(true) {
         let expired = data
@@ -66,24 +68,24 @@ pub(crate) async fn authenticate(
             .and_then(|e| e.get("subcode"))
             .and_then(Value::as_i64)
             == Some(463);
-        return Err(auth_error(if expired {
+        return Err(ApiError::auth_error(if expired {
             "Facebook: access token expired"
         } else {
             "Facebook: access token is not valid"
         }));
     }
     if id_string(data.get("app_id")).as_deref() != Some(config.app_id.as_str()) {
-        return Err(auth_error(
+        return Err(ApiError::auth_error(
             "Facebook: access token was issued to another app",
         ));
     }
     if let Some(kind) = data.get("type").and_then(Value::as_str)
         && kind != "USER"
     {
-        return Err(auth_error("Facebook: not a user access token"));
+        return Err(ApiError::auth_error("Facebook: not a user access token"));
     }
     let Some(user_id) = id_string(data.get("user_id")) else {
-        return Err(auth_error("Facebook: access token has no user"));
+        return Err(ApiError::auth_error("Facebook: access token has no user"));
     };
 
     let fields = fields(config);
@@ -95,10 +97,10 @@ pub(crate) async fn authenticate(
     )
     .await?;
     let Some(me) = me.as_object() else {
-        return Err(auth_error("Facebook: invalid profile answer"));
+        return Err(ApiError::auth_error("Facebook: invalid profile answer"));
     };
     if id_string(me.get("id")).as_deref() != Some(user_id.as_str()) {
-        return Err(auth_error(
+        return Err(ApiError::auth_error(
             "Facebook: profile does not match the access token's user",
         ));
     }
@@ -147,10 +149,7 @@ async fn graph_get(
             unreachable(LABEL, "access token")
         })?;
     let status = resp.status();
-    let body: Option<Value> = read_body(resp, MAX_ANSWER_BYTES)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let body = read_json(resp, MAX_ANSWER_BYTES).await;
     if status.is_server_error() {
         tracing::warn!(app = ctx.app.id(), %status, "Facebook Graph API error");
         return Err(unreachable(LABEL, "access token"));
@@ -164,10 +163,12 @@ async fn graph_get(
                 %status,
                 "Facebook refused the app token: check app_id and app_secret"
             );
-            return Err(auth_error("Facebook: access token could not be verified"));
+            return Err(ApiError::auth_error(
+                "Facebook: access token could not be verified",
+            ));
         }
         tracing::info!(app = ctx.app.id(), %status, endpoint, "Facebook Graph API rejected a call");
-        return Err(auth_error("Facebook: access token is not valid"));
+        return Err(ApiError::auth_error("Facebook: access token is not valid"));
     }
     body.ok_or_else(|| {
         tracing::warn!(app = ctx.app.id(), "Facebook Graph API answer is not JSON");

@@ -6,15 +6,14 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use latchkey_protocol::{LoginBody, ProviderType};
 use serde_json::Value;
 
-use super::oidc::{self, Keys, Rules, auth_error, unreachable};
+use super::oidc::{self, Rules, unreachable};
 use super::{ProviderContext, VerifiedIdentity};
-use crate::config::{AudienceMatch, GoogleConfig};
+use crate::config::GoogleConfig;
 use crate::error::ApiError;
-use crate::outbound::read_body;
+use crate::outbound::read_json;
 
 const LABEL: &str = "Google";
 /// Per-request timeout of the code exchange.
@@ -40,21 +39,15 @@ pub(crate) async fn authenticate(
         }
     };
     let audiences = config.audiences();
-    let rules = Rules {
-        label: LABEL,
-        what: "ID token",
-        algorithm: Algorithm::RS256,
-        audiences: &audiences,
-        audience_match: AudienceMatch::Any,
-        issuers: &config.issuers,
-        leeway_secs: config.leeway_secs,
-    };
-    let claims = oidc::verify(ctx.state, &id_token, Keys::Jwks(&config.jwks_url), &rules).await?;
-    Ok(VerifiedIdentity {
-        provider: ProviderType::Google,
-        id: oidc::subject(LABEL, &claims, "sub")?,
-        data: oidc::id_token_profile(&claims),
-    })
+    let rules = Rules::id_token(LABEL, &audiences, &config.issuers, config.leeway_secs);
+    oidc::verify_id_token(
+        ctx.state,
+        ProviderType::Google,
+        &id_token,
+        &config.jwks_url,
+        &rules,
+    )
+    .await
 }
 
 /// Exchange a server auth code for an ID token at `token_url`. Neither the code nor
@@ -65,12 +58,12 @@ async fn exchange_code(
     code: &str,
 ) -> Result<String, ApiError> {
     let Some(secret) = config.client_secret.as_deref() else {
-        return Err(auth_error(
+        return Err(ApiError::auth_error(
             "Google: authCode login is not configured (client_secret missing)",
         ));
     };
     if code.is_empty() || code.len() > 4096 {
-        return Err(auth_error("Google: authorization code rejected"));
+        return Err(ApiError::auth_error("Google: authorization code rejected"));
     }
     let form = [
         ("code", code),
@@ -93,10 +86,7 @@ async fn exchange_code(
             unreachable(LABEL, "authorization code")
         })?;
     let status = resp.status();
-    let answer: Option<Value> = read_body(resp, MAX_ANSWER_BYTES)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let answer = read_json(resp, MAX_ANSWER_BYTES).await;
     if !status.is_success() {
         // The OAuth error code (e.g. invalid_grant) is safe to show; descriptions are not echoed.
         let reason = answer
@@ -107,7 +97,7 @@ async fn exchange_code(
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
         tracing::info!(app = ctx.app.id(), %status, "Google code exchange rejected");
-        return Err(auth_error(format!(
+        return Err(ApiError::auth_error(format!(
             "Google: authorization code rejected by the token endpoint{reason}"
         )));
     }
@@ -117,7 +107,7 @@ async fn exchange_code(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| {
-            auth_error(
+            ApiError::auth_error(
                 "Google: the token endpoint returned no ID token (is the openid scope granted?)",
             )
         })

@@ -24,6 +24,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(&e)
 }
 
+/// 400 for a login `username` longer than [`MAX_EMAIL_LEN`].
+pub(crate) fn username_too_long() -> ApiError {
+    ApiError::bad_request(format!("username must be at most {MAX_EMAIL_LEN} bytes"))
+}
+
 /// Check a login body `{username, password}`.
 ///
 /// A wrong password and an unknown email give the same answer after the same work
@@ -36,9 +41,7 @@ pub(crate) async fn authenticate(
     let email = required_str(body, "username")?;
     if email.len() > MAX_EMAIL_LEN {
         // Refused before any hashing.
-        return Err(ApiError::bad_request(format!(
-            "username must be at most {MAX_EMAIL_LEN} bytes"
-        )));
+        return Err(username_too_long());
     }
     let password = Secret::new(required_str(body, "password")?);
     let record = ctx.state.store.find_userpass(ctx.app.id(), email).await?;

@@ -7,16 +7,14 @@
 //! ("custom JWT: token expired", "Google: audience mismatch"). Tokens, keys and claim
 //! values are never logged nor echoed.
 
-use std::borrow::Cow;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::StatusCode;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use latchkey_protocol::ErrorCode;
+use latchkey_protocol::ProviderType;
 use serde_json::{Map, Value};
 
+use super::VerifiedIdentity;
 use super::jwks::JwksError;
 use crate::config::AudienceMatch;
 use crate::error::ApiError;
@@ -27,17 +25,12 @@ pub(crate) const MAX_TOKEN_LEN: usize = 1_000_000;
 /// Smallest accepted RSA modulus, in bits.
 const MIN_RSA_BITS: usize = 2048;
 
-/// 401 `AuthError` with `message`: a rejected credential.
-pub(crate) fn auth_error(message: impl Into<Cow<'static, str>>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AuthError, message)
-}
-
 /// 401 `AuthError` "`{label}: {what} could not be verified: identity provider unreachable"`.
 ///
 /// An unreachable identity provider is reported as a rejected credential (401, not
 /// 5xx), so clients show an error instead of retrying a login in a loop.
 pub(crate) fn unreachable(label: &str, what: &str) -> ApiError {
-    auth_error(format!(
+    ApiError::auth_error(format!(
         "{label}: {what} could not be verified: identity provider unreachable"
     ))
 }
@@ -107,7 +100,7 @@ pub(crate) async fn verify(
     rules: &Rules<'_>,
 ) -> Result<Map<String, Value>, ApiError> {
     let label = rules.label;
-    let reject = |why: &str| auth_error(format!("{label}: {why}"));
+    let reject = |why: &str| ApiError::auth_error(format!("{label}: {why}"));
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(reject("malformed token"));
     }
@@ -213,7 +206,7 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, ()> {
 
 fn check_claims(claims: &Map<String, Value>, rules: &Rules<'_>, now: i64) -> Result<(), ApiError> {
     let label = rules.label;
-    let reject = |why: &str| auth_error(format!("{label}: {why}"));
+    let reject = |why: &str| ApiError::auth_error(format!("{label}: {why}"));
     let leeway = i64::try_from(rules.leeway_secs).unwrap_or(0);
     let exp = numeric(claims, "exp")
         .map_err(|()| reject("exp claim is not a number"))?
@@ -256,6 +249,43 @@ fn check_claims(claims: &Map<String, Value>, rules: &Rules<'_>, now: i64) -> Res
     Ok(())
 }
 
+impl<'a> Rules<'a> {
+    /// The rules of an OpenID Connect ID token: RS256, any one of `audiences`.
+    pub(crate) fn id_token(
+        label: &'static str,
+        audiences: &'a [String],
+        issuers: &'a [String],
+        leeway_secs: u64,
+    ) -> Self {
+        Rules {
+            label,
+            what: "ID token",
+            algorithm: Algorithm::RS256,
+            audiences,
+            audience_match: AudienceMatch::Any,
+            issuers,
+            leeway_secs,
+        }
+    }
+}
+
+/// Verify an OpenID Connect ID token of `provider` with a key from `jwks_url`: the
+/// identity is `sub`, the profile its standard claims.
+pub(crate) async fn verify_id_token(
+    state: &ServerState,
+    provider: ProviderType,
+    token: &str,
+    jwks_url: &str,
+    rules: &Rules<'_>,
+) -> Result<VerifiedIdentity, ApiError> {
+    let claims = verify(state, token, Keys::Jwks(jwks_url), rules).await?;
+    Ok(VerifiedIdentity {
+        provider,
+        id: subject(rules.label, &claims, "sub")?,
+        data: id_token_profile(&claims),
+    })
+}
+
 /// The external user id in `claim`: a non-empty string (or an integer), at most 512 bytes.
 pub(crate) fn subject(
     label: &str,
@@ -265,10 +295,14 @@ pub(crate) fn subject(
     let id = match claims.get(claim) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        _ => return Err(auth_error(format!("{label}: token has no '{claim}' claim"))),
+        _ => {
+            return Err(ApiError::auth_error(format!(
+                "{label}: token has no '{claim}' claim"
+            )));
+        }
     };
     if id.is_empty() || id.len() > 512 {
-        return Err(auth_error(format!(
+        return Err(ApiError::auth_error(format!(
             "{label}: the '{claim}' claim must be 1-512 bytes"
         )));
     }

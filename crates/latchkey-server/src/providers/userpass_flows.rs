@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use latchkey_protocol::ErrorCode;
+use latchkey_protocol::{ErrorCode, ProviderType};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::ProviderContext;
 use super::local_userpass::check_password;
+use super::{ProviderContext, required_str};
 use crate::error::ApiError;
 use crate::ids::new_random_id;
 use crate::password::Secret;
@@ -33,24 +33,6 @@ type Body = Map<String, Value>;
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-fn field<'b>(body: &'b Body, key: &str) -> Result<&'b str, ApiError> {
-    match body.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::bad_request(format!("'{key}' must be a string"))),
-        None => Err(ApiError::bad_request(format!(
-            "missing required field '{key}'"
-        ))),
-    }
-}
-
-fn user_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::UserNotFound,
-        "user not found",
-    )
 }
 
 fn already_confirmed() -> ApiError {
@@ -107,8 +89,8 @@ async fn take_token(
     body: &Body,
     purpose: TokenPurpose,
 ) -> Result<String, ApiError> {
-    let token = field(body, "token")?;
-    let token_id = field(body, "tokenId")?;
+    let token = required_str(body, "token")?;
+    let token_id = required_str(body, "tokenId")?;
     let email = ctx
         .state
         .store
@@ -135,7 +117,7 @@ async fn credentials(ctx: ProviderContext<'_>, email: &str) -> Result<UserpassRe
         .store
         .find_userpass(ctx.app.id(), email)
         .await?
-        .ok_or_else(user_not_found)
+        .ok_or_else(ApiError::user_not_found)
 }
 
 /// Put a confirm / reset message into the outbox and SMTP.
@@ -290,7 +272,7 @@ pub(crate) async fn confirm(ctx: ProviderContext<'_>, body: &Body) -> Result<(),
 
 /// `confirm/send` `{email}`.
 pub(crate) async fn confirm_send(ctx: ProviderContext<'_>, body: &Body) -> Result<(), ApiError> {
-    let email = field(body, "email")?;
+    let email = required_str(body, "email")?;
     let record = credentials(ctx, email).await?;
     if record.status == CredentialStatus::Confirmed {
         return Err(already_confirmed());
@@ -300,7 +282,7 @@ pub(crate) async fn confirm_send(ctx: ProviderContext<'_>, body: &Body) -> Resul
 
 /// `confirm/call` `{email}`.
 pub(crate) async fn confirm_call(ctx: ProviderContext<'_>, body: &Body) -> Result<(), ApiError> {
-    let email = field(body, "email")?;
+    let email = required_str(body, "email")?;
     let Some(url) = ctx
         .app
         .config
@@ -330,7 +312,7 @@ pub(crate) async fn confirm_call(ctx: ProviderContext<'_>, body: &Body) -> Resul
 
 /// `reset/send` `{email}`.
 pub(crate) async fn reset_send(ctx: ProviderContext<'_>, body: &Body) -> Result<(), ApiError> {
-    let email = field(body, "email")?;
+    let email = required_str(body, "email")?;
     if ctx
         .app
         .config
@@ -370,7 +352,11 @@ async fn set_password(
         .await?;
     if let Some(record) = store.find_userpass(ctx.app.id(), email).await?
         && let Some(identity) = store
-            .find_identity(ctx.app.id(), "local-userpass", &record.id)
+            .find_identity(
+                ctx.app.id(),
+                ProviderType::EmailPassword.as_str(),
+                &record.id,
+            )
             .await?
     {
         let n = store
@@ -385,19 +371,17 @@ async fn set_password(
 
 /// `reset` `{password, token, tokenId}`.
 pub(crate) async fn reset(ctx: ProviderContext<'_>, body: &Body) -> Result<(), ApiError> {
-    let password = Secret::new(field(body, "password")?);
+    let password = Secret::new(required_str(body, "password")?);
     // Check the password first so that a bad one does not burn the token.
     check_password(password.expose())?;
-    field(body, "token")?;
-    field(body, "tokenId")?;
     let email = take_token(ctx, body, TokenPurpose::Reset).await?;
     set_password(ctx, &email, &password).await
 }
 
 /// `reset/call` `{email, password, arguments}`.
 pub(crate) async fn reset_call(ctx: ProviderContext<'_>, body: &Body) -> Result<(), ApiError> {
-    let email = field(body, "email")?;
-    let password = Secret::new(field(body, "password")?);
+    let email = required_str(body, "email")?;
+    let password = Secret::new(required_str(body, "password")?);
     let arguments = match body.get("arguments") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),

@@ -131,6 +131,25 @@ ALTER TABLE sessions ADD COLUMN identity_id TEXT;
 CREATE INDEX sessions_by_identity ON sessions (app_id, provider_type, identity_id)
 "#;
 
+/// Insert one user row (in a transaction or on the pool).
+async fn insert_user<'e, E>(executor: E, user: &UserRecord) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO users (app_id, id, created_at, disabled, custom_data) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&user.app_id)
+    .bind(&user.id)
+    .bind(user.created_at)
+    .bind(i64::from(user.disabled))
+    .bind(user.custom_data.as_ref().map(map_to_text))
+    .execute(executor)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// Insert one identity row (in a transaction or on the pool).
 async fn insert_identity<'e, E>(executor: E, identity: &IdentityRecord) -> Result<(), StoreError>
 where
@@ -152,20 +171,36 @@ where
     Ok(())
 }
 
+/// Delete the sessions created by logging in with one identity (in a transaction or
+/// on the pool). Returns how many there were.
+async fn delete_sessions_of_identity<'e, E>(
+    executor: E,
+    app_id: &str,
+    provider_type: &str,
+    identity_id: &str,
+) -> Result<u64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE app_id = ? AND provider_type = ? AND identity_id = ?",
+    )
+    .bind(app_id)
+    .bind(provider_type)
+    .bind(identity_id)
+    .execute(executor)
+    .await
+    .map_err(db_err)?
+    .rows_affected())
+}
+
 /// Delete the sessions created by logging in with API key `id`.
 async fn delete_key_sessions(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     app_id: &str,
     id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "DELETE FROM sessions WHERE app_id = ? AND provider_type = 'api-key' AND identity_id = ?",
-    )
-    .bind(app_id)
-    .bind(id)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
+    delete_sessions_of_identity(&mut **tx, app_id, "api-key", id).await?;
     Ok(())
 }
 
@@ -367,17 +402,7 @@ impl Store for SqliteStore {
         identity: &IdentityRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO users (app_id, id, created_at, disabled, custom_data) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&user.app_id)
-        .bind(&user.id)
-        .bind(user.created_at)
-        .bind(i64::from(user.disabled))
-        .bind(user.custom_data.as_ref().map(map_to_text))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_user(&mut *tx, user).await?;
         insert_identity(&mut *tx, identity).await?;
         tx.commit().await.map_err(db_err)
     }
@@ -751,16 +776,7 @@ impl Store for SqliteStore {
         provider_type: &str,
         identity_id: &str,
     ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "DELETE FROM sessions WHERE app_id = ? AND provider_type = ? AND identity_id = ?",
-        )
-        .bind(app_id)
-        .bind(provider_type)
-        .bind(identity_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected())
+        delete_sessions_of_identity(&self.pool, app_id, provider_type, identity_id).await
     }
 
     async fn device_exists(&self, app_id: &str, device_id: &str) -> Result<bool, StoreError> {
@@ -882,18 +898,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         if let Some(user) = server_user {
-            sqlx::query(
-                "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&user.app_id)
-            .bind(&user.id)
-            .bind(user.created_at)
-            .bind(i64::from(user.disabled))
-            .bind(user.custom_data.as_ref().map(map_to_text))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            insert_user(&mut *tx, user).await?;
         }
         sqlx::query(
             "INSERT INTO api_keys (app_id, id, user_id, kind, name, hash, disabled, created_at)

@@ -113,14 +113,7 @@ async fn disable_and_enable() {
     let mut c = config();
     c.admin_token = Some(ADMIN.to_owned());
     let h = start_with(c).await;
-    h.register("d@example.com", "secret123")
-        .await
-        .assert_no_content();
-    let t = Tokens::from(
-        &h.userpass("d@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.signed_up("d@example.com", "secret123").await;
     let user_url = admin_url(&h, &format!("/users/{}", t.user_id));
     // With a JSON content type and an empty body.
     let v = h

@@ -86,6 +86,13 @@ impl Reply {
         body["error"].as_str().expect("error text").to_owned()
     }
 
+    /// 401 `InvalidSession` "... failed to find refresh token", the text realm-web
+    /// looks for.
+    pub fn assert_refresh_token_not_found(&self) {
+        let msg = self.assert_error(401, "InvalidSession");
+        assert!(msg.contains("failed to find refresh token"), "{msg}");
+    }
+
     pub fn assert_ok_json(&self) -> Value {
         assert_eq!(self.status, StatusCode::OK, "body: {}", self.text);
         assert_eq!(self.content_type.as_deref(), Some("application/json"));
@@ -159,6 +166,17 @@ impl Harness {
             json!({"username": email, "password": password}),
         )
         .await
+    }
+
+    /// Log in with email/password, which must succeed.
+    pub async fn userpass_tokens(&self, email: &str, password: &str) -> Tokens {
+        Tokens::from(&self.userpass(email, password).await.assert_ok_json())
+    }
+
+    /// Register email/password credentials and log in with them; both must succeed.
+    pub async fn signed_up(&self, email: &str, password: &str) -> Tokens {
+        self.register(email, password).await.assert_no_content();
+        self.userpass_tokens(email, password).await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {

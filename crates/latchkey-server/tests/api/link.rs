@@ -48,11 +48,7 @@ async fn link_email_password_to_anonymous_user() {
     assert_eq!(p["data"]["email"], "linked@example.com");
 
     // Logging in with the linked credentials returns the same user.
-    let t = Tokens::from(
-        &h.userpass("linked@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.userpass_tokens("linked@example.com", "secret123").await;
     assert_eq!(t.user_id, anon.user_id);
     // Linking the same identity again to the same user is harmless.
     link(

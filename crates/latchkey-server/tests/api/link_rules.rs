@@ -89,14 +89,7 @@ async fn linked_anonymous_user_keeps_id_session_and_reports_both_identities() {
 #[tokio::test]
 async fn anonymous_credentials_cannot_be_linked() {
     let h = start().await;
-    h.register("named@example.com", "secret123")
-        .await
-        .assert_no_content();
-    let u = Tokens::from(
-        &h.userpass("named@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let u = h.signed_up("named@example.com", "secret123").await;
     let m = link(&h, "anon-user", &u.access, json!({}))
         .await
         .assert_error(400, "BadRequest");
@@ -137,14 +130,7 @@ async fn identity_of_another_user_cannot_be_linked() {
 #[tokio::test]
 async fn api_keys_cannot_be_linked() {
     let h = start().await;
-    h.register("keyowner@example.com", "secret123")
-        .await
-        .assert_no_content();
-    let owner = Tokens::from(
-        &h.userpass("keyowner@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let owner = h.signed_up("keyowner@example.com", "secret123").await;
     let r = h
         .send(
             Method::POST,

@@ -11,23 +11,12 @@ async fn file_database_survives_restart() {
     c.database = format!("sqlite://{}", path.display());
 
     let h = start_with(c.clone()).await;
-    h.register("keep@example.com", "secret123")
-        .await
-        .assert_no_content();
-    let t = Tokens::from(
-        &h.userpass("keep@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.signed_up("keep@example.com", "secret123").await;
     h.server.shutdown().await;
     assert!(path.exists());
 
     let h = start_with(c).await;
-    let again = Tokens::from(
-        &h.userpass("keep@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let again = h.userpass_tokens("keep@example.com", "secret123").await;
     assert_eq!(again.user_id, t.user_id);
     // Sessions survive too.
     h.refresh(&t.refresh).await.assert_ok_json();

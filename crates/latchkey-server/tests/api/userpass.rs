@@ -8,14 +8,7 @@ use crate::common::*;
 #[tokio::test]
 async fn register_then_login_creates_user_at_first_login() {
     let h = start().await;
-    h.register("someone@example.com", "Pa55w0rd!")
-        .await
-        .assert_no_content();
-    let t = Tokens::from(
-        &h.userpass("someone@example.com", "Pa55w0rd!")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.signed_up("someone@example.com", "Pa55w0rd!").await;
     let p = h.profile(&t.access).await.assert_ok_json();
     assert_eq!(p["data"]["email"], "someone@example.com");
     let ids = p["identities"].as_array().unwrap();
@@ -23,11 +16,7 @@ async fn register_then_login_creates_user_at_first_login() {
     assert_eq!(ids[0]["provider_type"], "local-userpass");
     assert!(is_hex24(ids[0]["id"].as_str().unwrap()));
     // The same credentials log in the same user, in a new session.
-    let again = Tokens::from(
-        &h.userpass("someone@example.com", "Pa55w0rd!")
-            .await
-            .assert_ok_json(),
-    );
+    let again = h.userpass_tokens("someone@example.com", "Pa55w0rd!").await;
     assert_eq!(again.user_id, t.user_id);
     assert_ne!(claims(&again.access)["iss"], claims(&t.access)["iss"]);
 }
@@ -109,11 +98,7 @@ async fn register_ignores_authorization_header() {
         .await
         .assert_no_content();
     // Registering creates no user: the id comes at the first login.
-    let t = Tokens::from(
-        &h.userpass("web@example.com", "secret123")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.userpass_tokens("web@example.com", "secret123").await;
     assert!(is_hex24(&t.user_id));
 }
 

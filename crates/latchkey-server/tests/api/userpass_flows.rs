@@ -248,14 +248,7 @@ async fn password_reset_by_email_revokes_sessions() {
     let mut c = email_config();
     c.apps[0].providers.local_userpass.auto_confirm = true;
     let h = start_with(c).await;
-    h.register("r@example.com", "old-password")
-        .await
-        .assert_no_content();
-    let t = Tokens::from(
-        &h.userpass("r@example.com", "old-password")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.signed_up("r@example.com", "old-password").await;
     up(&h, "reset/send", json!({"email": "nobody@example.com"}))
         .await
         .assert_error(404, "UserNotFound");
@@ -421,14 +414,7 @@ async fn reset_webhook_modes() {
     c.apps[0].providers.local_userpass.auto_confirm = true;
     c.apps[0].providers.local_userpass.reset_webhook_url = Some(hk.url.clone());
     let h = start_with(c).await;
-    h.register("w@example.com", "old-password")
-        .await
-        .assert_no_content();
-    let t = Tokens::from(
-        &h.userpass("w@example.com", "old-password")
-            .await
-            .assert_ok_json(),
-    );
+    let t = h.signed_up("w@example.com", "old-password").await;
 
     let msg = up(&h, "reset/send", json!({"email": "w@example.com"}))
         .await

@@ -160,17 +160,18 @@ impl ApiKeys {
 
     /// Fetch one key by id (`GET /auth/api_keys/{id}`); no secret.
     pub async fn fetch(&self, id: &str) -> Result<ApiKey, Error> {
-        let url = self
-            .user
-            .app_core()
-            .routes()
-            .await?
-            .api_key(&path_segment(id)?);
+        let url = self.key_url(id).await?;
         let resp = self
             .user
             .send_with_refresh_token(Method::GET, &url, None)
             .await?;
         decode::<ApiKeyResponse>(resp.body(), "API key").map(ApiKey::from)
+    }
+
+    /// The URL of key `id` (`/auth/api_keys/{id}`), refusing ids that would change it.
+    async fn key_url(&self, id: &str) -> Result<String, Error> {
+        let routes = self.user.app_core().routes().await?;
+        Ok(routes.api_key(&path_segment(id)?))
     }
 
     /// Fetch every key of the user (`GET /auth/api_keys`); no secrets.
@@ -210,12 +211,7 @@ impl ApiKeys {
 
     /// Delete a key (`DELETE /auth/api_keys/{id}`).
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        let url = self
-            .user
-            .app_core()
-            .routes()
-            .await?
-            .api_key(&path_segment(id)?);
+        let url = self.key_url(id).await?;
         self.user
             .send_with_refresh_token(Method::DELETE, &url, None)
             .await
