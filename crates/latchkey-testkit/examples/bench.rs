@@ -19,6 +19,22 @@ use latchkey_protocol::routes::Routes;
 use latchkey_testkit::TestServer;
 use serde_json::json;
 
+/// Send a request and read its whole body (every timed request does exactly this).
+trait SendAndRead {
+    async fn send_and_read(self);
+}
+
+impl SendAndRead for reqwest::RequestBuilder {
+    async fn send_and_read(self) {
+        self.send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .expect("body");
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -79,61 +95,39 @@ async fn main() -> anyhow::Result<()> {
 
     println!("server routes, median of {N} sequential requests on loopback:");
     let base = time_n(N, || async {
-        http.get(routes.location())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        http.get(routes.location()).send_and_read().await;
     })
     .await;
     row("GET location (baseline)", base, base);
     let profile = time_n(N, || async {
         http.get(routes.profile())
             .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .send_and_read()
+            .await;
     })
     .await;
     row("GET /auth/profile (verify JWT + session)", profile, base);
     let refreshed = time_n(N, || async {
         http.post(routes.session())
             .bearer_auth(&refresh)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .send_and_read()
+            .await;
     })
     .await;
     row("POST /auth/session (refresh)", refreshed, base);
     let anon = time_n(N, || async {
         http.post(routes.login("anon-user", false))
             .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .send_and_read()
+            .await;
     })
     .await;
     row("POST login anon-user (new user + session)", anon, base);
     let userpass = time_n(20, || async {
         http.post(routes.login("local-userpass", false))
             .json(&json!({"username": "bench@example.com", "password": "p4ssw0rd!"}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .send_and_read()
+            .await;
     })
     .await;
     row(
@@ -153,14 +147,7 @@ async fn main() -> anyhow::Result<()> {
             let url = routes.login("anon-user", false);
             tasks.push(tokio::spawn(async move {
                 for _ in 0..per_client {
-                    http.post(&url)
-                        .json(&json!({}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap();
+                    http.post(&url).json(&json!({})).send_and_read().await;
                 }
             }));
         }
