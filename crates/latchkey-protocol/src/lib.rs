@@ -23,6 +23,7 @@ pub mod error;
 pub mod object_id;
 pub mod provider;
 pub mod routes;
+pub mod secret;
 pub mod types;
 
 pub use claims::{AccessTokenClaims, ClaimsError, RefreshTokenClaims, TokenType};
@@ -30,4 +31,5 @@ pub use credential::{Credential, CredentialError, LoginBody};
 pub use error::{ErrorBody, ErrorCode};
 pub use object_id::ObjectId;
 pub use provider::ProviderType;
+pub use secret::Secret;
 pub use types::*;

@@ -17,27 +17,7 @@ pub(crate) const ARGON2_T_COST: u32 = 2;
 /// argon2id lanes (OWASP).
 pub(crate) const ARGON2_P_COST: u32 = 1;
 
-/// A password (or other secret) whose `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub(crate) fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub(crate) use latchkey_protocol::Secret;
 
 /// Hashing failed for a reason other than a wrong password.
 #[derive(Debug, thiserror::Error)]

@@ -19,9 +19,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::events::UserEvent;
 use crate::retry::RetryPolicy;
-use crate::secret::Secret;
 use crate::store::{StoreError, StoredUser, UserStore};
 use crate::user::{TokenSet, User, UserData, UserIdentity, UserInner, UserState};
+use latchkey_protocol::Secret;
 
 /// Default per-request timeout (realm-core's 60 s).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

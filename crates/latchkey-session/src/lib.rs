@@ -37,7 +37,6 @@ pub mod ejson;
 mod error;
 mod events;
 mod retry;
-mod secret;
 mod store;
 mod user;
 
@@ -45,8 +44,8 @@ pub use app::{AUTH_MAX_RESPONSE_BYTES, AppConfig, AppCore, DEFAULT_REQUEST_TIMEO
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use events::{EventReceiver, UserEvent};
+pub use latchkey_protocol::Secret;
 pub use retry::RetryPolicy;
-pub use secret::Secret;
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};

@@ -21,8 +21,8 @@ use crate::app::{
 };
 use crate::error::Error;
 use crate::events::UserEvent;
-use crate::secret::Secret;
 use crate::store::{StoreError, StoredUser};
+use latchkey_protocol::Secret;
 
 /// The state of a user on this device (protocol.md §9.1).
 ///
@@ -535,7 +535,10 @@ impl User {
     /// The current access token; `None` when not logged in. It may be expired: use
     /// [`valid_access_token`](Self::valid_access_token) to get a fresh one.
     pub fn access_token(&self) -> Option<String> {
-        self.data().logged_in_access().ok().map(Secret::into_string)
+        self.data()
+            .logged_in_access()
+            .ok()
+            .map(Secret::into_exposed)
     }
 
     /// The refresh token; `None` when not logged in.
@@ -543,7 +546,7 @@ impl User {
         self.data()
             .logged_in_refresh()
             .ok()
-            .map(Secret::into_string)
+            .map(Secret::into_exposed)
     }
 
     /// When the access token expires, by the local clock: the time of receipt plus the
@@ -611,7 +614,7 @@ impl User {
     /// the old token has not expired yet, the old token is returned; if the session is over
     /// the error is [`ErrorKind::SessionExpired`](crate::ErrorKind::SessionExpired).
     pub async fn valid_access_token(&self) -> Result<String, Error> {
-        Ok(self.valid_access_secret().await?.0.into_string())
+        Ok(self.valid_access_secret().await?.0.into_exposed())
     }
 
     async fn valid_access_secret(&self) -> Result<(Secret, u64), Error> {
