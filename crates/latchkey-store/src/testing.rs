@@ -263,6 +263,25 @@ async fn create_server_key(
     .await
 }
 
+/// User `u1` (anonymous identity `i1`) with user keys `k1` and `k2`, and a session
+/// logged in with each: `s1` (k1), `s2` (k2), `s3` (i1).
+async fn user_with_two_keys(s: &dyn Store) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    create_user_key(s, "k1", "u1", "one").await;
+    create_user_key(s, "k2", "u1", "two").await;
+    s.create_session(&session("s1", "u1", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s2", "u1", Some(("api-key", "k2"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s3", "u1", Some(("anon-user", "i1"))))
+        .await
+        .unwrap();
+}
+
 async fn session_exists(s: &dyn Store, id: &str) -> bool {
     s.get_session(APP, id).await.unwrap().is_some()
 }
@@ -1054,20 +1073,7 @@ pub async fn api_key_names_are_unique(s: Arc<dyn Store>) {
 /// Disabling a key deletes the sessions created with it (only those); enabling it
 /// brings none back. Unknown keys: false.
 pub async fn disabling_an_api_key_revokes_its_sessions(s: Arc<dyn Store>) {
-    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
-        .await
-        .unwrap();
-    create_user_key(&*s, "k1", "u1", "one").await;
-    create_user_key(&*s, "k2", "u1", "two").await;
-    s.create_session(&session("s1", "u1", Some(("api-key", "k1"))))
-        .await
-        .unwrap();
-    s.create_session(&session("s2", "u1", Some(("api-key", "k2"))))
-        .await
-        .unwrap();
-    s.create_session(&session("s3", "u1", Some(("anon-user", "i1"))))
-        .await
-        .unwrap();
+    user_with_two_keys(&*s).await;
 
     assert!(s.set_api_key_disabled(APP, "k1", true).await.unwrap());
     assert!(s.get_api_key(APP, "k1").await.unwrap().unwrap().disabled);
@@ -1094,20 +1100,7 @@ pub async fn disabling_an_api_key_revokes_its_sessions(s: Arc<dyn Store>) {
 /// Deleting a user key takes its identity and its sessions; the user, its other keys
 /// and sessions stay.
 pub async fn deleting_a_user_key_takes_its_identity_and_sessions(s: Arc<dyn Store>) {
-    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
-        .await
-        .unwrap();
-    create_user_key(&*s, "k1", "u1", "one").await;
-    create_user_key(&*s, "k2", "u1", "two").await;
-    s.create_session(&session("s1", "u1", Some(("api-key", "k1"))))
-        .await
-        .unwrap();
-    s.create_session(&session("s2", "u1", Some(("api-key", "k2"))))
-        .await
-        .unwrap();
-    s.create_session(&session("s3", "u1", Some(("anon-user", "i1"))))
-        .await
-        .unwrap();
+    user_with_two_keys(&*s).await;
 
     assert!(!s.delete_api_key(OTHER_APP, "k1").await.unwrap());
     assert!(s.delete_api_key(APP, "k1").await.unwrap());

@@ -247,3 +247,28 @@ async fn upgraded_and_new_databases_have_one_schema_and_migrating_twice_is_a_no_
             .unwrap();
     assert_eq!(legacy, None);
 }
+
+/// A shipped migration is never edited (databases record its checksum and refuse a
+/// changed file): these are the shipped files. A change to the schema is a new file.
+#[test]
+fn shipped_migrations_are_unchanged() {
+    let shipped = [
+        (1, "initial", "f582e061ddced376"),
+        (2, "api keys", "fdc4e9bdee085f3b"),
+        (3, "userpass flows", "525040c2476a8d9e"),
+        (4, "session identity", "35eb8bb03f20a6ab"),
+        (5, "cascades", "6b4f935d071e1377"),
+    ];
+    let found: Vec<(i64, String, String)> = MIGRATOR
+        .iter()
+        .map(|m| {
+            let prefix: String = m.checksum[..8].iter().map(|b| format!("{b:02x}")).collect();
+            (m.version, m.description.to_string(), prefix)
+        })
+        .collect();
+    let expected: Vec<(i64, String, String)> = shipped
+        .iter()
+        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
+        .collect();
+    assert_eq!(found, expected);
+}
