@@ -494,11 +494,8 @@ impl Config {
     /// Check every value; [`Config::from_toml_str`] and the server call this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if !(self.database == "sqlite::memory:" || self.database.starts_with("sqlite:")) {
-            return invalid(format!(
-                "database must be \"sqlite://PATH\" or \"sqlite::memory:\", got {:?}",
-                self.database
-            ));
+        if let Err(e) = crate::store::check_url(&self.database) {
+            return invalid(format!("database: {e}"));
         }
         if let Some(url) = &self.public_url {
             let rest = url

@@ -29,7 +29,8 @@ mod outbound;
 mod password;
 mod providers;
 mod state;
-pub mod store;
+#[doc(inline)]
+pub use latchkey_store as store;
 mod throttle;
 pub mod tokens;
 mod webhooks;
@@ -91,6 +92,13 @@ pub struct Server;
 pub(crate) async fn open_apps_and_store(
     config: &Config,
 ) -> Result<(HashMap<String, Arc<AppRuntime>>, Arc<dyn Store>), ServerError> {
+    let apps = open_apps(config)?;
+    let store = store::open(&config.database).await?;
+    Ok((apps, store))
+}
+
+/// Validate `config` and build the hosted apps.
+fn open_apps(config: &Config) -> Result<HashMap<String, Arc<AppRuntime>>, ServerError> {
     config.validate()?;
     let mut apps = HashMap::new();
     for app in &config.apps {
@@ -98,9 +106,7 @@ pub(crate) async fn open_apps_and_store(
             AppRuntime::new(app.clone()).map_err(|e| ServerError::Other(e.to_string()))?;
         apps.insert(app.id.clone(), Arc::new(runtime));
     }
-    let store = SqliteStore::connect(&config.database).await?;
-    store.migrate().await?;
-    Ok((apps, Arc::new(store)))
+    Ok(apps)
 }
 
 impl Server {
@@ -116,7 +122,37 @@ impl Server {
         clock: Clock,
     ) -> Result<RunningServer, ServerError> {
         let (apps, store) = open_apps_and_store(&config).await?;
+        Server::serve(config, apps, store, clock).await
+    }
 
+    /// Like [`Server::start`], on `store` instead of the configured `database`
+    /// (which is then not opened): any [`Store`] implementation. The store is migrated
+    /// first, and closed by [`RunningServer::shutdown`].
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<RunningServer, ServerError> {
+        Server::start_with_store_and_clock(config, store, Clock::system()).await
+    }
+
+    /// [`Server::start_with_store`] with a clock that tests can [`Clock::advance`].
+    pub async fn start_with_store_and_clock(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> Result<RunningServer, ServerError> {
+        let apps = open_apps(&config)?;
+        store.migrate().await?;
+        Server::serve(config, apps, store, clock).await
+    }
+
+    /// Bind the listen address and serve `apps` on `store` in a background task.
+    async fn serve(
+        config: Config,
+        apps: HashMap<String, Arc<AppRuntime>>,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> Result<RunningServer, ServerError> {
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -82,7 +82,7 @@ async fn deliver(smtp: &SmtpConfig, from: &str, message: OutboxRecord) -> Result
             .map_err(|_| "invalid recipient address".to_owned())?)
         .subject(message.subject)
         .header(ContentType::TEXT_PLAIN)
-        .body(message.body)
+        .body(message.body.into_exposed())
         .map_err(|e| format!("cannot build message: {e}"))?;
     let builder = match smtp.tls.as_str() {
         "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),

@@ -141,7 +141,7 @@ async fn create_key(
         user_id: user_id.clone(),
         kind,
         name: name.to_owned(),
-        hash: hash_key(&key),
+        hash: hash_key(&key).into(),
         disabled: false,
         created_at: now,
     };
@@ -321,7 +321,7 @@ pub(crate) async fn authenticate(
     let Some(record) = record else {
         return Err(invalid_key());
     };
-    let stored = hex::decode(&record.hash).unwrap_or_default();
+    let stored = hex::decode(record.hash.expose()).unwrap_or_default();
     let matches: bool = presented.as_slice().ct_eq(stored.as_slice()).into();
     if !matches {
         return Err(invalid_key());

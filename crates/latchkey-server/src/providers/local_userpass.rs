@@ -57,7 +57,7 @@ pub(crate) async fn authenticate(
     let ok = ctx
         .state
         .hasher
-        .verify(&password, &record.password_hash)
+        .verify(&password, record.password_hash.expose())
         .await
         .map_err(internal)?;
     if !ok {
@@ -122,7 +122,7 @@ pub(crate) async fn register(
         app_id: ctx.app.id().to_owned(),
         id: new_object_id(&ctx.state.clock).to_string(),
         email: email.to_owned(),
-        password_hash,
+        password_hash: password_hash.into(),
         status,
         created_at: now,
         updated_at: now,

@@ -156,9 +156,9 @@ async fn send_message(
         to: email.to_owned(),
         kind: purpose.as_str().to_owned(),
         subject: subject.to_owned(),
-        body,
-        token,
-        token_id,
+        body: body.into(),
+        token: token.into(),
+        token_id: token_id.into(),
         created_at: ctx.state.clock.now_secs(),
     };
     ctx.state

@@ -26,3 +26,38 @@ async fn file_database_survives_restart() {
         .assert_error(409, "AccountNameInUse");
     h.server.shutdown().await;
 }
+
+/// `Server::start_with_store` serves on a store the caller made: it migrates it, every
+/// login lands in it, and the configured database is not opened.
+#[tokio::test]
+async fn server_starts_on_a_store_the_caller_made() {
+    use std::sync::Arc;
+
+    use latchkey_server::{Server, SqliteStore, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("configured.db");
+    let mut c = config();
+    c.database = format!("sqlite://{}", unused.display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
+
+    let server = Server::start_with_store(c, store.clone()).await.unwrap();
+    let h = Harness {
+        server,
+        http: client(),
+    };
+    let t = h.signed_up("mine@example.com", "secret123").await;
+    h.refresh(&t.refresh).await.assert_ok_json();
+    h.profile(&t.access).await.assert_ok_json();
+    assert!(store.get_user(APP, &t.user_id).await.unwrap().is_some());
+    assert!(
+        store
+            .find_userpass(APP, "mine@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(Arc::ptr_eq(h.server.store(), &store));
+    h.server.shutdown().await;
+    assert!(!unused.exists(), "the configured database is not opened");
+}

@@ -1,0 +1,281 @@
+//! The records a [`Store`](crate::Store) keeps. Every record is scoped by app id, so one
+//! database serves several apps.
+//!
+//! Rows map onto records with `#[derive(sqlx::FromRow)]`; enums are stored as their
+//! lowercase names (`sqlx::Type`), JSON objects as text (`#[sqlx(json)]`), and secrets and
+//! hashes as [`Secret`]s, so every `Debug` is derived and none shows them.
+
+use latchkey_protocol::Secret;
+use serde_json::{Map, Value};
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UserRecord {
+    /// App id.
+    pub app_id: String,
+    /// User id (24-hex ObjectId).
+    pub id: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// A disabled user cannot log in and its tokens stop working.
+    pub disabled: bool,
+    /// Custom user data, copied into the access token's `user_data` claim.
+    #[sqlx(json(nullable))]
+    pub custom_data: Option<Map<String, Value>>,
+}
+
+/// One identity (provider account) of a user.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct IdentityRecord {
+    /// App id.
+    pub app_id: String,
+    /// Provider name, e.g. `local-userpass`.
+    pub provider_type: String,
+    /// Provider-specific id, unique per (app, provider).
+    pub id: String,
+    /// The owning user.
+    pub user_id: String,
+    /// Provider metadata (e.g. `{"email": ..}`), merged into the profile's `data`.
+    #[sqlx(json)]
+    pub data: Map<String, Value>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A login session: what a refresh token names.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    /// App id.
+    pub app_id: String,
+    /// Session id (the refresh token's `baas_id`, the access token's `iss`).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The device id given to the client at login.
+    pub device_id: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry, Unix seconds (the refresh token's `exp`).
+    pub expires_at: i64,
+    /// Provider type of the identity the session logged in with (e.g. `api-key`);
+    /// `None` for sessions created before it was recorded.
+    pub provider_type: Option<String>,
+    /// Id of that identity (for `api-key`: the key id).
+    pub identity_id: Option<String>,
+}
+
+/// Confirmation state of email/password credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CredentialStatus {
+    /// Registered, waiting for confirmation; cannot log in.
+    Pending,
+    /// Confirmed; can log in.
+    Confirmed,
+}
+
+impl CredentialStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Pending => "pending",
+            CredentialStatus::Confirmed => "confirmed",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [CredentialStatus::Pending, CredentialStatus::Confirmed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Registered email/password credentials. The user comes into being at the first
+/// login with them (the identity id is the credential id).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserpassRecord {
+    /// App id.
+    pub app_id: String,
+    /// Credential id (24-hex ObjectId), also the `local-userpass` identity id.
+    pub id: String,
+    /// Email address, case-sensitive as in App Services.
+    pub email: String,
+    /// argon2id PHC string.
+    #[sqlx(try_from = "String")]
+    pub password_hash: Secret,
+    /// Pending or confirmed.
+    pub status: CredentialStatus,
+    /// Registration time, Unix seconds.
+    pub created_at: i64,
+    /// Last change, Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Who an API key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ApiKeyKind {
+    /// A user API key: logs in as the user that created it.
+    User,
+    /// A server API key: logs in as its own server user, created with the key.
+    Server,
+}
+
+impl ApiKeyKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyKind::User => "user",
+            ApiKeyKind::Server => "server",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [ApiKeyKind::User, ApiKeyKind::Server]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// An API key (`api-key` provider). The secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    /// App id.
+    pub app_id: String,
+    /// Key id (24-hex ObjectId), also the `api-key` identity id.
+    pub id: String,
+    /// The user the key logs in as (the creating user, or the key's server user).
+    pub user_id: String,
+    /// User or server key.
+    pub kind: ApiKeyKind,
+    /// Name, unique per user (per app for server keys).
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    #[sqlx(try_from = "String")]
+    pub hash: Secret,
+    /// A disabled key cannot log in.
+    pub disabled: bool,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// What a confirmation / reset token pair is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TokenPurpose {
+    /// Confirms pending email/password credentials.
+    Confirm,
+    /// Resets a password.
+    Reset,
+}
+
+impl TokenPurpose {
+    /// The stored name (also the outbox `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Confirm => "confirm",
+            TokenPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// A confirmation / reset token pair. Only SHA-256 hashes of both values are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserpassTokenRecord {
+    /// App id.
+    pub app_id: String,
+    /// What the pair is for.
+    pub purpose: TokenPurpose,
+    /// The credentials' email.
+    pub email: String,
+    /// Lowercase hex SHA-256 of the `token`.
+    pub token_hash: String,
+    /// Lowercase hex SHA-256 of the `tokenId`.
+    pub token_id_hash: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A confirmation / reset message, exactly as sent. Serializes (for the admin API's
+/// outbox) with every field in plain text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct OutboxRecord {
+    /// App id.
+    pub app_id: String,
+    /// Recipient address.
+    #[sqlx(rename = "recipient")]
+    pub to: String,
+    /// `confirm` or `reset`.
+    pub kind: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body (with the link, so it holds the token too).
+    #[serde(serialize_with = "exposed")]
+    #[sqlx(try_from = "String")]
+    pub body: Secret,
+    /// The `token` of the message (plaintext; the outbox is for operators and tests).
+    #[serde(serialize_with = "exposed")]
+    #[sqlx(try_from = "String")]
+    pub token: Secret,
+    /// The `tokenId` of the message.
+    #[serde(serialize_with = "exposed")]
+    #[sqlx(try_from = "String")]
+    pub token_id: Secret,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// Serialize a secret as its plain value: the outbox exists to be read by operators.
+fn exposed<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip() {
+        for s in [CredentialStatus::Pending, CredentialStatus::Confirmed] {
+            assert_eq!(CredentialStatus::from_name(s.as_str()), Some(s));
+        }
+        for k in [ApiKeyKind::User, ApiKeyKind::Server] {
+            assert_eq!(ApiKeyKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(CredentialStatus::from_name("Pending"), None);
+        assert_eq!(ApiKeyKind::from_name(""), None);
+    }
+
+    #[test]
+    fn outbox_serializes_plainly_and_debugs_redacted() {
+        let m = OutboxRecord {
+            app_id: "a".into(),
+            to: "x@y.z".into(),
+            kind: "confirm".into(),
+            subject: "s".into(),
+            body: "link?token=tok-123".into(),
+            token: "tok-123".into(),
+            token_id: "tid-456".into(),
+            created_at: 7,
+        };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"app_id": "a", "to": "x@y.z", "kind": "confirm", "subject": "s",
+                "body": "link?token=tok-123", "token": "tok-123", "token_id": "tid-456",
+                "created_at": 7})
+        );
+        let shown = format!("{m:?}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("tid-456"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! The [`Store`] trait: everything the server keeps.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::{
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
+    StoreError, TokenPurpose, UserRecord, UserpassRecord, UserpassTokenRecord,
+};
+
+/// Storage used by the server. Implementations must be safe for concurrent use.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Create the schema or bring it up to date.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Create a user together with its first identity, atomically. [`StoreError::Conflict`]
+    /// when the identity already exists.
+    async fn create_user_with_identity(
+        &self,
+        user: &UserRecord,
+        identity: &IdentityRecord,
+    ) -> Result<(), StoreError>;
+
+    /// A user by id.
+    async fn get_user(&self, app_id: &str, user_id: &str)
+    -> Result<Option<UserRecord>, StoreError>;
+
+    /// Delete a user with its identities, sessions and email/password credentials.
+    /// Returns whether the user existed.
+    async fn delete_user(&self, app_id: &str, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Enable or disable a user. Returns whether the user exists.
+    async fn set_user_disabled(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Replace a user's custom data. Returns whether the user exists.
+    async fn set_custom_data(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        data: Option<&Map<String, Value>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every user of an app, oldest first.
+    async fn list_users(&self, app_id: &str) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Delete email/password credentials (and their tokens). Returns whether they existed.
+    async fn delete_userpass(&self, app_id: &str, email: &str) -> Result<bool, StoreError>;
+
+    /// Store a token pair, replacing (invalidating) every earlier pair of the same
+    /// email and purpose.
+    async fn replace_userpass_token(&self, token: &UserpassTokenRecord) -> Result<(), StoreError>;
+
+    /// Consume the pair with these hashes and purpose: delete it and return its email
+    /// if it existed and had not expired at `now`. Single use.
+    async fn take_userpass_token(
+        &self,
+        app_id: &str,
+        purpose: TokenPurpose,
+        token_id_hash: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Delete every token pair of an email and purpose.
+    async fn delete_userpass_tokens(
+        &self,
+        app_id: &str,
+        email: &str,
+        purpose: TokenPurpose,
+    ) -> Result<(), StoreError>;
+
+    /// Append a message to the outbox.
+    async fn add_outbox(&self, message: &OutboxRecord) -> Result<(), StoreError>;
+
+    /// An app's outbox, oldest first.
+    async fn list_outbox(&self, app_id: &str) -> Result<Vec<OutboxRecord>, StoreError>;
+
+    /// An identity by provider and provider-specific id.
+    async fn find_identity(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError>;
+
+    /// Attach an identity to an existing user. [`StoreError::Conflict`] when it exists.
+    async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError>;
+
+    /// Replace an identity's provider metadata (the profile data the provider vouched
+    /// for at the latest login). Returns false when the identity does not exist.
+    async fn set_identity_data(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        id: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError>;
+
+    /// A user's identities, oldest first.
+    async fn list_identities(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<IdentityRecord>, StoreError>;
+
+    /// Store a new session.
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// A session by id.
+    async fn get_session(
+        &self,
+        app_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Delete a session. Returns whether it existed.
+    async fn delete_session(&self, app_id: &str, session_id: &str) -> Result<bool, StoreError>;
+
+    /// Delete every session of a user. Returns how many there were.
+    async fn delete_user_sessions(&self, app_id: &str, user_id: &str) -> Result<u64, StoreError>;
+
+    /// Delete every session created by logging in with this identity. Returns how
+    /// many there were.
+    async fn delete_identity_sessions(
+        &self,
+        app_id: &str,
+        provider_type: &str,
+        identity_id: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Whether the device id was issued by (or registered with) this app.
+    async fn device_exists(&self, app_id: &str, device_id: &str) -> Result<bool, StoreError>;
+
+    /// Record a device id (first user that used it, last-seen time).
+    async fn touch_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Store new email/password credentials. [`StoreError::Conflict`] when the email exists.
+    async fn create_userpass(&self, record: &UserpassRecord) -> Result<(), StoreError>;
+
+    /// Credentials by email (exact, case-sensitive).
+    async fn find_userpass(
+        &self,
+        app_id: &str,
+        email: &str,
+    ) -> Result<Option<UserpassRecord>, StoreError>;
+
+    /// Change the status of credentials. Returns whether they exist.
+    async fn set_userpass_status(
+        &self,
+        app_id: &str,
+        email: &str,
+        status: CredentialStatus,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Change the password hash of credentials. Returns whether they exist.
+    async fn set_userpass_password(
+        &self,
+        app_id: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Store a new API key with its `api-key` identity (whose id is the key id) and,
+    /// for a server key, its new server user, atomically. [`StoreError::Conflict`]
+    /// when the name is taken.
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        identity: &IdentityRecord,
+        server_user: Option<&UserRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// An API key by id.
+    async fn get_api_key(&self, app_id: &str, id: &str)
+    -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// API keys of one kind, oldest first: of `user_id` when given, else of the whole app.
+    async fn list_api_keys(
+        &self,
+        app_id: &str,
+        kind: ApiKeyKind,
+        user_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Enable or disable an API key. Disabling also deletes the sessions created by
+    /// logging in with the key. Returns whether it exists.
+    async fn set_api_key_disabled(
+        &self,
+        app_id: &str,
+        id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Delete an API key, its identity and the sessions created by logging in with
+    /// it; a server key's user goes with it. Returns whether the key existed.
+    async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Close connections (called at shutdown).
+    async fn close(&self);
+}

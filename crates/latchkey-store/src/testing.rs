@@ -1,0 +1,1313 @@
+//! The conformance suite that every [`Store`] implementation runs (feature `testing`).
+//!
+//! Each check is a `pub async fn` taking a freshly migrated, empty store; it panics
+//! when the store breaks the [`Store`] contract. [`store_conformance_tests!`] expands to
+//! one `#[tokio::test]` per check, so an implementation runs the whole suite with one
+//! line in its tests (its crate needs `tokio` with `macros` and `rt-multi-thread` as a
+//! dev-dependency):
+//!
+//! ```ignore
+//! mod sqlite_memory {
+//!     latchkey_store::store_conformance_tests!(async {
+//!         latchkey_store::SqliteStore::connect("sqlite::memory:").await.unwrap()
+//!     });
+//! }
+//! ```
+//!
+//! The block makes a new, empty store each time: a [`Store`], an `Arc<dyn Store>`, or a
+//! [`TestStore`] when something (a temporary directory) must live as long as the store.
+//! The suite migrates it before each check.
+//!
+//! [`store_conformance_tests!`]: crate::store_conformance_tests
+
+use std::any::Any;
+use std::sync::Arc;
+
+use latchkey_protocol::Secret;
+use serde_json::{Map, Value, json};
+use tokio::sync::Barrier;
+
+use crate::{
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
+    StoreError, TokenPurpose, UserRecord, UserpassRecord, UserpassTokenRecord,
+};
+
+/// A store under test, with whatever must outlive it (e.g. its temporary directory).
+pub struct TestStore {
+    store: Arc<dyn Store>,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestStore")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestStore {
+    /// A store under test.
+    pub fn new(store: impl Store + 'static) -> TestStore {
+        TestStore {
+            store: Arc::new(store),
+            _guard: Box::new(()),
+        }
+    }
+
+    /// Keep `guard` alive as long as the store (e.g. a `tempfile::TempDir`).
+    pub fn holding(self, guard: impl Any + Send + Sync) -> TestStore {
+        TestStore {
+            store: self.store,
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// The store, migrated.
+    pub async fn migrated(&self) -> Arc<dyn Store> {
+        self.store.migrate().await.expect("migrate");
+        self.store.clone()
+    }
+}
+
+/// What a [`store_conformance_tests!`](crate::store_conformance_tests) block may return.
+pub trait IntoTestStore {
+    /// The store under test.
+    fn into_test_store(self) -> TestStore;
+}
+
+impl<S: Store + 'static> IntoTestStore for S {
+    fn into_test_store(self) -> TestStore {
+        TestStore::new(self)
+    }
+}
+
+impl IntoTestStore for Arc<dyn Store> {
+    fn into_test_store(self) -> TestStore {
+        TestStore {
+            store: self,
+            _guard: Box::new(()),
+        }
+    }
+}
+
+impl IntoTestStore for TestStore {
+    fn into_test_store(self) -> TestStore {
+        self
+    }
+}
+
+/// Runs the conformance suite: one `#[tokio::test]` per check of
+/// [`latchkey_store::testing`](crate::testing), each on a new store made by the given
+/// `async` block. Call it inside a module (the tests take the checks' names).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@checks $make;
+            migrate_is_idempotent,
+            round_trip,
+            users,
+            duplicate_identity_or_user_is_a_conflict,
+            identities,
+            sessions,
+            devices,
+            userpass_credentials,
+            duplicate_email_is_a_conflict,
+            delete_userpass_takes_its_tokens,
+            userpass_tokens_are_single_use,
+            userpass_tokens_expire,
+            replacing_a_token_invalidates_earlier_pairs,
+            delete_userpass_tokens_by_purpose,
+            outbox,
+            api_keys,
+            api_key_names_are_unique,
+            disabling_an_api_key_revokes_its_sessions,
+            deleting_a_user_key_takes_its_identity_and_sessions,
+            deleting_a_server_key_takes_its_user,
+            deleting_a_user_takes_what_it_owns,
+            concurrent_logins_create_one_user,
+            concurrent_reads_of_a_deleted_session,
+            concurrent_session_deletes,
+            concurrent_token_takes,
+            close,
+        );
+    };
+    (@checks $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let store = $crate::testing::IntoTestStore::into_test_store($make.await);
+                $crate::testing::$check(store.migrated().await).await;
+            }
+        )*
+    };
+}
+
+/// The app most checks use.
+const APP: &str = "a";
+/// Another app on the same store: nothing of [`APP`] shows there.
+const OTHER_APP: &str = "b";
+/// How many tasks the concurrency checks run at once.
+const TASKS: usize = 50;
+
+fn user(id: &str) -> UserRecord {
+    UserRecord {
+        app_id: APP.into(),
+        id: id.into(),
+        created_at: 1,
+        disabled: false,
+        custom_data: None,
+    }
+}
+
+fn identity(provider: &str, id: &str, user_id: &str) -> IdentityRecord {
+    IdentityRecord {
+        app_id: APP.into(),
+        provider_type: provider.into(),
+        id: id.into(),
+        user_id: user_id.into(),
+        data: Map::new(),
+        created_at: 1,
+    }
+}
+
+fn session(id: &str, user_id: &str, logged_in_with: Option<(&str, &str)>) -> SessionRecord {
+    SessionRecord {
+        app_id: APP.into(),
+        id: id.into(),
+        user_id: user_id.into(),
+        device_id: "d".into(),
+        created_at: 1,
+        expires_at: 2,
+        provider_type: logged_in_with.map(|(p, _)| p.into()),
+        identity_id: logged_in_with.map(|(_, i)| i.into()),
+    }
+}
+
+fn credentials(id: &str, email: &str) -> UserpassRecord {
+    UserpassRecord {
+        app_id: APP.into(),
+        id: id.into(),
+        email: email.into(),
+        password_hash: Secret::new("h"),
+        status: CredentialStatus::Pending,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn token(email: &str, purpose: TokenPurpose, name: &str, expires_at: i64) -> UserpassTokenRecord {
+    UserpassTokenRecord {
+        app_id: APP.into(),
+        purpose,
+        email: email.into(),
+        token_hash: format!("{name}-token"),
+        token_id_hash: format!("{name}-id"),
+        created_at: 1,
+        expires_at,
+    }
+}
+
+/// Take the pair `name` of [`token`] at time 1.
+async fn take(
+    s: &dyn Store,
+    purpose: TokenPurpose,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    s.take_userpass_token(
+        APP,
+        purpose,
+        &format!("{name}-id"),
+        &format!("{name}-token"),
+        1,
+    )
+    .await
+}
+
+fn api_key(id: &str, user_id: &str, kind: ApiKeyKind, name: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        app_id: APP.into(),
+        id: id.into(),
+        user_id: user_id.into(),
+        kind,
+        name: name.into(),
+        hash: Secret::new(format!("hash-of-{id}")),
+        disabled: false,
+        created_at: 1,
+    }
+}
+
+/// Create user API key `id` of `user_id` with its identity.
+async fn create_user_key(s: &dyn Store, id: &str, user_id: &str, name: &str) {
+    s.create_api_key(
+        &api_key(id, user_id, ApiKeyKind::User, name),
+        &identity("api-key", id, user_id),
+        None,
+    )
+    .await
+    .expect("create user key");
+}
+
+/// Create server API key `id` with its server user `user_id`.
+async fn create_server_key(
+    s: &dyn Store,
+    id: &str,
+    user_id: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    s.create_api_key(
+        &api_key(id, user_id, ApiKeyKind::Server, name),
+        &identity("api-key", id, user_id),
+        Some(&user(user_id)),
+    )
+    .await
+}
+
+/// User `u1` (anonymous identity `i1`) with user keys `k1` and `k2`, and a session
+/// logged in with each: `s1` (k1), `s2` (k2), `s3` (i1).
+async fn user_with_two_keys(s: &dyn Store) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    create_user_key(s, "k1", "u1", "one").await;
+    create_user_key(s, "k2", "u1", "two").await;
+    s.create_session(&session("s1", "u1", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s2", "u1", Some(("api-key", "k2"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s3", "u1", Some(("anon-user", "i1"))))
+        .await
+        .unwrap();
+}
+
+async fn session_exists(s: &dyn Store, id: &str) -> bool {
+    s.get_session(APP, id).await.unwrap().is_some()
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+/// Run `op` in [`TASKS`] tasks released at once; their results in task order.
+async fn all_at_once<T, F, Fut>(store: &Arc<dyn Store>, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn Store>, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let start = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let start = start.clone();
+            let run = op(store.clone(), i);
+            tokio::spawn(async move {
+                start.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(TASKS);
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
+/// `migrate` again (and again) changes nothing and keeps the data.
+pub async fn migrate_is_idempotent(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+    assert_eq!(s.get_user(APP, "u1").await.unwrap(), Some(user("u1")));
+    assert_eq!(s.list_identities(APP, "u1").await.unwrap().len(), 1);
+}
+
+/// A tour of users, identities, sessions and credentials (the store's first test).
+pub async fn round_trip(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    // The same identity again is a conflict and creates no second user.
+    let err = s
+        .create_user_with_identity(&user("u2"), &identity("anon-user", "i1", "u2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict));
+    assert!(s.get_user("a", "u2").await.unwrap().is_none());
+    assert!(matches!(
+        s.add_identity(&identity("anon-user", "i1", "u1")).await,
+        Err(StoreError::Conflict)
+    ));
+    s.add_identity(&identity("local-userpass", "c1", "u1"))
+        .await
+        .unwrap();
+    assert_eq!(s.list_identities("a", "u1").await.unwrap().len(), 2);
+
+    let mut data = Map::new();
+    data.insert("plan".into(), Value::from("pro"));
+    assert!(s.set_custom_data("a", "u1", Some(&data)).await.unwrap());
+    assert_eq!(
+        s.get_user("a", "u1").await.unwrap().unwrap().custom_data,
+        Some(data)
+    );
+
+    let session = SessionRecord {
+        app_id: "a".into(),
+        id: "s1".into(),
+        user_id: "u1".into(),
+        device_id: "d".into(),
+        created_at: 1,
+        expires_at: 2,
+        provider_type: Some("api-key".into()),
+        identity_id: Some("k1".into()),
+    };
+    s.create_session(&session).await.unwrap();
+    assert_eq!(
+        s.get_session("a", "s1").await.unwrap(),
+        Some(session.clone())
+    );
+    assert!(s.get_session("b", "s1").await.unwrap().is_none());
+
+    let cred = UserpassRecord {
+        app_id: "a".into(),
+        id: "c1".into(),
+        email: "x@y.z".into(),
+        password_hash: "h".into(),
+        status: CredentialStatus::Pending,
+        created_at: 1,
+        updated_at: 1,
+    };
+    s.create_userpass(&cred).await.unwrap();
+    let dup = UserpassRecord {
+        id: "c2".into(),
+        ..cred.clone()
+    };
+    assert!(matches!(
+        s.create_userpass(&dup).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.find_userpass("a", "X@y.z").await.unwrap().is_none(),
+        "case-sensitive"
+    );
+    assert!(
+        s.set_userpass_status("a", "x@y.z", CredentialStatus::Confirmed, 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.find_userpass("a", "x@y.z").await.unwrap().unwrap().status,
+        CredentialStatus::Confirmed
+    );
+
+    assert!(
+        s.set_userpass_password("a", "x@y.z", "h2", 6)
+            .await
+            .unwrap()
+    );
+    let stored = s.find_userpass("a", "x@y.z").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.password_hash.expose(), stored.updated_at),
+        ("h2", 6)
+    );
+    assert!(
+        !format!("{stored:?}").contains("h2"),
+        "hash redacted in Debug"
+    );
+
+    let second = SessionRecord {
+        id: "s2".into(),
+        ..s.get_session("a", "s1").await.unwrap().unwrap()
+    };
+    s.create_session(&second).await.unwrap();
+    let other = SessionRecord {
+        id: "s3".into(),
+        provider_type: None,
+        identity_id: None,
+        ..second.clone()
+    };
+    s.create_session(&other).await.unwrap();
+    assert_eq!(
+        s.delete_identity_sessions("a", "api-key", "k1")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(s.get_session("a", "s3").await.unwrap().is_some());
+    s.create_session(&session).await.unwrap();
+    s.create_session(&second).await.unwrap();
+    assert_eq!(s.delete_user_sessions("a", "u1").await.unwrap(), 3);
+    assert!(s.get_session("a", "s2").await.unwrap().is_none());
+    s.create_session(&second).await.unwrap();
+    assert!(s.delete_session("a", "s2").await.unwrap());
+    assert!(!s.delete_session("a", "s2").await.unwrap());
+    s.create_session(&second).await.unwrap();
+
+    assert!(s.set_user_disabled("a", "u1", true).await.unwrap());
+    assert!(s.get_user("a", "u1").await.unwrap().unwrap().disabled);
+    assert!(!s.set_user_disabled("a", "nobody", true).await.unwrap());
+
+    assert!(s.delete_user("a", "u1").await.unwrap());
+    assert!(s.get_session("a", "s2").await.unwrap().is_none());
+    assert!(s.get_session("a", "s1").await.unwrap().is_none());
+    assert!(s.list_identities("a", "u1").await.unwrap().is_empty());
+    assert!(s.find_userpass("a", "x@y.z").await.unwrap().is_none());
+    assert!(!s.delete_user("a", "u1").await.unwrap());
+}
+
+/// `get_user`, `list_users` (oldest first, per app), `set_user_disabled`, `set_custom_data`.
+pub async fn users(s: Arc<dyn Store>) {
+    let u1 = UserRecord {
+        created_at: 2,
+        ..user("u1")
+    };
+    let u2 = UserRecord {
+        created_at: 1,
+        ..user("u2")
+    };
+    let u3 = UserRecord {
+        created_at: 2,
+        ..user("u3")
+    };
+    for u in [&u1, &u2, &u3] {
+        let first = identity("anon-user", &format!("i-{}", u.id), &u.id);
+        s.create_user_with_identity(u, &first).await.unwrap();
+    }
+    assert_eq!(s.list_users(APP).await.unwrap(), [u2, u1.clone(), u3]);
+    assert!(s.list_users(OTHER_APP).await.unwrap().is_empty());
+    assert_eq!(s.get_user(APP, "u1").await.unwrap(), Some(u1.clone()));
+    assert_eq!(s.get_user(OTHER_APP, "u1").await.unwrap(), None);
+    assert_eq!(s.get_user(APP, "nobody").await.unwrap(), None);
+
+    assert!(s.set_user_disabled(APP, "u1", true).await.unwrap());
+    assert!(s.get_user(APP, "u1").await.unwrap().unwrap().disabled);
+    assert!(!s.get_user(APP, "u2").await.unwrap().unwrap().disabled);
+    assert!(s.set_user_disabled(APP, "u1", false).await.unwrap());
+    assert!(!s.get_user(APP, "u1").await.unwrap().unwrap().disabled);
+    assert!(!s.set_user_disabled(APP, "nobody", true).await.unwrap());
+    assert!(!s.set_user_disabled(OTHER_APP, "u1", true).await.unwrap());
+
+    let data = object(json!({"plan": "pro", "n": 1.5, "tags": ["x"], "deep": {"on": true}}));
+    assert!(s.set_custom_data(APP, "u1", Some(&data)).await.unwrap());
+    let stored = s.get_user(APP, "u1").await.unwrap().unwrap();
+    assert_eq!(stored.custom_data, Some(data));
+    assert_eq!(
+        s.list_users(APP).await.unwrap()[1].custom_data,
+        stored.custom_data
+    );
+    assert!(s.set_custom_data(APP, "u1", None).await.unwrap());
+    assert_eq!(s.get_user(APP, "u1").await.unwrap(), Some(u1));
+    assert!(!s.set_custom_data(APP, "nobody", None).await.unwrap());
+}
+
+/// An identity or a user id that exists makes `create_user_with_identity` (and an
+/// existing identity `add_identity`) a [`StoreError::Conflict`] that leaves nothing behind.
+pub async fn duplicate_identity_or_user_is_a_conflict(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    let again = s
+        .create_user_with_identity(&user("u2"), &identity("anon-user", "i1", "u2"))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+    assert_eq!(s.get_user(APP, "u2").await.unwrap(), None);
+    let same_user = s
+        .create_user_with_identity(&user("u1"), &identity("anon-user", "i2", "u1"))
+        .await;
+    assert!(
+        matches!(same_user, Err(StoreError::Conflict)),
+        "{same_user:?}"
+    );
+    assert_eq!(
+        s.find_identity(APP, "anon-user", "i2").await.unwrap(),
+        None,
+        "nothing of a failed creation stays"
+    );
+    let dup = s.add_identity(&identity("anon-user", "i1", "u1")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
+    assert_eq!(s.list_identities(APP, "u1").await.unwrap().len(), 1);
+
+    // The same id under another provider, or in another app, is another identity.
+    s.add_identity(&identity("custom-token", "i1", "u1"))
+        .await
+        .unwrap();
+    let elsewhere = UserRecord {
+        app_id: OTHER_APP.into(),
+        ..user("u1")
+    };
+    let elsewhere_identity = IdentityRecord {
+        app_id: OTHER_APP.into(),
+        ..identity("anon-user", "i1", "u1")
+    };
+    s.create_user_with_identity(&elsewhere, &elsewhere_identity)
+        .await
+        .unwrap();
+    assert_eq!(s.list_users(APP).await.unwrap().len(), 1);
+    assert_eq!(s.list_users(OTHER_APP).await.unwrap(), [elsewhere]);
+}
+
+/// `find_identity`, `add_identity`, `set_identity_data`, `list_identities` (oldest first).
+pub async fn identities(s: Arc<dyn Store>) {
+    let first = IdentityRecord {
+        created_at: 5,
+        data: object(json!({"email": "x@y.z"})),
+        ..identity("local-userpass", "c1", "u1")
+    };
+    s.create_user_with_identity(&user("u1"), &first)
+        .await
+        .unwrap();
+    let older = IdentityRecord {
+        created_at: 3,
+        ..identity("anon-user", "i1", "u1")
+    };
+    let same_time = IdentityRecord {
+        created_at: 5,
+        ..identity("custom-token", "t1", "u1")
+    };
+    s.add_identity(&older).await.unwrap();
+    s.add_identity(&same_time).await.unwrap();
+    s.create_user_with_identity(&user("u2"), &identity("anon-user", "i2", "u2"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        s.find_identity(APP, "local-userpass", "c1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(s.find_identity(APP, "anon-user", "c1").await.unwrap(), None);
+    assert_eq!(
+        s.find_identity(OTHER_APP, "local-userpass", "c1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.list_identities(APP, "u1").await.unwrap(),
+        [older, first.clone(), same_time]
+    );
+    assert!(s.list_identities(OTHER_APP, "u1").await.unwrap().is_empty());
+
+    let data = object(json!({"email": "new@y.z", "name": "N", "n": [1, 2]}));
+    assert!(
+        s.set_identity_data(APP, "local-userpass", "c1", &data)
+            .await
+            .unwrap()
+    );
+    let found = s.find_identity(APP, "local-userpass", "c1").await.unwrap();
+    assert_eq!(found.map(|i| i.data), Some(data.clone()));
+    assert!(
+        !s.set_identity_data(APP, "local-userpass", "nope", &data)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_identity_data(OTHER_APP, "local-userpass", "c1", &data)
+            .await
+            .unwrap()
+    );
+}
+
+/// `create_session`, `get_session`, `delete_session`, `delete_user_sessions`,
+/// `delete_identity_sessions`.
+pub async fn sessions(s: Arc<dyn Store>) {
+    for u in ["u1", "u2"] {
+        s.create_user_with_identity(&user(u), &identity("anon-user", u, u))
+            .await
+            .unwrap();
+    }
+    let with_key = session("s1", "u1", Some(("api-key", "k1")));
+    s.create_session(&with_key).await.unwrap();
+    s.create_session(&session("s2", "u1", Some(("api-key", "k2"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s3", "u1", None)).await.unwrap();
+    s.create_session(&session("s4", "u2", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s5", "u2", Some(("anon-user", "k1"))))
+        .await
+        .unwrap();
+    assert_eq!(s.get_session(APP, "s1").await.unwrap(), Some(with_key));
+    assert_eq!(s.get_session(OTHER_APP, "s1").await.unwrap(), None);
+    let dup = s.create_session(&session("s1", "u2", None)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
+    assert_eq!(
+        s.get_session(APP, "s1").await.unwrap().unwrap().user_id,
+        "u1"
+    );
+
+    assert_eq!(
+        s.delete_identity_sessions(APP, "api-key", "k1")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(!session_exists(&*s, "s1").await && !session_exists(&*s, "s4").await);
+    assert!(session_exists(&*s, "s2").await && session_exists(&*s, "s5").await);
+    assert_eq!(
+        s.delete_identity_sessions(OTHER_APP, "api-key", "k2")
+            .await
+            .unwrap(),
+        0
+    );
+
+    assert_eq!(s.delete_user_sessions(OTHER_APP, "u1").await.unwrap(), 0);
+    assert_eq!(s.delete_user_sessions(APP, "u1").await.unwrap(), 2);
+    assert!(!session_exists(&*s, "s2").await && !session_exists(&*s, "s3").await);
+    assert_eq!(s.delete_user_sessions(APP, "u1").await.unwrap(), 0);
+
+    assert!(!s.delete_session(OTHER_APP, "s5").await.unwrap());
+    assert!(s.delete_session(APP, "s5").await.unwrap());
+    assert!(!s.delete_session(APP, "s5").await.unwrap());
+    assert!(s.get_user(APP, "u2").await.unwrap().is_some(), "users stay");
+}
+
+/// `device_exists` and `touch_device`, per app.
+pub async fn devices(s: Arc<dyn Store>) {
+    assert!(!s.device_exists("a", "d1").await.unwrap());
+    s.touch_device("a", "d1", "u", 1).await.unwrap();
+    s.touch_device("a", "d1", "u", 2).await.unwrap();
+    assert!(s.device_exists("a", "d1").await.unwrap());
+    assert!(!s.device_exists("b", "d1").await.unwrap());
+}
+
+/// `create_userpass`, `find_userpass` (exact email), `set_userpass_status`,
+/// `set_userpass_password`; the hash never shows in `Debug`.
+pub async fn userpass_credentials(s: Arc<dyn Store>) {
+    let cred = UserpassRecord {
+        password_hash: Secret::new("$argon2id$secret-hash"),
+        ..credentials("c1", "Someone@Example.com")
+    };
+    s.create_userpass(&cred).await.unwrap();
+    assert_eq!(
+        s.find_userpass(APP, "Someone@Example.com").await.unwrap(),
+        Some(cred.clone())
+    );
+    assert_eq!(
+        s.find_userpass(APP, "someone@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.find_userpass(OTHER_APP, "Someone@Example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!format!("{cred:?}").contains("secret-hash"));
+
+    assert!(
+        s.set_userpass_status(APP, "Someone@Example.com", CredentialStatus::Confirmed, 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_userpass_password(APP, "Someone@Example.com", "new-hash", 9)
+            .await
+            .unwrap()
+    );
+    let stored = s
+        .find_userpass(APP, "Someone@Example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored,
+        UserpassRecord {
+            status: CredentialStatus::Confirmed,
+            password_hash: Secret::new("new-hash"),
+            updated_at: 9,
+            ..cred
+        }
+    );
+    assert!(!format!("{stored:?}").contains("new-hash"));
+    assert!(
+        !s.set_userpass_status(APP, "nobody@x", CredentialStatus::Confirmed, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_userpass_password(APP, "nobody@x", "h", 1)
+            .await
+            .unwrap()
+    );
+}
+
+/// An email (or credential id) that exists in the app is a [`StoreError::Conflict`];
+/// other apps are separate.
+pub async fn duplicate_email_is_a_conflict(s: Arc<dyn Store>) {
+    s.create_userpass(&credentials("c1", "x@y.z"))
+        .await
+        .unwrap();
+    let same_email = s.create_userpass(&credentials("c2", "x@y.z")).await;
+    assert!(
+        matches!(same_email, Err(StoreError::Conflict)),
+        "{same_email:?}"
+    );
+    let same_id = s.create_userpass(&credentials("c1", "other@y.z")).await;
+    assert!(matches!(same_id, Err(StoreError::Conflict)), "{same_id:?}");
+    assert_eq!(s.find_userpass(APP, "other@y.z").await.unwrap(), None);
+    let elsewhere = UserpassRecord {
+        app_id: OTHER_APP.into(),
+        ..credentials("c2", "x@y.z")
+    };
+    s.create_userpass(&elsewhere).await.unwrap();
+    assert_eq!(
+        s.find_userpass(APP, "x@y.z").await.unwrap().unwrap().id,
+        "c1"
+    );
+}
+
+/// `delete_userpass` takes the credentials and every token of the email (also when the
+/// email has no credentials), and leaves the user and its identity.
+pub async fn delete_userpass_takes_its_tokens(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("local-userpass", "c1", "u1"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c1", "x@y.z"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c2", "keep@y.z"))
+        .await
+        .unwrap();
+    for (email, purpose, name) in [
+        ("x@y.z", TokenPurpose::Confirm, "x-confirm"),
+        ("x@y.z", TokenPurpose::Reset, "x-reset"),
+        ("keep@y.z", TokenPurpose::Reset, "keep-reset"),
+        ("orphan@y.z", TokenPurpose::Reset, "orphan-reset"),
+    ] {
+        s.replace_userpass_token(&token(email, purpose, name, 100))
+            .await
+            .unwrap();
+    }
+    assert!(!s.delete_userpass(OTHER_APP, "x@y.z").await.unwrap());
+    assert!(s.delete_userpass(APP, "x@y.z").await.unwrap());
+    assert_eq!(s.find_userpass(APP, "x@y.z").await.unwrap(), None);
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "x-confirm").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "x-reset").await.unwrap(),
+        None
+    );
+    assert!(!s.delete_userpass(APP, "x@y.z").await.unwrap());
+    assert!(s.get_user(APP, "u1").await.unwrap().is_some());
+    assert!(
+        s.find_identity(APP, "local-userpass", "c1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    assert!(!s.delete_userpass(APP, "orphan@y.z").await.unwrap());
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "orphan-reset")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "keep-reset").await.unwrap(),
+        Some("keep@y.z".into())
+    );
+    assert!(s.find_userpass(APP, "keep@y.z").await.unwrap().is_some());
+}
+
+/// `take_userpass_token` returns the email once; a wrong hash, purpose or app takes nothing.
+pub async fn userpass_tokens_are_single_use(s: Arc<dyn Store>) {
+    s.replace_userpass_token(&token("x@y.z", TokenPurpose::Confirm, "t", 100))
+        .await
+        .unwrap();
+    let wrong_token = s
+        .take_userpass_token(APP, TokenPurpose::Confirm, "t-id", "other-token", 1)
+        .await
+        .unwrap();
+    assert_eq!(wrong_token, None);
+    assert_eq!(take(&*s, TokenPurpose::Reset, "t").await.unwrap(), None);
+    let other_app = s
+        .take_userpass_token(OTHER_APP, TokenPurpose::Confirm, "t-id", "t-token", 1)
+        .await
+        .unwrap();
+    assert_eq!(other_app, None);
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "t").await.unwrap(),
+        Some("x@y.z".into())
+    );
+    assert_eq!(take(&*s, TokenPurpose::Confirm, "t").await.unwrap(), None);
+}
+
+/// A pair taken at or after its expiry returns nothing, and is used up all the same.
+pub async fn userpass_tokens_expire(s: Arc<dyn Store>) {
+    s.replace_userpass_token(&token("x@y.z", TokenPurpose::Reset, "late", 10))
+        .await
+        .unwrap();
+    let at_expiry = s
+        .take_userpass_token(APP, TokenPurpose::Reset, "late-id", "late-token", 10)
+        .await
+        .unwrap();
+    assert_eq!(at_expiry, None);
+    assert_eq!(take(&*s, TokenPurpose::Reset, "late").await.unwrap(), None);
+
+    s.replace_userpass_token(&token("x@y.z", TokenPurpose::Reset, "in-time", 10))
+        .await
+        .unwrap();
+    let just_in_time = s
+        .take_userpass_token(APP, TokenPurpose::Reset, "in-time-id", "in-time-token", 9)
+        .await
+        .unwrap();
+    assert_eq!(just_in_time, Some("x@y.z".into()));
+}
+
+/// `replace_userpass_token` invalidates the earlier pairs of the same email and purpose
+/// only.
+pub async fn replacing_a_token_invalidates_earlier_pairs(s: Arc<dyn Store>) {
+    for (email, purpose, name) in [
+        ("x@y.z", TokenPurpose::Confirm, "first"),
+        ("x@y.z", TokenPurpose::Reset, "reset"),
+        ("other@y.z", TokenPurpose::Confirm, "other"),
+        ("x@y.z", TokenPurpose::Confirm, "second"),
+    ] {
+        s.replace_userpass_token(&token(email, purpose, name, 100))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "first").await.unwrap(),
+        None
+    );
+    for (purpose, name, email) in [
+        (TokenPurpose::Confirm, "second", "x@y.z"),
+        (TokenPurpose::Reset, "reset", "x@y.z"),
+        (TokenPurpose::Confirm, "other", "other@y.z"),
+    ] {
+        assert_eq!(
+            take(&*s, purpose, name).await.unwrap(),
+            Some(email.into()),
+            "{name}"
+        );
+    }
+}
+
+/// `delete_userpass_tokens` deletes the pairs of one email and purpose.
+pub async fn delete_userpass_tokens_by_purpose(s: Arc<dyn Store>) {
+    for (email, purpose, name) in [
+        ("x@y.z", TokenPurpose::Confirm, "confirm"),
+        ("x@y.z", TokenPurpose::Reset, "reset"),
+        ("other@y.z", TokenPurpose::Confirm, "other"),
+    ] {
+        s.replace_userpass_token(&token(email, purpose, name, 100))
+            .await
+            .unwrap();
+    }
+    s.delete_userpass_tokens(APP, "x@y.z", TokenPurpose::Confirm)
+        .await
+        .unwrap();
+    s.delete_userpass_tokens(OTHER_APP, "x@y.z", TokenPurpose::Reset)
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "confirm").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "reset").await.unwrap(),
+        Some("x@y.z".into())
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "other").await.unwrap(),
+        Some("other@y.z".into())
+    );
+}
+
+/// `add_outbox` and `list_outbox` (in order of addition, per app, every field kept).
+pub async fn outbox(s: Arc<dyn Store>) {
+    let message = |app: &str, n: i64| OutboxRecord {
+        app_id: app.into(),
+        to: format!("to-{n}@y.z"),
+        kind: "confirm".into(),
+        subject: format!("subject {n}"),
+        body: Secret::new(format!("body {n}\nhttps://x/confirm?token=t{n}")),
+        token: Secret::new(format!("t{n}")),
+        token_id: Secret::new(format!("id{n}")),
+        created_at: 10 - n,
+    };
+    let sent = [message(APP, 1), message(APP, 2), message(APP, 3)];
+    s.add_outbox(&sent[0]).await.unwrap();
+    s.add_outbox(&message(OTHER_APP, 9)).await.unwrap();
+    s.add_outbox(&sent[1]).await.unwrap();
+    s.add_outbox(&sent[2]).await.unwrap();
+    assert_eq!(s.list_outbox(APP).await.unwrap(), sent);
+    assert_eq!(
+        s.list_outbox(OTHER_APP).await.unwrap(),
+        [message(OTHER_APP, 9)]
+    );
+    assert!(s.list_outbox("nobody").await.unwrap().is_empty());
+}
+
+/// `create_api_key` (with its identity; a server key with its user), `get_api_key`,
+/// `list_api_keys` by kind, user and app; the hash never shows in `Debug`.
+pub async fn api_keys(s: Arc<dyn Store>) {
+    for u in ["u1", "u2"] {
+        s.create_user_with_identity(&user(u), &identity("anon-user", u, u))
+            .await
+            .unwrap();
+    }
+    create_user_key(&*s, "k1", "u1", "laptop").await;
+    create_user_key(&*s, "k2", "u2", "phone").await;
+    create_user_key(&*s, "k3", "u1", "phone").await;
+    create_server_key(&*s, "sk1", "su1", "backend")
+        .await
+        .unwrap();
+
+    let k1 = s.get_api_key(APP, "k1").await.unwrap().unwrap();
+    assert_eq!(k1, api_key("k1", "u1", ApiKeyKind::User, "laptop"));
+    assert!(!format!("{k1:?}").contains("hash-of-k1"));
+    assert_eq!(s.get_api_key(OTHER_APP, "k1").await.unwrap(), None);
+    assert_eq!(s.get_api_key(APP, "nope").await.unwrap(), None);
+    let key_identity = s.find_identity(APP, "api-key", "k1").await.unwrap();
+    assert_eq!(key_identity.map(|i| i.user_id), Some("u1".to_owned()));
+
+    let ids = |keys: Vec<ApiKeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let of_u1 = s
+        .list_api_keys(APP, ApiKeyKind::User, Some("u1"))
+        .await
+        .unwrap();
+    assert_eq!(ids(of_u1), ["k1", "k3"]);
+    let all_user_keys = s.list_api_keys(APP, ApiKeyKind::User, None).await.unwrap();
+    assert_eq!(ids(all_user_keys), ["k1", "k2", "k3"]);
+    let server_keys = s
+        .list_api_keys(APP, ApiKeyKind::Server, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        server_keys,
+        [api_key("sk1", "su1", ApiKeyKind::Server, "backend")]
+    );
+    let none = s
+        .list_api_keys(APP, ApiKeyKind::Server, Some("u1"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(
+        s.list_api_keys(OTHER_APP, ApiKeyKind::User, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.get_user(APP, "su1").await.unwrap(), Some(user("su1")));
+    let server_identity = s.find_identity(APP, "api-key", "sk1").await.unwrap();
+    assert_eq!(server_identity.map(|i| i.user_id), Some("su1".to_owned()));
+}
+
+/// Key names are unique per user (per app for server keys); a conflicting creation
+/// leaves neither identity nor server user behind.
+pub async fn api_key_names_are_unique(s: Arc<dyn Store>) {
+    for u in ["u1", "u2"] {
+        s.create_user_with_identity(&user(u), &identity("anon-user", u, u))
+            .await
+            .unwrap();
+    }
+    create_user_key(&*s, "k1", "u1", "laptop").await;
+    let same_name = s
+        .create_api_key(
+            &api_key("k2", "u1", ApiKeyKind::User, "laptop"),
+            &identity("api-key", "k2", "u1"),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(same_name, Err(StoreError::Conflict)),
+        "{same_name:?}"
+    );
+    assert_eq!(s.get_api_key(APP, "k2").await.unwrap(), None);
+    assert_eq!(s.find_identity(APP, "api-key", "k2").await.unwrap(), None);
+    create_user_key(&*s, "k2", "u2", "laptop").await;
+
+    create_server_key(&*s, "sk1", "su1", "backend")
+        .await
+        .unwrap();
+    let server_dup = create_server_key(&*s, "sk2", "su2", "backend").await;
+    assert!(
+        matches!(server_dup, Err(StoreError::Conflict)),
+        "{server_dup:?}"
+    );
+    assert_eq!(s.get_user(APP, "su2").await.unwrap(), None);
+    assert_eq!(s.get_api_key(APP, "sk2").await.unwrap(), None);
+    assert_eq!(s.find_identity(APP, "api-key", "sk2").await.unwrap(), None);
+    // A user key may share a server key's name; another app has its own names.
+    create_user_key(&*s, "k3", "u1", "backend").await;
+    let elsewhere = s
+        .create_api_key(
+            &ApiKeyRecord {
+                app_id: OTHER_APP.into(),
+                ..api_key("sk2", "su2", ApiKeyKind::Server, "backend")
+            },
+            &IdentityRecord {
+                app_id: OTHER_APP.into(),
+                ..identity("api-key", "sk2", "su2")
+            },
+            Some(&UserRecord {
+                app_id: OTHER_APP.into(),
+                ..user("su2")
+            }),
+        )
+        .await;
+    assert!(elsewhere.is_ok(), "{elsewhere:?}");
+    let same_id = s
+        .create_api_key(
+            &api_key("k1", "u2", ApiKeyKind::User, "other"),
+            &identity("api-key", "k1-b", "u2"),
+            None,
+        )
+        .await;
+    assert!(matches!(same_id, Err(StoreError::Conflict)), "{same_id:?}");
+}
+
+/// Disabling a key deletes the sessions created with it (only those); enabling it
+/// brings none back. Unknown keys: false.
+pub async fn disabling_an_api_key_revokes_its_sessions(s: Arc<dyn Store>) {
+    user_with_two_keys(&*s).await;
+
+    assert!(s.set_api_key_disabled(APP, "k1", true).await.unwrap());
+    assert!(s.get_api_key(APP, "k1").await.unwrap().unwrap().disabled);
+    assert!(!session_exists(&*s, "s1").await);
+    assert!(session_exists(&*s, "s2").await && session_exists(&*s, "s3").await);
+
+    s.create_session(&session("s4", "u1", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    assert!(s.set_api_key_disabled(APP, "k1", true).await.unwrap());
+    assert!(!session_exists(&*s, "s4").await, "disabling again revokes");
+
+    s.create_session(&session("s5", "u1", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    assert!(s.set_api_key_disabled(APP, "k1", false).await.unwrap());
+    assert!(!s.get_api_key(APP, "k1").await.unwrap().unwrap().disabled);
+    assert!(session_exists(&*s, "s5").await, "enabling revokes nothing");
+    assert!(!s.set_api_key_disabled(APP, "nope", true).await.unwrap());
+    assert!(!s.set_api_key_disabled(OTHER_APP, "k2", true).await.unwrap());
+    assert!(session_exists(&*s, "s2").await);
+}
+
+/// Deleting a user key takes its identity and its sessions; the user, its other keys
+/// and sessions stay.
+pub async fn deleting_a_user_key_takes_its_identity_and_sessions(s: Arc<dyn Store>) {
+    user_with_two_keys(&*s).await;
+
+    assert!(!s.delete_api_key(OTHER_APP, "k1").await.unwrap());
+    assert!(s.delete_api_key(APP, "k1").await.unwrap());
+    assert_eq!(s.get_api_key(APP, "k1").await.unwrap(), None);
+    assert_eq!(s.find_identity(APP, "api-key", "k1").await.unwrap(), None);
+    assert!(!session_exists(&*s, "s1").await);
+    assert!(session_exists(&*s, "s2").await && session_exists(&*s, "s3").await);
+    assert!(s.get_user(APP, "u1").await.unwrap().is_some());
+    assert!(s.get_api_key(APP, "k2").await.unwrap().is_some());
+    assert_eq!(s.list_identities(APP, "u1").await.unwrap().len(), 2);
+    assert!(!s.delete_api_key(APP, "k1").await.unwrap());
+}
+
+/// Deleting a server key takes its server user with everything the user owns.
+pub async fn deleting_a_server_key_takes_its_user(s: Arc<dyn Store>) {
+    create_server_key(&*s, "sk1", "su1", "backend")
+        .await
+        .unwrap();
+    create_server_key(&*s, "sk2", "su2", "other").await.unwrap();
+    s.add_identity(&identity("custom-token", "t1", "su1"))
+        .await
+        .unwrap();
+    create_user_key(&*s, "k1", "su1", "made-by-the-server-user").await;
+    s.create_session(&session("s1", "su1", Some(("api-key", "sk1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s2", "su1", Some(("custom-token", "t1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s3", "su2", Some(("api-key", "sk2"))))
+        .await
+        .unwrap();
+
+    assert!(s.delete_api_key(APP, "sk1").await.unwrap());
+    assert_eq!(s.get_api_key(APP, "sk1").await.unwrap(), None);
+    assert_eq!(s.get_user(APP, "su1").await.unwrap(), None);
+    assert!(s.list_identities(APP, "su1").await.unwrap().is_empty());
+    assert_eq!(s.get_api_key(APP, "k1").await.unwrap(), None);
+    assert!(!session_exists(&*s, "s1").await && !session_exists(&*s, "s2").await);
+    assert!(session_exists(&*s, "s3").await);
+    assert!(s.get_user(APP, "su2").await.unwrap().is_some());
+    assert!(s.get_api_key(APP, "sk2").await.unwrap().is_some());
+    assert!(!s.delete_api_key(APP, "sk1").await.unwrap());
+}
+
+/// Deleting a user takes its identities, sessions, API keys, email/password credentials
+/// and their tokens; other users, other emails and devices stay.
+pub async fn deleting_a_user_takes_what_it_owns(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.add_identity(&identity("local-userpass", "c1", "u1"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c1", "x@y.z"))
+        .await
+        .unwrap();
+    create_user_key(&*s, "k1", "u1", "laptop").await;
+    s.create_session(&session("s1", "u1", Some(("anon-user", "i1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s2", "u1", Some(("api-key", "k1"))))
+        .await
+        .unwrap();
+    s.create_session(&session("s3", "u1", None)).await.unwrap();
+    for (purpose, name) in [
+        (TokenPurpose::Confirm, "confirm"),
+        (TokenPurpose::Reset, "reset"),
+    ] {
+        s.replace_userpass_token(&token("x@y.z", purpose, name, 100))
+            .await
+            .unwrap();
+    }
+    s.touch_device(APP, "d1", "u1", 1).await.unwrap();
+    // Another user, with credentials of its own and a key of the same name.
+    s.create_user_with_identity(&user("u2"), &identity("local-userpass", "c2", "u2"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c2", "keep@y.z"))
+        .await
+        .unwrap();
+    s.replace_userpass_token(&token("keep@y.z", TokenPurpose::Reset, "keep", 100))
+        .await
+        .unwrap();
+    create_user_key(&*s, "k2", "u2", "laptop").await;
+    s.create_session(&session("s4", "u2", None)).await.unwrap();
+    // Credentials nobody has logged in with yet.
+    s.create_userpass(&credentials("c3", "pending@y.z"))
+        .await
+        .unwrap();
+
+    assert!(!s.delete_user(OTHER_APP, "u1").await.unwrap());
+    assert!(s.delete_user(APP, "u1").await.unwrap());
+    assert_eq!(s.get_user(APP, "u1").await.unwrap(), None);
+    assert!(s.list_identities(APP, "u1").await.unwrap().is_empty());
+    for (provider, id) in [
+        ("anon-user", "i1"),
+        ("local-userpass", "c1"),
+        ("api-key", "k1"),
+    ] {
+        assert_eq!(s.find_identity(APP, provider, id).await.unwrap(), None);
+    }
+    for id in ["s1", "s2", "s3"] {
+        assert!(!session_exists(&*s, id).await, "{id}");
+    }
+    assert_eq!(s.get_api_key(APP, "k1").await.unwrap(), None);
+    assert!(
+        s.list_api_keys(APP, ApiKeyKind::User, Some("u1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.find_userpass(APP, "x@y.z").await.unwrap(), None);
+    assert_eq!(
+        take(&*s, TokenPurpose::Confirm, "confirm").await.unwrap(),
+        None
+    );
+    assert_eq!(take(&*s, TokenPurpose::Reset, "reset").await.unwrap(), None);
+    assert!(s.device_exists(APP, "d1").await.unwrap());
+    assert!(!s.delete_user(APP, "u1").await.unwrap());
+
+    assert!(s.get_user(APP, "u2").await.unwrap().is_some());
+    assert!(s.find_userpass(APP, "keep@y.z").await.unwrap().is_some());
+    assert!(s.find_userpass(APP, "pending@y.z").await.unwrap().is_some());
+    assert!(s.get_api_key(APP, "k2").await.unwrap().is_some());
+    assert!(session_exists(&*s, "s4").await);
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "keep").await.unwrap(),
+        Some("keep@y.z".into())
+    );
+
+    // A server user deleted as a user takes its server key.
+    create_server_key(&*s, "sk1", "su1", "backend")
+        .await
+        .unwrap();
+    assert!(s.delete_user(APP, "su1").await.unwrap());
+    assert_eq!(s.get_api_key(APP, "sk1").await.unwrap(), None);
+    assert_eq!(s.find_identity(APP, "api-key", "sk1").await.unwrap(), None);
+}
+
+/// 50 tasks log the same new identity in at once, each with its own new user id:
+/// exactly one creates its user, the others get [`StoreError::Conflict`].
+pub async fn concurrent_logins_create_one_user(s: Arc<dyn Store>) {
+    let results = all_at_once(&s, |s, i| async move {
+        let id = format!("u{i}");
+        s.create_user_with_identity(&user(&id), &identity("anon-user", "device-1", &id))
+            .await
+    })
+    .await;
+    let winners: Vec<usize> = (0..TASKS).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        assert!(matches!(r, Ok(()) | Err(StoreError::Conflict)), "{r:?}");
+    }
+    let users = s.list_users(APP).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, format!("u{}", winners[0]));
+    let found = s.find_identity(APP, "anon-user", "device-1").await.unwrap();
+    assert_eq!(found.map(|i| i.user_id), Some(users[0].id.clone()));
+}
+
+/// 50 tasks look up a session that was just deleted (a revoked refresh token used from
+/// many places at once): every one finds nothing.
+pub async fn concurrent_reads_of_a_deleted_session(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.create_session(&session("s1", "u1", None)).await.unwrap();
+    assert!(session_exists(&*s, "s1").await);
+    assert!(s.delete_session(APP, "s1").await.unwrap());
+    let results = all_at_once(&s, |s, _| async move { s.get_session(APP, "s1").await }).await;
+    for r in results {
+        assert_eq!(r.unwrap(), None);
+    }
+}
+
+/// 50 tasks delete one session at once: exactly one of them deleted it.
+pub async fn concurrent_session_deletes(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.create_session(&session("s1", "u1", None)).await.unwrap();
+    let results = all_at_once(&s, |s, _| async move { s.delete_session(APP, "s1").await }).await;
+    let deleted = results.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(deleted, 1);
+    assert!(!session_exists(&*s, "s1").await);
+}
+
+/// 50 tasks take one confirmation token at once: exactly one gets the email.
+pub async fn concurrent_token_takes(s: Arc<dyn Store>) {
+    s.replace_userpass_token(&token("x@y.z", TokenPurpose::Confirm, "t", 100))
+        .await
+        .unwrap();
+    let results = all_at_once(&s, |s, _| async move {
+        take(&*s, TokenPurpose::Confirm, "t").await
+    })
+    .await;
+    let taken: Vec<String> = results.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(taken, ["x@y.z"]);
+}
+
+/// `close` finishes (twice, too), and the store refuses work afterwards.
+pub async fn close(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.close().await;
+    s.close().await;
+    assert!(s.get_user(APP, "u1").await.is_err());
+}
