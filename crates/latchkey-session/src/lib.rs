@@ -32,26 +32,38 @@
 #![deny(missing_docs)]
 
 mod app;
+mod client;
 mod clock;
-pub mod ejson;
+mod config;
+mod context;
 mod error;
 mod events;
+#[cfg(feature = "file-store")]
+mod file_store;
+mod profile;
+mod record;
+mod refresh;
+mod registry;
 mod retry;
 mod store;
+mod tokens;
 mod user;
+mod wire;
 
-pub use app::{AUTH_MAX_RESPONSE_BYTES, AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
+pub use app::AppCore;
 pub use clock::{Clock, SharedClock, SystemClock};
+pub use config::{AppConfig, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
 pub use error::{Error, ErrorKind};
 pub use events::{EventReceiver, UserEvent};
-pub use latchkey_protocol::Secret;
-pub use retry::RetryPolicy;
 #[cfg(feature = "file-store")]
-pub use store::FileStore;
+pub use file_store::FileStore;
+pub use latchkey_protocol::Secret;
+pub use profile::{UserIdentity, UserProfile, UserState};
+pub use retry::RetryPolicy;
 pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
-pub use user::{
-    MAX_ACCESS_TOKEN_LIFETIME, User, UserIdentity, UserProfile, UserState, refresh_buffer,
-};
+pub use tokens::{MAX_ACCESS_TOKEN_LIFETIME, refresh_buffer};
+pub use user::User;
+pub use wire::AUTH_MAX_RESPONSE_BYTES;
 
 pub use latchkey_protocol::routes::Routes;
 pub use latchkey_protocol::{Credential, CredentialError, ErrorBody, ErrorCode, LoginBody};
