@@ -31,6 +31,23 @@
 //! ```
 #![deny(missing_docs)]
 
+// Modules by concern. Each may use only the modules listed after it (never the crate
+// root, never a module that uses it back), so there are no cycles:
+//
+//   profile, clock, events, retry  -> (none)          user state, identities, profile
+//   store       -> profile                            UserStore, StoredUser(s), MemoryStore
+//   file_store  -> store                              FileStore
+//   error       -> store                              Error, ErrorKind
+//   config      -> clock, error, retry                AppConfig, device info
+//   wire        -> error                              request building, bearer, decode, errors
+//   tokens      -> error                              token cache, expiry, single-flight gate
+//   client      -> config, error, retry, wire         location, timeouts, retries, spans
+//   record      -> error, profile, store, tokens      one user's record and shared cell
+//   registry    -> error, events, profile, record, store       users, current user, persistence
+//   context     -> client, config, error, events, registry, store, wire   what a user needs
+//   refresh     -> context, error, events, profile, record, tokens, wire  proactive/reactive refresh
+//   user        -> context, error, events, profile, record, refresh, tokens, wire   User
+//   app         -> config, context, error, events, profile, record, store, tokens, user, wire
 mod app;
 mod client;
 mod clock;
