@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_session::{AppConfig, AppCore};
+use latchkey_session::{AppConfig, AppCore, Error, RetryPolicy};
 
 use crate::credentials::Credential;
 #[cfg(feature = "email-password")]
@@ -13,7 +13,7 @@ use crate::events::EventReceiver;
 use crate::store::FileStore;
 use crate::store::{MemoryStore, UserStore};
 use crate::transport::{HttpTransport, SharedTransport};
-use crate::{Error, RetryPolicy, User};
+use crate::user::User;
 
 /// An App Services app: its users, their sessions and the client API.
 ///

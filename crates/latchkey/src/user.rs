@@ -3,10 +3,10 @@
 use std::fmt;
 use std::ops::Deref;
 
-use crate::Error;
 #[cfg(feature = "api-key")]
 use crate::api_keys::ApiKeys;
 use crate::credentials::Credential;
+use latchkey_session::Error;
 
 /// A user of an [`App`](crate::App): a cheap-clone handle; clones see the same state.
 ///
