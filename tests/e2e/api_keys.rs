@@ -139,11 +139,11 @@ async fn key_calls_need_a_live_session() {
     let err = user.api_keys().fetch(&key.id).await.unwrap_err();
     assert!(err.is_session_expired(), "{err:?}");
     assert_eq!(user.state(), UserState::LoggedOut);
-    assert!(
-        crate::kit::drain(&mut events).contains(&latchkey::UserEvent::SessionExpired {
+    assert!(crate::kit::drain(&mut events).contains(
+        &latchkey::events::UserEvent::SessionExpired {
             user_id: user.id().to_owned()
-        })
-    );
+        }
+    ));
     // Logged out: a typed client-side error, no request needed.
     let err = user.api_keys().fetch_all().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotLoggedIn, "{err:?}");

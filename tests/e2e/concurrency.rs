@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use http::Method;
-use latchkey::{App, Credentials, ErrorKind, UserEvent, UserState};
+use latchkey::events::UserEvent;
+use latchkey::{App, Credentials, ErrorKind, UserState};
 use latchkey_testkit::TestServer;
 use latchkey_testkit::record::RecordingTransport;
 use latchkey_transport_reqwest::ReqwestTransport;

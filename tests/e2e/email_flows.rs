@@ -160,11 +160,11 @@ async fn reset_password_by_email_changes_it_and_ends_sessions() {
     let err = user.refresh_access_token().await.unwrap_err();
     assert!(err.is_session_expired(), "{err:?}");
     assert_eq!(user.state(), UserState::LoggedOut);
-    assert!(
-        crate::kit::drain(&mut events).contains(&latchkey::UserEvent::SessionExpired {
+    assert!(crate::kit::drain(&mut events).contains(
+        &latchkey::events::UserEvent::SessionExpired {
             user_id: user.id().to_owned()
-        })
-    );
+        }
+    ));
     let again = app
         .log_in(Credentials::email_password(EMAIL, "new horse"))
         .await

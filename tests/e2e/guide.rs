@@ -9,7 +9,8 @@
 //! (servers, the admin API, the outbox, webhooks) is marked `// (test setup)`.
 
 use http::Method;
-use latchkey::{App, Credentials, UserEvent, UserState};
+use latchkey::events::UserEvent;
+use latchkey::{App, Credentials, UserState};
 use latchkey_testkit::{FullStack, TestServer};
 use serde_json::json;
 use wiremock::matchers::{method, path};

@@ -2,7 +2,7 @@
 //! and events.
 
 use http::{Method, StatusCode};
-use latchkey::UserEvent;
+use latchkey::events::UserEvent;
 use latchkey_testkit::TestServer;
 use serde_json::Value;
 
@@ -72,7 +72,7 @@ pub(crate) async fn mails(server: &TestServer, token: &str, to: &str, kind: &str
 }
 
 /// Everything received so far on an event channel.
-pub(crate) fn drain(events: &mut latchkey::EventReceiver) -> Vec<UserEvent> {
+pub(crate) fn drain(events: &mut latchkey::events::EventReceiver) -> Vec<UserEvent> {
     let mut out = Vec::new();
     while let Ok(e) = events.try_recv() {
         out.push(e);

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use latchkey::{App, Credentials, ErrorCode, ErrorKind, UserEvent, UserState};
+use latchkey::events::UserEvent;
+use latchkey::{App, Credentials, ErrorCode, ErrorKind, UserState};
 use latchkey_protocol::AccessTokenClaims;
 use latchkey_protocol::routes::Routes;
 use latchkey_testkit::record::RecordingTransport;
@@ -1080,21 +1081,22 @@ async fn the_hyper_transport_works_end_to_end() {
 
 #[tokio::test]
 async fn later_logins_send_the_device_id_and_device_info() {
-    use latchkey::HttpTransport;
+    use latchkey::transport::HttpTransport;
     use std::sync::{Arc, Mutex};
     let server = TestServer::start().await;
     let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let log = bodies.clone();
     let inner = Arc::new(ReqwestTransport::new());
-    let transport = latchkey::transport_fn(move |req: latchkey::HttpRequest, opts| {
-        if req.uri().path().ends_with("/login") {
-            log.lock()
-                .unwrap()
-                .push(serde_json::from_slice(req.body()).unwrap());
-        }
-        let inner = inner.clone();
-        async move { inner.send(req, &opts).await }
-    });
+    let transport =
+        latchkey::transport::transport_fn(move |req: latchkey::transport::HttpRequest, opts| {
+            if req.uri().path().ends_with("/login") {
+                log.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(req.body()).unwrap());
+            }
+            let inner = inner.clone();
+            async move { inner.send(req, &opts).await }
+        });
     let app = App::builder(server.app_id())
         .base_url(server.url())
         .in_memory_store()

@@ -82,6 +82,19 @@ impl EmailPasswordRoute {
             EmailPasswordRoute::ResetCall => "reset/call",
         }
     }
+
+    /// The route template, one of the [`paths`] constants (e.g. [`paths::REGISTER`]).
+    pub const fn path(self) -> &'static str {
+        match self {
+            EmailPasswordRoute::Register => paths::REGISTER,
+            EmailPasswordRoute::Confirm => paths::CONFIRM,
+            EmailPasswordRoute::ConfirmSend => paths::CONFIRM_SEND,
+            EmailPasswordRoute::ConfirmCall => paths::CONFIRM_CALL,
+            EmailPasswordRoute::Reset => paths::RESET,
+            EmailPasswordRoute::ResetSend => paths::RESET_SEND,
+            EmailPasswordRoute::ResetCall => paths::RESET_CALL,
+        }
+    }
 }
 
 /// Builds absolute URLs from a host (the base URL, or the location's `hostname`)
@@ -231,6 +244,24 @@ mod tests {
         ];
         for (route, path) in pairs {
             assert_eq!(r.email_password(route), format!("http://h{}", fill(path)));
+        }
+    }
+
+    #[test]
+    fn email_password_templates_match_their_suffixes() {
+        for route in [
+            EmailPasswordRoute::Register,
+            EmailPasswordRoute::Confirm,
+            EmailPasswordRoute::ConfirmSend,
+            EmailPasswordRoute::ConfirmCall,
+            EmailPasswordRoute::Reset,
+            EmailPasswordRoute::ResetSend,
+            EmailPasswordRoute::ResetCall,
+        ] {
+            assert_eq!(
+                route.path(),
+                format!("{}/{}", paths::LOCAL_USERPASS, route.suffix())
+            );
         }
     }
 

@@ -1,5 +1,7 @@
 //! User events broadcast by an app.
 
+use tokio::sync::broadcast;
+
 /// The receiver returned by [`AppCore::subscribe`](crate::AppCore::subscribe).
 pub type EventReceiver = tokio::sync::broadcast::Receiver<UserEvent>;
 
@@ -57,5 +59,28 @@ impl UserEvent {
             | UserEvent::Removed { user_id } => Some(user_id),
             UserEvent::Switched { user_id } => user_id.as_deref(),
         }
+    }
+}
+
+/// The sending side of an app's event broadcast. Cheap to clone; clones send to the same
+/// receivers.
+#[derive(Debug, Clone)]
+pub(crate) struct Events(broadcast::Sender<UserEvent>);
+
+impl Events {
+    /// A broadcast keeping up to 256 events for slow receivers.
+    pub(crate) fn new() -> Self {
+        Events(broadcast::channel(256).0)
+    }
+
+    /// A new receiver of every event sent from now on.
+    pub(crate) fn subscribe(&self) -> EventReceiver {
+        self.0.subscribe()
+    }
+
+    /// Send `event` to every receiver (none is fine).
+    pub(crate) fn emit(&self, event: UserEvent) {
+        tracing::debug!(?event, "user event");
+        let _ = self.0.send(event);
     }
 }

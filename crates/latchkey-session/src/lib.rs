@@ -31,27 +31,56 @@
 //! ```
 #![deny(missing_docs)]
 
+// Modules by concern. Each may use only the modules listed after it (never the crate
+// root, never a module that uses it back), so there are no cycles:
+//
+//   profile, clock, events, retry  -> (none)          user state, identities, profile
+//   store       -> profile                            UserStore, StoredUser(s), MemoryStore
+//   file_store  -> store                              FileStore
+//   error       -> store                              Error, ErrorKind
+//   config      -> clock, error, retry                AppConfig, device info
+//   wire        -> error                              request building, bearer, decode, errors
+//   tokens      -> error                              token cache, expiry, single-flight gate
+//   client      -> config, error, retry, wire         location, timeouts, retries, spans
+//   record      -> error, profile, store, tokens      one user's record and shared cell
+//   registry    -> error, events, profile, record, store       users, current user, persistence
+//   context     -> client, config, error, events, registry, store, wire   what a user needs
+//   refresh     -> context, error, events, profile, record, tokens, wire  proactive/reactive refresh
+//   user        -> context, error, events, profile, record, refresh, tokens, wire   User
+//   app         -> config, context, error, events, profile, record, store, tokens, user, wire
 mod app;
+mod client;
 mod clock;
-pub mod ejson;
+mod config;
+mod context;
 mod error;
 mod events;
+#[cfg(feature = "file-store")]
+mod file_store;
+mod profile;
+mod record;
+mod refresh;
+mod registry;
 mod retry;
 mod store;
+mod tokens;
 mod user;
+mod wire;
 
-pub use app::{AUTH_MAX_RESPONSE_BYTES, AppConfig, AppCore, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
+pub use app::AppCore;
 pub use clock::{Clock, SharedClock, SystemClock};
+pub use config::{AppConfig, DEFAULT_REQUEST_TIMEOUT, SDK_NAME};
 pub use error::{Error, ErrorKind};
 pub use events::{EventReceiver, UserEvent};
-pub use latchkey_protocol::Secret;
-pub use retry::RetryPolicy;
 #[cfg(feature = "file-store")]
-pub use store::FileStore;
+pub use file_store::FileStore;
+pub use latchkey_protocol::Secret;
+pub use profile::{UserIdentity, UserProfile, UserState};
+pub use retry::RetryPolicy;
 pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
-pub use user::{
-    MAX_ACCESS_TOKEN_LIFETIME, User, UserIdentity, UserProfile, UserState, refresh_buffer,
-};
+pub use tokens::{MAX_ACCESS_TOKEN_LIFETIME, refresh_buffer};
+pub use user::User;
+pub use wire::AUTH_MAX_RESPONSE_BYTES;
 
 pub use latchkey_protocol::routes::Routes;
 pub use latchkey_protocol::{Credential, CredentialError, ErrorBody, ErrorCode, LoginBody};

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use latchkey_protocol::routes::paths;
 use latchkey_protocol::{Credential, CredentialError, LoginBody};
 use latchkey_transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, SharedTransport, TransportError,
@@ -1534,13 +1535,19 @@ async fn every_change_is_persisted() {
     let e = env();
     let a = e.app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
     let stored = |e: &Env| e.store.load("app-1").unwrap().users[0].clone();
-    assert_eq!(stored(&e).access_token, a.access_token());
+    assert_eq!(
+        stored(&e).access_token.map(Secret::into_exposed),
+        a.access_token()
+    );
     assert_eq!(
         stored(&e).device_id.as_deref(),
         Some("65f0c0ffee0000000000abcd")
     );
     a.refresh_access_token().await.unwrap();
-    assert_eq!(stored(&e).access_token, a.access_token());
+    assert_eq!(
+        stored(&e).access_token.map(Secret::into_exposed),
+        a.access_token()
+    );
     a.refresh_profile().await.unwrap();
     assert_eq!(stored(&e).profile.get("name"), Some(&json!("Ann")));
 }
@@ -1664,7 +1671,7 @@ async fn refresh_token_requests_use_the_refresh_bearer_and_log_out_on_401() {
     let refresh = user.refresh_token().unwrap();
     let url = "http://host.test/custom";
     let r = user
-        .send_with_refresh_token(Method::POST, url, Some(json!({"name": "k"})))
+        .send_with_refresh_token(Method::POST, None, url, Some(json!({"name": "k"})))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -1680,7 +1687,7 @@ async fn refresh_token_requests_use_the_refresh_bearer_and_log_out_on_401() {
     // A 404 is a plain server error and changes nothing.
     Fake::set(&e.fake.custom, vec![404]);
     let err = user
-        .send_with_refresh_token(Method::GET, url, None)
+        .send_with_refresh_token(Method::GET, None, url, None)
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
@@ -1689,7 +1696,7 @@ async fn refresh_token_requests_use_the_refresh_bearer_and_log_out_on_401() {
     let mut rx = e.app.subscribe();
     Fake::set(&e.fake.custom, vec![401]);
     let err = user
-        .send_with_refresh_token(Method::GET, url, None)
+        .send_with_refresh_token(Method::GET, None, url, None)
         .await
         .unwrap_err();
     assert!(err.is_session_expired());
@@ -1699,7 +1706,7 @@ async fn refresh_token_requests_use_the_refresh_bearer_and_log_out_on_401() {
         user_id: user.id().into()
     }));
     let err = user
-        .send_with_refresh_token(Method::GET, url, None)
+        .send_with_refresh_token(Method::GET, None, url, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotLoggedIn);
@@ -1718,7 +1725,7 @@ async fn a_401_on_a_refresh_token_request_is_a_failed_refresh() {
         let mut rx = e.app.subscribe();
         Fake::set(&e.fake.custom, vec![401]);
         let err = user
-            .send_with_refresh_token(Method::GET, "http://host.test/custom", None)
+            .send_with_refresh_token(Method::GET, None, "http://host.test/custom", None)
             .await
             .unwrap_err();
         assert!(err.is_session_expired(), "{err:?}");
@@ -1957,7 +1964,7 @@ async fn non_idempotent_requests_are_never_retried() {
         let routes = app.routes().await.unwrap();
         let url = routes.email_password(latchkey_protocol::routes::EmailPasswordRoute::Register);
         assert!(
-            app.send_json(Method::POST, &url, Some(json!({})))
+            app.send_json(Method::POST, paths::REGISTER, &url, Some(json!({})))
                 .await
                 .is_err()
         );
@@ -1979,7 +1986,7 @@ async fn non_idempotent_requests_are_never_retried() {
     let app = retry_app(t, RetryPolicy::new().with_max_retries(5));
     let routes = app.routes().await.unwrap();
     assert!(
-        app.send_json(Method::DELETE, &routes.api_key("k"), None)
+        app.send_json(Method::DELETE, paths::API_KEY, &routes.api_key("k"), None)
             .await
             .is_err()
     );
@@ -1998,9 +2005,14 @@ async fn put_is_retried_and_none_policy_disables_retries() {
     let (t, log) = scripted(vec![Ok(503), Ok(200)], vec![]);
     let app = retry_app(t, RetryPolicy::default());
     let routes = app.routes().await.unwrap();
-    app.send_json(Method::PUT, &routes.api_key_enabled("k", true), None)
-        .await
-        .unwrap();
+    app.send_json(
+        Method::PUT,
+        paths::API_KEY_ENABLE,
+        &routes.api_key_enabled("k", true),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(log.lock().unwrap().len(), 3, "location + PUT twice");
 
     let (t, log) = scripted(vec![], vec![Ok(503)]);
@@ -2011,7 +2023,7 @@ async fn put_is_retried_and_none_policy_disables_retries() {
 
 #[test]
 fn route_templates_hide_ids() {
-    use crate::app::route_template;
+    use crate::wire::route_template;
     let cases = [
         (
             "/api/client/v2.0/app/a/location",

@@ -130,7 +130,10 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// assert_eq!(o.timeout(), Some(Duration::from_secs(5)));
 /// assert!(o.is_idempotent());
 /// assert_eq!(o.max_response_bytes(), DEFAULT_MAX_RESPONSE_BYTES);
+/// assert_eq!(o.route(), None);
 /// assert_eq!(o.with_max_response_bytes(1024).max_response_bytes(), 1024);
+/// let session = RequestOptions::new().with_route("/api/client/v2.0/auth/session");
+/// assert_eq!(session.route(), Some("/api/client/v2.0/auth/session"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,6 +142,7 @@ pub struct RequestOptions {
     idempotent: bool,
     attempt: u32,
     max_response_bytes: usize,
+    route: Option<&'static str>,
 }
 
 impl Default for RequestOptions {
@@ -148,15 +152,31 @@ impl Default for RequestOptions {
             idempotent: false,
             attempt: 0,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            route: None,
         }
     }
 }
 
 impl RequestOptions {
     /// No timeout, not idempotent, first attempt, bodies up to
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`], no route.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Name the API route the request is for, as a template without ids, e.g.
+    /// `/api/client/v2.0/auth/api_keys/{key_id}` (the `paths` constants of
+    /// `latchkey_protocol::routes`). The SDK sets it on every request it builds, for
+    /// middleware: tracing spans, metrics, retry decisions. It never contains a secret.
+    pub fn with_route(mut self, route: &'static str) -> Self {
+        self.route = Some(route);
+        self
+    }
+
+    /// The route template, or `None` for a request outside the client API (such as a
+    /// request an application sends through `User::request` to its own endpoint).
+    pub fn route(&self) -> Option<&'static str> {
+        self.route
     }
 
     /// Read at most `max` bytes of response body. A longer body fails the request with a
@@ -372,6 +392,16 @@ mod tests {
         let e = adapter::body_too_large(1, "http://x/");
         assert_eq!(e.kind(), TransportErrorKind::Protocol);
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn the_route_is_carried_and_unset_by_default() {
+        assert_eq!(RequestOptions::new().route(), None);
+        let o = RequestOptions::new()
+            .with_attempt(1)
+            .with_route("/api/client/v2.0/auth/session");
+        assert_eq!(o.route(), Some("/api/client/v2.0/auth/session"));
+        assert_ne!(o, RequestOptions::new().with_attempt(1));
     }
 
     #[test]

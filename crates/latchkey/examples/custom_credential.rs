@@ -1,4 +1,4 @@
-//! A third-party credential: a type outside latchkey implements [`latchkey::Credential`]
+//! A third-party credential: a type outside latchkey implements [`latchkey::credentials::Credential`]
 //! and logs in with `app.log_in(..)`, with no change to latchkey.
 //!
 //! This one logs in through the app's custom authentication function (provider
@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use latchkey::{App, Credential, CredentialError, LoginBody};
+use latchkey::App;
+use latchkey::credentials::{Credential, CredentialError, LoginBody};
 use serde_json::json;
 
 /// Badge id plus a one-time code. The code is a secret: it never appears in `Debug`.

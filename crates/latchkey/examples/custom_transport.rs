@@ -10,9 +10,10 @@
 //! Without `LATCHKEY_URL` it explains itself and exits.
 
 use latchkey::http::HeaderValue;
-use latchkey::{
-    App, Credentials, HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError,
+use latchkey::transport::{
+    HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError,
 };
+use latchkey::{App, Credentials};
 use latchkey_transport_reqwest::ReqwestTransport;
 
 /// Adds `X-Tenant: <tenant>` to every request, then delegates to reqwest.

@@ -3,11 +3,12 @@
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use latchkey::credentials::{Credential, CredentialError, LoginBody};
 use latchkey::http::{self, Method};
-use latchkey::{
-    App, Credential, CredentialError, Error, ErrorKind, HttpRequest, HttpResponse, LoginBody,
-    RequestOptions, TransportError, transport_fn,
+use latchkey::transport::{
+    HttpRequest, HttpResponse, RequestOptions, TransportError, transport_fn,
 };
+use latchkey::{App, Error, ErrorKind};
 use serde_json::{Value, json};
 
 fn jwt(sub: &str, n: usize) -> String {
@@ -25,7 +26,7 @@ fn jwt(sub: &str, n: usize) -> String {
 
 type Log = Arc<Mutex<Vec<(Method, String, String)>>>;
 
-fn server(log: Log) -> impl latchkey::HttpTransport + 'static {
+fn server(log: Log) -> impl latchkey::transport::HttpTransport + 'static {
     let counter = Arc::new(Mutex::new(0usize));
     transport_fn(move |req: HttpRequest, _o: RequestOptions| {
         let log = log.clone();
@@ -99,7 +100,8 @@ fn app(log: &Log) -> App {
 #[cfg(feature = "anonymous")]
 #[tokio::test]
 async fn anonymous_login_reuse_and_logout() {
-    use latchkey::{Credentials, UserEvent, UserState};
+    use latchkey::events::UserEvent;
+    use latchkey::{Credentials, UserState};
     let log = Log::default();
     let app = app(&log);
     let mut events = app.subscribe();

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey::{App, Credentials, ErrorCode, ErrorKind, RetryPolicy, UserEvent, UserState};
+use latchkey::events::UserEvent;
+use latchkey::{App, Credentials, ErrorCode, ErrorKind, RetryPolicy, UserState};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -15,31 +15,24 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
 use http::Method;
+use latchkey_protocol::routes::paths;
 use latchkey_protocol::{ApiKeyResponse, Credential, CredentialError, LoginBody, ProviderType};
 use latchkey_session::{Error, Secret, User};
 use serde_json::{Value, json};
 
 /// Log in with a user or server API key.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiKeyCredential {
-    key: String,
+    key: Secret,
 }
 
 impl ApiKeyCredential {
     /// A credential for `key`, the secret shown once when the key was created.
     pub fn new(key: impl Into<String>) -> Self {
-        ApiKeyCredential { key: key.into() }
-    }
-}
-
-impl fmt::Debug for ApiKeyCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyCredential")
-            .field("key", &"<redacted>")
-            .finish()
+        ApiKeyCredential {
+            key: Secret::new(key),
+        }
     }
 }
 
@@ -50,7 +43,7 @@ impl Credential for ApiKeyCredential {
 
     fn login_body(&self) -> Result<LoginBody, CredentialError> {
         let mut body = LoginBody::new();
-        body.insert("key".into(), Value::String(self.key.clone()));
+        body.insert("key".into(), Value::String(self.key.expose().to_owned()));
         Ok(body)
     }
 }
@@ -70,7 +63,7 @@ impl Credential for ApiKeyCredential {
 /// # }
 /// # fn store_somewhere_safe(_: &str) {}
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiKey {
     /// The key's id (24 hex digits).
@@ -81,17 +74,6 @@ pub struct ApiKey {
     pub disabled: bool,
     /// The secret, only right after creation.
     pub key: Option<Secret>,
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKey")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("disabled", &self.disabled)
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
 }
 
 impl From<ApiKeyResponse> for ApiKey {
@@ -153,7 +135,12 @@ impl ApiKeys {
         let url = self.user.app_core().routes().await?.api_keys();
         let resp = self
             .user
-            .send_with_refresh_token(Method::POST, &url, Some(json!({ "name": name.into() })))
+            .send_with_refresh_token(
+                Method::POST,
+                paths::API_KEYS,
+                &url,
+                Some(json!({ "name": name.into() })),
+            )
             .await?;
         decode::<ApiKeyResponse>(resp.body(), "created API key").map(ApiKey::from)
     }
@@ -163,7 +150,7 @@ impl ApiKeys {
         let url = self.key_url(id).await?;
         let resp = self
             .user
-            .send_with_refresh_token(Method::GET, &url, None)
+            .send_with_refresh_token(Method::GET, paths::API_KEY, &url, None)
             .await?;
         decode::<ApiKeyResponse>(resp.body(), "API key").map(ApiKey::from)
     }
@@ -179,7 +166,7 @@ impl ApiKeys {
         let url = self.user.app_core().routes().await?.api_keys();
         let resp = self
             .user
-            .send_with_refresh_token(Method::GET, &url, None)
+            .send_with_refresh_token(Method::GET, paths::API_KEYS, &url, None)
             .await?;
         decode::<Vec<ApiKeyResponse>>(resp.body(), "API key list")
             .map(|v| v.into_iter().map(ApiKey::from).collect())
@@ -203,8 +190,13 @@ impl ApiKeys {
             .routes()
             .await?
             .api_key_enabled(&path_segment(id)?, enable);
+        let route = if enable {
+            paths::API_KEY_ENABLE
+        } else {
+            paths::API_KEY_DISABLE
+        };
         self.user
-            .send_with_refresh_token(Method::PUT, &url, None)
+            .send_with_refresh_token(Method::PUT, route, &url, None)
             .await
             .map(|_| ())
     }
@@ -213,7 +205,7 @@ impl ApiKeys {
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let url = self.key_url(id).await?;
         self.user
-            .send_with_refresh_token(Method::DELETE, &url, None)
+            .send_with_refresh_token(Method::DELETE, paths::API_KEY, &url, None)
             .await
             .map(|_| ())
     }

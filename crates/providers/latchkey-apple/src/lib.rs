@@ -12,31 +12,21 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
-use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType};
+use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType, Secret};
 use serde_json::Value;
 
 /// Log in with an Apple ID token.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppleCredential {
-    id_token: String,
+    id_token: Secret,
 }
 
 impl AppleCredential {
     /// A credential for an Apple ID token (a JWT signed by Apple).
     pub fn new(id_token: impl Into<String>) -> Self {
         AppleCredential {
-            id_token: id_token.into(),
+            id_token: Secret::new(id_token),
         }
-    }
-}
-
-impl fmt::Debug for AppleCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppleCredential")
-            .field("id_token", &"<redacted>")
-            .finish()
     }
 }
 
@@ -47,7 +37,10 @@ impl Credential for AppleCredential {
 
     fn login_body(&self) -> Result<LoginBody, CredentialError> {
         let mut body = LoginBody::new();
-        body.insert("id_token".into(), Value::String(self.id_token.clone()));
+        body.insert(
+            "id_token".into(),
+            Value::String(self.id_token.expose().to_owned()),
+        );
         Ok(body)
     }
 }

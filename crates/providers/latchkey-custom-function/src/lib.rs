@@ -38,7 +38,7 @@ impl FunctionCredential {
     pub fn new<T: Serialize>(payload: T) -> Self {
         let payload = match serde_json::to_value(payload) {
             Ok(Value::Object(map)) => {
-                match latchkey_session::ejson::to_canonical(Value::Object(map)) {
+                match latchkey_protocol::ejson::to_canonical(Value::Object(map)) {
                     Value::Object(map) => Ok(map),
                     _ => Err("the custom function payload must be a JSON object".to_owned()),
                 }

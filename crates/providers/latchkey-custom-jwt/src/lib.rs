@@ -12,31 +12,21 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
-use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType};
+use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType, Secret};
 use serde_json::Value;
 
 /// Log in with a JWT from your own authentication system.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JwtCredential {
-    token: String,
+    token: Secret,
 }
 
 impl JwtCredential {
     /// A credential for the compact JWT `token`.
     pub fn new(token: impl Into<String>) -> Self {
         JwtCredential {
-            token: token.into(),
+            token: Secret::new(token),
         }
-    }
-}
-
-impl fmt::Debug for JwtCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtCredential")
-            .field("token", &"<redacted>")
-            .finish()
     }
 }
 
@@ -47,7 +37,10 @@ impl Credential for JwtCredential {
 
     fn login_body(&self) -> Result<LoginBody, CredentialError> {
         let mut body = LoginBody::new();
-        body.insert("token".into(), Value::String(self.token.clone()));
+        body.insert(
+            "token".into(),
+            Value::String(self.token.expose().to_owned()),
+        );
         Ok(body)
     }
 }

@@ -13,8 +13,6 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
 use http::Method;
 use latchkey_protocol::routes::EmailPasswordRoute;
 use latchkey_protocol::{
@@ -27,7 +25,7 @@ use serde_json::Value;
 
 /// Log in with an email address and a password. Body:
 /// `{"username": <email>, "password": <password>}`. The password never appears in `Debug`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EmailPasswordCredential {
     email: String,
     password: Secret,
@@ -48,15 +46,6 @@ impl EmailPasswordCredential {
     /// The email address.
     pub fn email(&self) -> &str {
         &self.email
-    }
-}
-
-impl fmt::Debug for EmailPasswordCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailPasswordCredential")
-            .field("email", &self.email)
-            .field("password", &"<redacted>")
-            .finish()
     }
 }
 
@@ -108,9 +97,9 @@ impl EmailPasswordAuth {
     async fn post(&self, route: EmailPasswordRoute, body: impl Serialize) -> Result<(), Error> {
         let body = serde_json::to_value(&body)
             .map_err(|e| Error::invalid_argument(format!("cannot serialize the request: {e}")))?;
-        let routes = self.core.routes().await?;
+        let url = self.core.routes().await?.email_password(route);
         self.core
-            .send_json(Method::POST, &routes.email_password(route), Some(body))
+            .send_json(Method::POST, route.path(), &url, Some(body))
             .await
             .map(|_| ())
     }
@@ -242,7 +231,7 @@ impl EmailPasswordAuth {
         let arguments = match serde_json::to_value(&args) {
             Ok(Value::Array(items)) => items
                 .into_iter()
-                .map(latchkey_session::ejson::to_canonical)
+                .map(latchkey_protocol::ejson::to_canonical)
                 .collect(),
             Ok(_) => {
                 return Err(Error::invalid_argument(

@@ -12,31 +12,21 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
-use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType};
+use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType, Secret};
 use serde_json::Value;
 
 /// Log in with a Facebook user access token.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FacebookCredential {
-    access_token: String,
+    access_token: Secret,
 }
 
 impl FacebookCredential {
     /// A credential for a Facebook user access token.
     pub fn new(access_token: impl Into<String>) -> Self {
         FacebookCredential {
-            access_token: access_token.into(),
+            access_token: Secret::new(access_token),
         }
-    }
-}
-
-impl fmt::Debug for FacebookCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FacebookCredential")
-            .field("access_token", &"<redacted>")
-            .finish()
     }
 }
 
@@ -49,7 +39,7 @@ impl Credential for FacebookCredential {
         let mut body = LoginBody::new();
         body.insert(
             "accessToken".into(),
-            Value::String(self.access_token.clone()),
+            Value::String(self.access_token.expose().to_owned()),
         );
         Ok(body)
     }

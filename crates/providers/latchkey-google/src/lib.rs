@@ -16,16 +16,14 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::fmt;
-
-use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType};
+use latchkey_protocol::{Credential, CredentialError, LoginBody, ProviderType, Secret};
 use serde_json::Value;
 
 /// Log in with Google: an ID token or a server auth code.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GoogleCredential {
     kind: Kind,
-    secret: String,
+    secret: Secret,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +37,7 @@ impl GoogleCredential {
     pub fn id_token(id_token: impl Into<String>) -> Self {
         GoogleCredential {
             kind: Kind::IdToken,
-            secret: id_token.into(),
+            secret: Secret::new(id_token),
         }
     }
 
@@ -47,17 +45,8 @@ impl GoogleCredential {
     pub fn auth_code(code: impl Into<String>) -> Self {
         GoogleCredential {
             kind: Kind::AuthCode,
-            secret: code.into(),
+            secret: Secret::new(code),
         }
-    }
-}
-
-impl fmt::Debug for GoogleCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoogleCredential")
-            .field("kind", &self.kind)
-            .field("secret", &"<redacted>")
-            .finish()
     }
 }
 
@@ -73,7 +62,7 @@ impl Credential for GoogleCredential {
             Kind::AuthCode => "authCode",
         };
         let mut body = LoginBody::new();
-        body.insert(key.into(), Value::String(self.secret.clone()));
+        body.insert(key.into(), Value::String(self.secret.expose().to_owned()));
         Ok(body)
     }
 }
