@@ -7,8 +7,9 @@
 //!
 //! Everything that asks about providers in general (is it enabled, is its table
 //! valid, verify this credential, which are there) goes through [`find`] and
-//! [`all`]: a new provider is one new module plus three lines here (the `mod`, its
-//! [`ProvidersConfig`] field and its [`REGISTRY`] entry).
+//! [`all`]: a new provider is one new module plus, here, its `mod` and the `pub use`
+//! of its table, its [`ProvidersConfig`] field and its [`REGISTRY`] entry (see
+//! `docs/contributing.md`, "Adding a server provider").
 
 use async_trait::async_trait;
 use latchkey_protocol::LoginBody;
@@ -171,7 +172,7 @@ impl<P: Provider> Registered for Entry<P> {
 }
 
 /// Every server provider, in a stable order (configuration is validated in this order).
-static REGISTRY: [ProviderRef; 8] = [
+static REGISTRY: &[ProviderRef] = &[
     &Entry {
         provider: anonymous::Anonymous,
         table: |c| &c.anon_user,
