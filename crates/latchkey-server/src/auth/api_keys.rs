@@ -118,25 +118,47 @@ async fn create_key(
     })
 }
 
+/// How many keys of a kind one holder may have, and how to say so.
+#[derive(Debug, Clone, Copy)]
+struct KeyLimit {
+    max: usize,
+    holder: &'static str,
+    keys: &'static str,
+}
+
+const USER_KEYS: KeyLimit = KeyLimit {
+    max: MAX_USER_KEYS,
+    holder: "a user",
+    keys: "API keys",
+};
+
+const SERVER_KEYS: KeyLimit = KeyLimit {
+    max: MAX_SERVER_KEYS,
+    holder: "an app",
+    keys: "server API keys",
+};
+
 /// A new key of `kind` named `name` (owned by `owner` for a user key), after the name
-/// and count rules: names are unique per owner (per app for server keys) and at most
-/// `max` keys exist.
+/// and count rules: names are unique per owner (per app for server keys), and at most
+/// `limit.max` keys exist.
 async fn create_checked(
     state: &ServerState,
     app: &AppRuntime,
     kind: ApiKeyKind,
     owner: Option<&str>,
     name: &str,
-    limit_reached: impl FnOnce() -> Error,
-    max: usize,
+    limit: KeyLimit,
 ) -> Result<ApiKeyResponse, Error> {
     validate_name(name)?;
     let existing = state.store.list_api_keys(app.id(), kind, owner).await?;
     if existing.iter().any(|k| k.name == name) {
         return Err(Error::ApiKeyNameTaken);
     }
-    if existing.len() >= max {
-        return Err(limit_reached());
+    if existing.len() >= limit.max {
+        let KeyLimit { max, holder, keys } = limit;
+        return Err(Error::bad_request(format!(
+            "API key limit reached: {holder} can have at most {max} {keys}"
+        )));
     }
     create_key(state, app, kind, owner, name).await
 }
@@ -252,19 +274,13 @@ pub(crate) async fn create_user_key(
             "anonymous users cannot create API keys; link a non-anonymous identity first",
         ));
     }
-    let limit_reached = || {
-        Error::bad_request(format!(
-            "API key limit reached: a user can have at most {MAX_USER_KEYS} API keys"
-        ))
-    };
     create_checked(
         state,
         &auth.app,
         ApiKeyKind::User,
         Some(&auth.user.id),
         name,
-        limit_reached,
-        MAX_USER_KEYS,
+        USER_KEYS,
     )
     .await
 }
@@ -325,21 +341,7 @@ pub(crate) async fn create_server_key(
     app: &AppRuntime,
     name: &str,
 ) -> Result<ApiKeyResponse, Error> {
-    let limit_reached = || {
-        Error::bad_request(format!(
-            "API key limit reached: an app can have at most {MAX_SERVER_KEYS} server API keys"
-        ))
-    };
-    create_checked(
-        state,
-        app,
-        ApiKeyKind::Server,
-        None,
-        name,
-        limit_reached,
-        MAX_SERVER_KEYS,
-    )
-    .await
+    create_checked(state, app, ApiKeyKind::Server, None, name, SERVER_KEYS).await
 }
 
 /// The server API keys of `app`, oldest first (no secrets).

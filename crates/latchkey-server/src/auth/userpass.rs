@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use latchkey_protocol::routes::EmailPasswordRoute;
 use latchkey_protocol::{ProviderType, Secret};
 use serde_json::{Map, Value, json};
 
@@ -52,29 +53,10 @@ pub(crate) fn app(state: &ServerState, app_id: &str) -> Result<Arc<AppRuntime>, 
     Ok(app)
 }
 
-/// One email/password flow (a route).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    /// `register` `{email, password}`.
-    Register,
-    /// `confirm` `{token, tokenId}`.
-    Confirm,
-    /// `confirm/send` `{email}`.
-    ConfirmSend,
-    /// `confirm/call` `{email}`.
-    ConfirmCall,
-    /// `reset` `{password, token, tokenId}`.
-    Reset,
-    /// `reset/send` `{email}`.
-    ResetSend,
-    /// `reset/call` `{email, password, arguments}`.
-    ResetCall,
-}
-
-/// How a flow counts against the message limits.
+/// How a route counts against the message limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Limit {
-    /// Not limited (token-based flows: `confirm`, `reset`).
+    /// Not limited (token-based routes: `confirm`, `reset`).
     None,
     /// Every request counts as a message for its `email`.
     Message,
@@ -82,36 +64,38 @@ enum Limit {
     Checked,
 }
 
-impl Flow {
-    fn limit(self) -> Limit {
-        match self {
-            Flow::Confirm | Flow::Reset => Limit::None,
-            Flow::Register => Limit::Checked,
-            Flow::ConfirmSend | Flow::ConfirmCall | Flow::ResetSend | Flow::ResetCall => {
-                Limit::Message
-            }
+impl Limit {
+    fn of(route: EmailPasswordRoute) -> Limit {
+        match route {
+            EmailPasswordRoute::Confirm | EmailPasswordRoute::Reset => Limit::None,
+            EmailPasswordRoute::Register => Limit::Checked,
+            _ => Limit::Message,
         }
     }
 }
 
-/// Run `flow` for `app` (from [`app`]) with a request `body` from `client_ip`, after
-/// the message limits (see [`super::throttle`]).
+/// Run the flow of `route` for `app` (from [`app`]) with a request `body` from
+/// `client_ip`, after the message limits (see [`super::throttle`]).
 pub(crate) async fn run(
     state: &ServerState,
     app: &AppRuntime,
-    flow: Flow,
+    route: EmailPasswordRoute,
     body: &Body,
     client_ip: Option<IpAddr>,
 ) -> Result<(), Error> {
-    limit(state, app, body, flow.limit(), client_ip)?;
-    match flow {
-        Flow::Register => register(state, app, body).await,
-        Flow::Confirm => confirm(state, app, body).await,
-        Flow::ConfirmSend => confirm_send(state, app, body).await,
-        Flow::ConfirmCall => confirm_call(state, app, body).await,
-        Flow::Reset => reset(state, app, body).await,
-        Flow::ResetSend => reset_send(state, app, body).await,
-        Flow::ResetCall => reset_call(state, app, body).await,
+    limit(state, app, body, Limit::of(route), client_ip)?;
+    match route {
+        EmailPasswordRoute::Register => register(state, app, body).await,
+        EmailPasswordRoute::Confirm => confirm(state, app, body).await,
+        EmailPasswordRoute::ConfirmSend => confirm_send(state, app, body).await,
+        EmailPasswordRoute::ConfirmCall => confirm_call(state, app, body).await,
+        EmailPasswordRoute::Reset => reset(state, app, body).await,
+        EmailPasswordRoute::ResetSend => reset_send(state, app, body).await,
+        EmailPasswordRoute::ResetCall => reset_call(state, app, body).await,
+        other => Err(Error::internal(&format_args!(
+            "email/password route {} is not served",
+            other.suffix()
+        ))),
     }
 }
 

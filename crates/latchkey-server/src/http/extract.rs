@@ -136,57 +136,43 @@ impl FromRequestParts<SharedState> for UserpassApp {
     }
 }
 
-/// A request authenticated with an access token.
-#[derive(Debug)]
-pub(crate) struct AccessSession(pub(crate) SessionAuth);
+/// An extractor of `Authorization: Bearer <token>` authenticated by a domain function
+/// into a [`SessionAuth`].
+macro_rules! bearer_session {
+    ($(#[$doc:meta])* $name:ident, $authenticate:path) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name(pub(crate) SessionAuth);
 
-impl FromRequestParts<SharedState> for AccessSession {
-    type Rejection = ApiError;
+        impl FromRequestParts<SharedState> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)?;
-        Ok(AccessSession(
-            sessions::authenticate_access(state, token).await?,
-        ))
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &SharedState,
+            ) -> Result<Self, Self::Rejection> {
+                let token = bearer(&parts.headers)?;
+                Ok($name($authenticate(state, token).await?))
+            }
+        }
+    };
 }
 
-/// A request authenticated with a refresh token.
-#[derive(Debug)]
-pub(crate) struct RefreshSession(pub(crate) SessionAuth);
-
-impl FromRequestParts<SharedState> for RefreshSession {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)?;
-        Ok(RefreshSession(
-            sessions::authenticate_refresh(state, token).await?,
-        ))
-    }
-}
-
-/// A refresh-token caller of the user API key routes (the `api-key` provider enabled).
-#[derive(Debug)]
-pub(crate) struct ApiKeyCaller(pub(crate) SessionAuth);
-
-impl FromRequestParts<SharedState> for ApiKeyCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)?;
-        Ok(ApiKeyCaller(api_keys::caller(state, token).await?))
-    }
-}
+bearer_session!(
+    /// A request authenticated with an access token.
+    AccessSession,
+    sessions::authenticate_access
+);
+bearer_session!(
+    /// A request authenticated with a refresh token.
+    RefreshSession,
+    sessions::authenticate_refresh
+);
+bearer_session!(
+    /// A refresh-token caller of the user API key routes (the `api-key` provider enabled).
+    ApiKeyCaller,
+    api_keys::caller
+);
 
 /// A caller holding the admin token.
 #[derive(Debug)]

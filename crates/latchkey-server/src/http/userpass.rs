@@ -9,10 +9,11 @@ use super::error::ApiError;
 use super::extract::{ClientIp, EJson, UserpassApp};
 use super::response::no_content;
 use crate::auth::state::SharedState;
-use crate::auth::userpass::{self, Flow};
+use crate::auth::userpass;
+use latchkey_protocol::routes::EmailPasswordRoute;
 
 macro_rules! flow_route {
-    ($(#[$doc:meta])* $name:ident, $flow:expr) => {
+    ($(#[$doc:meta])* $name:ident, $route:expr) => {
         $(#[$doc])*
         pub(crate) async fn $name(
             State(state): State<SharedState>,
@@ -20,7 +21,7 @@ macro_rules! flow_route {
             ClientIp(client_ip): ClientIp,
             EJson(body): EJson,
         ) -> Result<Response, ApiError> {
-            userpass::run(&state, &app, $flow, &body, client_ip).await?;
+            userpass::run(&state, &app, $route, &body, client_ip).await?;
             Ok(no_content())
         }
     };
@@ -29,35 +30,35 @@ macro_rules! flow_route {
 flow_route!(
     /// `POST .../app/{app_id}/auth/providers/local-userpass/register` `{email, password}`.
     register,
-    Flow::Register
+    EmailPasswordRoute::Register
 );
 flow_route!(
     /// `POST .../local-userpass/confirm` `{token, tokenId}`.
     confirm,
-    Flow::Confirm
+    EmailPasswordRoute::Confirm
 );
 flow_route!(
     /// `POST .../local-userpass/confirm/send` `{email}`.
     confirm_send,
-    Flow::ConfirmSend
+    EmailPasswordRoute::ConfirmSend
 );
 flow_route!(
     /// `POST .../local-userpass/confirm/call` `{email}`.
     confirm_call,
-    Flow::ConfirmCall
+    EmailPasswordRoute::ConfirmCall
 );
 flow_route!(
     /// `POST .../local-userpass/reset` `{password, token, tokenId}`.
     reset,
-    Flow::Reset
+    EmailPasswordRoute::Reset
 );
 flow_route!(
     /// `POST .../local-userpass/reset/send` `{email}`.
     reset_send,
-    Flow::ResetSend
+    EmailPasswordRoute::ResetSend
 );
 flow_route!(
     /// `POST .../local-userpass/reset/call` `{email, password, arguments}`.
     reset_call,
-    Flow::ResetCall
+    EmailPasswordRoute::ResetCall
 );
