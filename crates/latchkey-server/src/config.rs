@@ -535,6 +535,19 @@ mod tests {
     }
 
     #[test]
+    fn serializes_with_its_secrets() {
+        let c = Config::dev();
+        let text = toml::to_string(&c).unwrap();
+        let back = Config::from_toml_str(&text).unwrap();
+        assert_eq!(back.apps[0].signing_secret, c.apps[0].signing_secret);
+        assert_eq!(back.admin_token, c.admin_token);
+        assert_eq!(
+            back.apps[0].providers.custom_token.signing_keys,
+            c.apps[0].providers.custom_token.signing_keys
+        );
+    }
+
+    #[test]
     fn dev_has_random_secrets() {
         assert_ne!(
             Config::dev().apps[0].signing_secret,
