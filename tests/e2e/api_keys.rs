@@ -153,7 +153,7 @@ async fn key_calls_need_a_live_session() {
 #[tokio::test]
 async fn keys_of_other_users_and_server_keys_are_invisible() {
     let config = TestServer::config();
-    let admin = config.admin_token.clone().unwrap();
+    let admin = config.admin_token.clone().unwrap().into_exposed();
     let server = TestServer::start_with(config).await;
     let app = app(&server);
     let mut users = Vec::new();

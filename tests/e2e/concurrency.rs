@@ -24,7 +24,7 @@ async fn short_lived() -> (
 ) {
     let mut config = TestServer::config();
     config.apps[0].access_token_ttl_secs = 1;
-    let admin = config.admin_token.clone().unwrap();
+    let admin = config.admin_token.clone().unwrap().into_exposed();
     let server = TestServer::start_with(config).await;
     let recorder = RecordingTransport::new(ReqwestTransport::new());
     let app = App::builder(server.app_id())

@@ -18,7 +18,11 @@ const PASSWORD: &str = "correct horse";
 async fn confirming_server() -> (TestServer, String) {
     let mut config = TestServer::config();
     config.apps[0].providers.local_userpass.auto_confirm = false;
-    let admin = config.admin_token.clone().expect("admin token");
+    let admin = config
+        .admin_token
+        .clone()
+        .expect("admin token")
+        .into_exposed();
     (TestServer::start_with(config).await, admin)
 }
 

@@ -509,7 +509,11 @@ async fn manage_email_password_users_by_email() -> Result {
     // (test setup) a server that sends confirmation emails (to its outbox).
     let mut config = TestServer::config();
     config.apps[0].providers.local_userpass.auto_confirm = false;
-    let admin = config.admin_token.clone().expect("admin token");
+    let admin = config
+        .admin_token
+        .clone()
+        .expect("admin token")
+        .into_exposed();
     let server = TestServer::start_with(config).await;
     let app = app(&server);
     let email = "someone@example.com";

@@ -74,7 +74,7 @@ async fn throttled_logins_are_a_transient_typed_error() {
 async fn token_pairs_expire_after_thirty_minutes_and_are_purpose_bound() {
     let mut config = TestServer::config();
     config.apps[0].providers.local_userpass.auto_confirm = false;
-    let admin = config.admin_token.clone().unwrap();
+    let admin = config.admin_token.clone().unwrap().into_exposed();
     let server = TestServer::start_with(config).await;
     let app = app(&server);
     let auth = app.email_password_auth();

@@ -21,7 +21,11 @@ use crate::support::{app, raw};
 /// A server with its admin token.
 async fn server_with_admin() -> (TestServer, String) {
     let config = TestServer::config();
-    let admin = config.admin_token.clone().expect("admin token");
+    let admin = config
+        .admin_token
+        .clone()
+        .expect("admin token")
+        .into_exposed();
     (TestServer::start_with(config).await, admin)
 }
 
@@ -659,7 +663,7 @@ async fn revoked_sessions_end_in_session_expired() {
 async fn valid_access_token_on_a_short_lived_token_refreshes_or_expires() {
     let mut config = TestServer::config();
     config.apps[0].access_token_ttl_secs = 1;
-    let admin_token = config.admin_token.clone().unwrap();
+    let admin_token = config.admin_token.clone().unwrap().into_exposed();
     let server = TestServer::start_with(config).await;
     let app = app(&server);
     let user = register_and_log_in(&app, "short@example.com").await;

@@ -24,20 +24,24 @@
 //! every value that is read is validated.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rand::RngCore;
+use latchkey_protocol::Secret;
 use serde::{Deserialize, Serialize};
 
-mod idp;
-pub use idp::{
-    APPLE_ISSUER, APPLE_JWKS_URL, AppleConfig, AudienceMatch, CustomTokenConfig,
-    DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL, FacebookConfig, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL,
-    GoogleConfig, MAX_CUSTOM_TOKEN_KEYS, MAX_FIELD_NAME_LEN, MAX_HS256_KEY_LEN, MAX_LEEWAY_SECS,
-    MIN_HS256_KEY_LEN, MetadataField, SigningAlgorithm,
+use crate::ids::random_secret;
+use crate::settings::{expose_optional_secret, expose_secret, yes};
+
+// Each provider's table is defined next to the provider's code.
+pub use crate::providers::{
+    APPLE_ISSUER, APPLE_JWKS_URL, AnonUserConfig, ApiKeyConfig, AppleConfig, AudienceMatch,
+    CustomFunctionConfig, CustomTokenConfig, DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL,
+    FacebookConfig, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL, GoogleConfig, LocalUserpassConfig,
+    MAX_CUSTOM_TOKEN_KEYS, MAX_FIELD_NAME_LEN, MAX_HS256_KEY_LEN, MAX_LEEWAY_SECS,
+    MIN_HS256_KEY_LEN, MetadataField, ProvidersConfig, SigningAlgorithm,
 };
+pub use crate::settings::ConfigError;
 
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
@@ -53,7 +57,7 @@ pub const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 pub const DEV_APP_ID: &str = "latchkey-dev";
 
 /// The whole server configuration.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
     pub listen: SocketAddr,
@@ -63,9 +67,13 @@ pub struct Config {
     /// `hostname` by the location route. Defaults to `http://<listen address>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
-    /// Bearer token for the admin API (not served yet). Redacted in `Debug`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_token: Option<String>,
+    /// Bearer token of the admin API (`/admin/v1`); without it the admin API is off.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional_secret"
+    )]
+    pub admin_token: Option<Secret>,
     /// The apps this server hosts.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -86,12 +94,13 @@ pub struct Config {
 }
 
 /// One hosted app.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppConfig {
     /// The client app id used in app-scoped routes, e.g. `myapp-abcde`.
     pub id: String,
-    /// HS256 secret that signs this app's tokens; at least 32 bytes. Redacted in `Debug`.
-    pub signing_secret: String,
+    /// HS256 secret that signs this app's tokens; at least 32 bytes.
+    #[serde(serialize_with = "expose_secret")]
+    pub signing_secret: Secret,
     /// Access-token lifetime in seconds (default 1800).
     #[serde(default = "default_access_ttl")]
     pub access_token_ttl_secs: u64,
@@ -103,132 +112,9 @@ pub struct AppConfig {
     pub providers: ProvidersConfig,
 }
 
-/// The `[apps.providers.*]` tables.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ProvidersConfig {
-    /// `[apps.providers.anon-user]`.
-    #[serde(default, rename = "anon-user")]
-    pub anon_user: AnonUserConfig,
-    /// `[apps.providers.local-userpass]`.
-    #[serde(default, rename = "local-userpass")]
-    pub local_userpass: LocalUserpassConfig,
-    /// `[apps.providers.api-key]`.
-    #[serde(default, rename = "api-key")]
-    pub api_key: ApiKeyConfig,
-    /// `[apps.providers.custom-function]`.
-    #[serde(default, rename = "custom-function")]
-    pub custom_function: CustomFunctionConfig,
-    /// `[apps.providers.custom-token]`.
-    #[serde(default, rename = "custom-token")]
-    pub custom_token: CustomTokenConfig,
-    /// `[apps.providers.oauth2-google]`.
-    #[serde(default, rename = "oauth2-google")]
-    pub google: GoogleConfig,
-    /// `[apps.providers.oauth2-apple]`.
-    #[serde(default, rename = "oauth2-apple")]
-    pub apple: AppleConfig,
-    /// `[apps.providers.oauth2-facebook]`.
-    #[serde(default, rename = "oauth2-facebook")]
-    pub facebook: FacebookConfig,
-}
-
-/// Anonymous provider settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnonUserConfig {
-    /// Whether anonymous login is allowed. True when the table is present and the key is not.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-/// Email/password provider settings.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalUserpassConfig {
-    /// Whether email/password login and registration are allowed. True when the table is
-    /// present and the key is not.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Registered credentials are confirmed at once (development setups).
-    #[serde(default)]
-    pub auto_confirm: bool,
-    /// Confirmation by function: POSTed `{"token","tokenId","username"}` at registration
-    /// (and by `confirm/call`); answers `{"status":"success"|"pending"|"fail"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmation_webhook_url: Option<String>,
-    /// Reset by function: POSTed by `reset/call`; `reset/send` is then refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_webhook_url: Option<String>,
-    /// HMAC-SHA256 secret signing the two webhooks' requests
-    /// (`X-Latchkey-Timestamp: <secs>`, `X-Latchkey-Signature: sha256=<hex HMAC of
-    /// "<secs>.<body>">`). Redacted in `Debug`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<String>,
-    /// Page the confirmation email links to (`?token=..&tokenId=..` is appended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmation_url: Option<String>,
-    /// Page the password-reset email links to (`?token=..&tokenId=..` is appended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_url: Option<String>,
-    /// `From` address of this app's emails (default: `[smtp] from`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_from: Option<String>,
-}
-
-impl fmt::Debug for LocalUserpassConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalUserpassConfig")
-            .field("enabled", &self.enabled)
-            .field("auto_confirm", &self.auto_confirm)
-            .field("confirmation_webhook_url", &self.confirmation_webhook_url)
-            .field("reset_webhook_url", &self.reset_webhook_url)
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("confirmation_url", &self.confirmation_url)
-            .field("reset_url", &self.reset_url)
-            .field("email_from", &self.email_from)
-            .finish()
-    }
-}
-
-impl LocalUserpassConfig {
-    /// Check the URLs and the webhook secret.
-    pub fn validate(&self, app_id: &str) -> Result<(), ConfigError> {
-        for (name, url) in [
-            ("confirmation_webhook_url", &self.confirmation_webhook_url),
-            ("reset_webhook_url", &self.reset_webhook_url),
-            ("confirmation_url", &self.confirmation_url),
-            ("reset_url", &self.reset_url),
-        ] {
-            if let Some(url) = url
-                && !((url.starts_with("http://") || url.starts_with("https://"))
-                    && url.len() > "https://".len()
-                    && !url.contains([' ', '#']))
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "app {app_id:?}: local-userpass {name} must be an absolute http(s) URL"
-                )));
-            }
-        }
-        if self.webhook_secret.as_ref().is_some_and(|s| s.is_empty()) {
-            return Err(ConfigError::Invalid(format!(
-                "app {app_id:?}: local-userpass webhook_secret must not be empty"
-            )));
-        }
-        if let Some(from) = &self.email_from
-            && !from.contains('@')
-        {
-            return Err(ConfigError::Invalid(format!(
-                "app {app_id:?}: local-userpass email_from must be an email address"
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// The optional top-level `[smtp]` table: confirmation and reset emails are also
 /// sent over SMTP when it is present.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmtpConfig {
     /// SMTP server host name.
     pub host: String,
@@ -238,27 +124,18 @@ pub struct SmtpConfig {
     /// Login user name (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Login password (optional). Redacted in `Debug`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    /// Login password (optional).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional_secret"
+    )]
+    pub password: Option<Secret>,
     /// `"none"` (plain text, local relays only), `"starttls"` (default) or `"tls"`.
     #[serde(default = "default_smtp_tls")]
     pub tls: String,
     /// Default `From` address.
     pub from: String,
-}
-
-impl fmt::Debug for SmtpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("tls", &self.tls)
-            .field("from", &self.from)
-            .finish()
-    }
 }
 
 fn default_smtp_port() -> u16 {
@@ -349,90 +226,12 @@ fn default_max_messages_per_ip() -> u32 {
     200
 }
 
-/// API key provider settings (user keys through the client API, server keys
-/// through the admin API).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyConfig {
-    /// Whether API keys can log in and users can manage their keys. True when the table
-    /// is present and the key is not.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-/// Custom function provider settings: the login payload is verified by a webhook
-/// (configuration) or an in-process Rust function ([`CustomFunctionConfig::function`]).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct CustomFunctionConfig {
-    /// Whether custom-function login is allowed. True when the table is present and the
-    /// key is not.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// URL the login payload is POSTed to (see `docs/providers-server.md`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
-    /// When set, requests carry `X-Latchkey-Timestamp: <secs>` and
-    /// `X-Latchkey-Signature: sha256=<hex HMAC-SHA256>` of `"<secs>.<body>"` with this
-    /// secret. Redacted in `Debug`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<String>,
-    /// Webhook timeout in milliseconds (default 5000).
-    #[serde(default = "default_function_timeout_ms")]
-    pub timeout_ms: u64,
-    /// An in-process function, used instead of the webhook when set (library use only).
-    #[serde(skip)]
-    pub function: Option<crate::providers::custom_function::CustomFunction>,
-}
-
-fn default_function_timeout_ms() -> u64 {
-    crate::providers::custom_function::DEFAULT_TIMEOUT_MS
-}
-
-impl fmt::Debug for CustomFunctionConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CustomFunctionConfig")
-            .field("enabled", &self.enabled)
-            .field("webhook_url", &self.webhook_url)
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("timeout_ms", &self.timeout_ms)
-            .field("function", &self.function)
-            .finish()
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn default_access_ttl() -> u64 {
     DEFAULT_ACCESS_TOKEN_TTL_SECS
 }
 
 fn default_refresh_ttl() -> u64 {
     DEFAULT_REFRESH_TOKEN_TTL_SECS
-}
-
-/// The configuration could not be read or is invalid.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not valid TOML or a value has the wrong type.
-    #[error("invalid config: {0}")]
-    Parse(String),
-    /// A value is out of range or inconsistent.
-    #[error("invalid config: {0}")]
-    Invalid(String),
 }
 
 impl Config {
@@ -482,7 +281,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: "sqlite::memory:".to_owned(),
             public_url: None,
-            admin_token: Some(random_secret()),
+            admin_token: Some(random_secret().into()),
             apps: vec![AppConfig::new(DEV_APP_ID, random_secret()).with_all_providers()],
             smtp: None,
             outbox: true,
@@ -579,7 +378,7 @@ impl AppConfig {
     /// assert!(app.providers.local_userpass.auto_confirm);
     /// assert!(!format!("{app:?}").contains("0123456789abcdef"));
     /// ```
-    pub fn new(id: impl Into<String>, signing_secret: impl Into<String>) -> AppConfig {
+    pub fn new(id: impl Into<String>, signing_secret: impl Into<Secret>) -> AppConfig {
         AppConfig {
             id: id.into(),
             signing_secret: signing_secret.into(),
@@ -589,20 +388,11 @@ impl AppConfig {
         }
     }
 
-    /// Turn on every implemented provider (email/password with auto-confirm).
+    /// Turn on every provider that needs no outside service: anonymous, email/password
+    /// with auto-confirm, API keys and custom-token (with a fresh random HS256 key,
+    /// readable as `providers.custom_token.signing_keys[0]`).
     pub fn with_all_providers(mut self) -> AppConfig {
-        self.providers.anon_user.enabled = true;
-        self.providers.local_userpass.enabled = true;
-        self.providers.local_userpass.auto_confirm = true;
-        self.providers.api_key.enabled = true;
-        // custom-token (HS256) needs no outside service: a fresh random key, readable as
-        // `providers.custom_token.signing_keys[0]` so the dev command can print it.
-        let custom_token = &mut self.providers.custom_token;
-        custom_token.enabled = true;
-        if custom_token.signing_keys.is_empty() && custom_token.jwks_url.is_none() {
-            custom_token.signing_algorithm = SigningAlgorithm::HS256;
-            custom_token.signing_keys = vec![random_secret()];
-        }
+        self.providers.enable_for_dev();
         self
     }
 
@@ -640,51 +430,7 @@ impl AppConfig {
                 ));
             }
         }
-        self.providers.local_userpass.validate(&self.id)?;
-        self.providers.custom_function.validate(&self.id)?;
-        self.providers.custom_token.validate(&self.id)?;
-        self.providers.google.validate(&self.id)?;
-        self.providers.apple.validate(&self.id)?;
-        self.providers.facebook.validate(&self.id)?;
-        Ok(())
-    }
-}
-
-/// 32 random bytes as 64 hex digits.
-pub(crate) fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("database", &self.database)
-            .field("public_url", &self.public_url)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("apps", &self.apps)
-            .field("smtp", &self.smtp)
-            .field("outbox", &self.outbox)
-            .field("throttle", &self.throttle)
-            .field("trust_forwarded_for", &self.trust_forwarded_for)
-            .finish()
-    }
-}
-
-impl fmt::Debug for AppConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppConfig")
-            .field("id", &self.id)
-            .field("signing_secret", &"<redacted>")
-            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
-            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
-            .field("providers", &self.providers)
-            .finish()
+        self.providers.validate(&self.id)
     }
 }
 
@@ -770,10 +516,10 @@ mod tests {
     #[test]
     fn debug_redacts_secrets() {
         let c = Config::dev();
-        let secret = c.apps[0].signing_secret.clone();
-        let admin = c.admin_token.clone().unwrap();
+        let secret = c.apps[0].signing_secret.expose();
+        let admin = c.admin_token.as_ref().unwrap().expose();
         let s = format!("{c:?}");
-        assert!(!s.contains(&secret) && !s.contains(&admin), "{s}");
+        assert!(!s.contains(secret) && !s.contains(admin), "{s}");
         assert!(s.contains("<redacted>"));
     }
 
@@ -783,6 +529,19 @@ mod tests {
         assert_eq!(c.apps[0].id, "myapp-abcde");
         assert!(c.apps[0].providers.anon_user.enabled);
         assert!(!c.apps[0].providers.local_userpass.auto_confirm);
+    }
+
+    #[test]
+    fn serializes_with_its_secrets() {
+        let c = Config::dev();
+        let text = toml::to_string(&c).unwrap();
+        let back = Config::from_toml_str(&text).unwrap();
+        assert_eq!(back.apps[0].signing_secret, c.apps[0].signing_secret);
+        assert_eq!(back.admin_token, c.admin_token);
+        assert_eq!(
+            back.apps[0].providers.custom_token.signing_keys,
+            c.apps[0].providers.custom_token.signing_keys
+        );
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! [`ApiError`]: every failed request becomes one of these, and then a JSON
-//! `{"error", "error_code"}` body with `Content-Type: application/json` exactly.
+//! [`Error`]: the one error type of the server's domain (login, sessions, users,
+//! API keys, email/password flows, administration, providers).
+//!
+//! It says what went wrong, never how to answer it over HTTP: the HTTP layer maps it
+//! to a status, an `error_code` and a JSON body in exactly one place
+//! (`http::error`). Messages never contain a secret.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use latchkey_protocol::{ErrorBody, ErrorCode};
-
-use crate::http::response::json_response;
 use crate::store::StoreError;
 
 /// `s` without control characters, at most `max_chars` long: safe to echo in a message.
@@ -19,253 +18,137 @@ pub(crate) fn printable(s: &str, max_chars: usize) -> String {
         .collect()
 }
 
-/// An error answer of the client API: status, `error_code` and a message that
-/// never contains a secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiError {
-    status: StatusCode,
-    code: ErrorCode,
-    message: Cow<'static, str>,
-    /// `Retry-After` seconds (429 answers).
-    retry_after: Option<u64>,
+/// Why a request was refused. The `Display` text is the message sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request value is missing, malformed or out of range.
+    #[error("{0}")]
+    BadRequest(Cow<'static, str>),
+    /// The request carries no credentials where they are required.
+    #[error("must authenticate first")]
+    MissingAuth,
+    /// A token or session is invalid, expired or revoked.
+    #[error("{0}")]
+    InvalidSession(Cow<'static, str>),
+    /// Email/password login with an unknown email or a wrong password.
+    #[error("invalid username/password")]
+    InvalidPassword,
+    /// A credential was rejected (bad token, unverifiable identity, unconfirmed account...).
+    #[error("{0}")]
+    AuthFailed(Cow<'static, str>),
+    /// No hosted app has this client app id.
+    #[error("cannot find app using Client App ID '{}'", printable(.0, 128))]
+    AppNotFound(String),
+    /// The provider is unknown, not implemented or disabled for the app.
+    #[error("authentication provider '{}' not found or not enabled", printable(.0, 64))]
+    ProviderNotFound(String),
+    /// The access token belongs to another app than the route's.
+    #[error("the access token belongs to another app")]
+    AppDomainMismatch,
+    /// An account name (email, identity) is taken.
+    #[error("{0}")]
+    AccountNameInUse(Cow<'static, str>),
+    /// The user does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// The user is disabled.
+    #[error("user is disabled")]
+    UserDisabled,
+    /// The API key does not exist (or is not the caller's).
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// An API key with this name exists.
+    #[error("an API key with this name already exists")]
+    ApiKeyNameTaken,
+    /// The email/password credentials are already confirmed.
+    #[error("already confirmed")]
+    UserAlreadyConfirmed,
+    /// A confirmation or reset token pair is invalid, used or expired.
+    #[error("invalid token data")]
+    UserpassTokenInvalid,
+    /// Throttled: try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was throttled.
+        message: Cow<'static, str>,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The admin API is not configured (no `admin_token`).
+    #[error("admin API disabled")]
+    AdminDisabled,
+    /// A server-side failure; the cause was logged when the error was made.
+    #[error("internal server error")]
+    Internal,
 }
 
-impl ApiError {
-    /// An error with any status, code and message.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+impl Error {
+    /// [`Error::BadRequest`].
+    pub(crate) fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::BadRequest(message.into())
     }
 
-    /// 429 `TooManyRequests` with a `Retry-After` header of `retry_after_secs`.
-    pub fn too_many_requests(message: impl Into<Cow<'static, str>>, retry_after_secs: u64) -> Self {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyRequests,
-            message,
-        );
-        e.retry_after = Some(retry_after_secs);
-        e
+    /// [`Error::InvalidSession`].
+    pub(crate) fn invalid_session(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidSession(message.into())
     }
 
-    /// The `Retry-After` seconds of a 429 answer.
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The `error_code`.
-    pub fn error_code(&self) -> &ErrorCode {
-        &self.code
-    }
-
-    /// The `error` message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// 400 `BadRequest`.
-    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
-    }
-
-    /// 401 `MissingAuthReq` "must authenticate first".
-    pub fn missing_auth() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::MissingAuthReq,
-            "must authenticate first",
-        )
-    }
-
-    /// 401 `InvalidSession` with `message`.
-    pub fn invalid_session(message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidSession, message)
-    }
-
-    /// 401 `InvalidSession` "invalid session: failed to find refresh token", the text
+    /// [`Error::InvalidSession`] "invalid session: failed to find refresh token", the text
     /// realm-web's logout looks for.
-    pub fn refresh_token_not_found() -> Self {
-        ApiError::invalid_session("invalid session: failed to find refresh token")
+    pub(crate) fn refresh_token_not_found() -> Self {
+        Error::invalid_session("invalid session: failed to find refresh token")
     }
 
-    /// 401 `InvalidPassword` "invalid username/password".
-    pub fn invalid_password() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidPassword,
-            "invalid username/password",
-        )
+    /// [`Error::AuthFailed`]: a rejected credential.
+    pub(crate) fn auth_failed(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::AuthFailed(message.into())
     }
 
-    /// 404 `InvalidParameter` for an unknown client app id.
-    pub fn app_not_found(app_id: &str) -> Self {
-        // The id came from the URL: keep the echo short and printable.
-        let shown = printable(app_id, 128);
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::InvalidParameter,
-            format!("cannot find app using Client App ID '{shown}'"),
-        )
+    /// [`Error::AuthFailed`] "confirmation required": email/password credentials not
+    /// confirmed yet.
+    pub(crate) fn confirmation_required() -> Self {
+        Error::auth_failed("confirmation required")
     }
 
-    /// 404 `AuthProviderNotFound`: the provider is unknown, not implemented or disabled.
-    pub fn provider_not_found(provider: &str) -> Self {
-        let shown = printable(provider, 64);
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::AuthProviderNotFound,
-            format!("authentication provider '{shown}' not found or not enabled"),
-        )
+    /// [`Error::AccountNameInUse`].
+    pub(crate) fn account_name_in_use(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::AccountNameInUse(message.into())
     }
 
-    /// 409 `AccountNameInUse` with `message`.
-    pub fn account_name_in_use(message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError::new(StatusCode::CONFLICT, ErrorCode::AccountNameInUse, message)
+    /// [`Error::TooManyRequests`].
+    pub(crate) fn too_many_requests(
+        message: impl Into<Cow<'static, str>>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Error::TooManyRequests {
+            message: message.into(),
+            retry_after_secs,
+        }
     }
 
-    /// 404 `UserNotFound` "user not found".
-    pub fn user_not_found() -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UserNotFound,
-            "user not found",
-        )
-    }
-
-    /// 403 `UserDisabled`.
-    pub fn user_disabled() -> Self {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::UserDisabled,
-            "user is disabled",
-        )
-    }
-
-    /// 401 `AuthError` with `message`: a rejected credential.
-    pub fn auth_error(message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AuthError, message)
-    }
-
-    /// 401 `AuthError` "confirmation required": email/password credentials not confirmed yet.
-    pub fn confirmation_required() -> Self {
-        ApiError::auth_error("confirmation required")
-    }
-
-    /// 413 `BadRequest`: the request body is too large.
-    pub fn payload_too_large() -> Self {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BadRequest,
-            "request body too large",
-        )
-    }
-
-    /// 404 for a path the server does not serve.
-    pub fn route_not_found(method: &http::Method, path: &str) -> Self {
-        let shown = printable(path, 256);
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::Other("NotFound".to_owned()),
-            format!("no route {method} {shown}"),
-        )
-    }
-
-    /// 405 for a known path with a method it does not serve.
-    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
-        let shown = printable(path, 256);
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Other("MethodNotAllowed".to_owned()),
-            format!("method {method} not allowed on {shown}"),
-        )
-    }
-
-    /// 500 `InternalServerError`. The cause is logged, never sent.
-    pub fn internal(cause: &dyn fmt::Display) -> Self {
+    /// [`Error::Internal`]. The cause is logged here, never sent.
+    pub(crate) fn internal(cause: &dyn fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal server error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalServerError,
-            "internal server error",
-        )
+        Error::Internal
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody::new(self.code.clone(), self.message.clone())
-    }
-
-    /// A generic error for a status produced outside a handler (e.g. by a framework rejection).
-    pub fn from_status(status: StatusCode) -> Self {
-        match status {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-            StatusCode::NOT_FOUND => {
-                ApiError::new(status, ErrorCode::Other("NotFound".to_owned()), "not found")
-            }
-            StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-                status,
-                ErrorCode::Other("MethodNotAllowed".to_owned()),
-                "method not allowed",
-            ),
-            StatusCode::UNAUTHORIZED => ApiError::invalid_session("invalid session"),
-            s if s.is_server_error() => {
-                ApiError::new(s, ErrorCode::InternalServerError, "internal server error")
-            }
-            s => ApiError::new(
-                s,
-                ErrorCode::BadRequest,
-                s.canonical_reason()
-                    .map(|r| r.to_ascii_lowercase())
-                    .unwrap_or_else(|| "bad request".to_owned()),
-            ),
-        }
-    }
-}
-
-impl fmt::Debug for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ApiError({} {}: {})",
-            self.status.as_u16(),
-            self.code,
-            self.message
+    /// Whether this refuses a presented credential or session (the 401 answers): such
+    /// a login counts as a failure for throttling.
+    pub fn is_rejected_credential(&self) -> bool {
+        matches!(
+            self,
+            Error::MissingAuth
+                | Error::InvalidSession(_)
+                | Error::InvalidPassword
+                | Error::AuthFailed(_)
         )
     }
 }
 
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = json_response(self.status, &self.body());
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
-        resp
-    }
-}
-
-impl From<StoreError> for ApiError {
+impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
+        Error::internal(&e)
     }
 }
 
@@ -273,24 +156,11 @@ impl From<StoreError> for ApiError {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn response_is_json_with_exact_content_type() {
-        let resp = ApiError::invalid_password().into_response();
-        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            resp.headers()[http::header::CONTENT_TYPE],
-            "application/json"
-        );
-        let bytes = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
-        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body.code(), Some(ErrorCode::InvalidPassword));
-        assert_eq!(body.error.as_deref(), Some("invalid username/password"));
-    }
-
     #[test]
-    fn app_not_found_strips_control_chars() {
-        let e = ApiError::app_not_found("a\nb");
-        assert_eq!(e.status(), StatusCode::NOT_FOUND);
-        assert!(!e.message().contains('\n'));
+    fn echoed_names_are_printable_and_bounded() {
+        let e = Error::AppNotFound("a\nb".into());
+        assert_eq!(e.to_string(), "cannot find app using Client App ID 'ab'");
+        let long = Error::ProviderNotFound("p".repeat(100)).to_string();
+        assert!(long.contains(&"p".repeat(64)) && !long.contains(&"p".repeat(65)));
     }
 }

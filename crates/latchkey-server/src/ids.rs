@@ -1,8 +1,10 @@
-//! Identifier generation: ObjectIds for users, devices and credentials, and
-//! 128-bit random ids for sessions and anonymous identities.
+//! Identifier generation: ObjectIds for users, devices and credentials, 128-bit
+//! random ids for sessions and anonymous identities, random secrets, and the stored
+//! (hashed) form of random tokens.
 
 use latchkey_protocol::ObjectId;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 
@@ -22,10 +24,21 @@ pub(crate) fn new_random_id() -> String {
     hex::encode(bytes)
 }
 
+/// 32 random bytes as 64 hex digits (development secrets and keys).
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Lowercase hex SHA-256: the stored form of high-entropy tokens and keys.
+pub(crate) fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
 /// A stable ObjectId-shaped id derived from names (e.g. a provider configuration id
 /// from the app id and provider name).
 pub(crate) fn derived_object_id(parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());

@@ -7,6 +7,11 @@
 //! HS256 JWTs naming server-side sessions, so logout and deletion take effect
 //! immediately. Storage is SQLite.
 //!
+//! Inside, three layers point down: `http` (axum routes, extractors, the one mapping
+//! of domain errors to JSON error answers), `auth` (the domain: every rule), and
+//! `providers` (one module per authentication provider, with its configuration
+//! table, behind one registry), over the store and small leaf modules.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use latchkey_server::{Config, Server};
@@ -19,19 +24,18 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 mod http;
 mod ids;
-mod mail;
 mod outbound;
 mod password;
 mod providers;
-mod state;
+mod settings;
 #[doc(inline)]
 pub use latchkey_store as store;
-mod throttle;
 pub mod tokens;
 mod webhooks;
 
@@ -50,11 +54,11 @@ pub use config::{
     AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
     LocalUserpassConfig, ProvidersConfig,
 };
-pub use error::ApiError;
-pub use providers::custom_function::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
+pub use http::ApiError;
+pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
 pub use store::{SqliteStore, Store, StoreError};
 
-use state::{AppRuntime, ServerState};
+use auth::state::{AppRuntime, ServerState};
 
 /// How long [`RunningServer::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

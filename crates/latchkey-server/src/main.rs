@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use latchkey_server::admin::{Admin, AdminOp};
-use latchkey_server::{Config, Server};
+use latchkey_server::{ApiError, Config, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -284,7 +284,8 @@ async fn admin(
     let admin = Admin::open(Config::load(&config)?).await?;
     let result = admin.run(app.as_deref(), op).await;
     admin.close().await;
-    let value = result?;
+    // Printed as the admin API would answer: "message (error_code)".
+    let value = result.map_err(ApiError::from)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     Ok(())
@@ -340,10 +341,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             // A throwaway development server: its secrets are printed on purpose.
             text.push_str(&format!("app id: {app_id}\n"));
             if let Some(token) = admin_token {
-                text.push_str(&format!("admin token: {token}\n"));
+                text.push_str(&format!("admin token: {}\n", token.expose()));
             }
             if let Some(key) = custom_key {
-                text.push_str(&format!("custom-token signing key (HS256): {key}\n"));
+                text.push_str(&format!(
+                    "custom-token signing key (HS256): {}\n",
+                    key.expose()
+                ));
             }
             text.push_str(&format!(
                 "admin API: curl -H 'Authorization: Bearer <admin token>' \

@@ -13,10 +13,10 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use latchkey_protocol::Secret;
 use sha2::Sha256;
 
 use crate::outbound::{ReadError, read_body};
-use crate::state::ServerState;
 
 /// Header carrying the HMAC signature of the timestamp and the request body.
 pub(crate) const SIGNATURE_HEADER: &str = "X-Latchkey-Signature";
@@ -50,9 +50,9 @@ pub(crate) enum WebhookError {
 
 /// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, the value of
 /// [`SIGNATURE_HEADER`].
-pub(crate) fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
@@ -60,28 +60,27 @@ pub(crate) fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// POST `body` as JSON to `url` (with the server's webhook client, which follows no
-/// redirects) and parse the JSON answer.
+/// POST `body` as JSON to `url` with `client` (the server's webhook client, which
+/// follows no redirects) and parse the JSON answer.
 ///
-/// When `secret` is `Some`, the request is signed (see the module docs).
+/// When `signing` is `Some((secret, now))`, the request is signed with `secret` and
+/// the timestamp `now` (see the module docs).
 /// Non-2xx answers, answers over [`MAX_ANSWER_BYTES`], non-JSON answers, timeouts and
 /// connection failures are [`WebhookError`]s.
 pub(crate) async fn call_json(
-    state: &ServerState,
+    client: &reqwest::Client,
     url: &str,
-    secret: Option<&str>,
+    signing: Option<(&Secret, i64)>,
     body: &serde_json::Value,
     timeout: Duration,
 ) -> Result<serde_json::Value, WebhookError> {
     let raw = serde_json::to_vec(body).map_err(|_| WebhookError::Request)?;
-    let mut req = state
-        .webhook_http
+    let mut req = client
         .post(url)
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(secret) = secret {
-        let timestamp = state.clock.now_secs();
+    if let Some((secret, timestamp)) = signing {
         req = req
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature(secret, timestamp, &raw));
@@ -136,6 +135,9 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"1700000000.{\"a\":1}");
         let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert_eq!(signature("Jefe", 1_700_000_000, br#"{"a":1}"#), expected);
+        assert_eq!(
+            signature(&Secret::new("Jefe"), 1_700_000_000, br#"{"a":1}"#),
+            expected
+        );
     }
 }

@@ -61,13 +61,14 @@ impl FullStack {
         let admin_token = config
             .admin_token
             .clone()
-            .expect("the dev configuration has an admin token");
+            .expect("the dev configuration has an admin token")
+            .into_exposed();
         let app = &mut config.apps[0];
         let p = &mut app.providers;
 
         p.google.enabled = true;
         p.google.client_id = GOOGLE_CLIENT_ID.to_owned();
-        p.google.client_secret = Some(GOOGLE_CLIENT_SECRET.to_owned());
+        p.google.client_secret = Some(GOOGLE_CLIENT_SECRET.into());
         p.google.jwks_url = google.jwks_url();
         p.google.token_url = google.token_url();
         p.google.issuers = vec![google.issuer().to_owned()];
@@ -79,7 +80,7 @@ impl FullStack {
 
         p.facebook.enabled = true;
         p.facebook.app_id = facebook.app_id().to_owned();
-        p.facebook.app_secret = facebook.app_secret().to_owned();
+        p.facebook.app_secret = facebook.app_secret().into();
         p.facebook.graph_url = facebook.graph_url();
 
         p.custom_function.enabled = true;
@@ -108,7 +109,8 @@ impl FullStack {
             .signing_keys
             .first()
             .cloned()
-            .expect("the dev configuration has a custom-token key");
+            .expect("the dev configuration has a custom-token key")
+            .into_exposed();
         let server = TestServer::start_with(config.clone()).await;
         FullStack {
             server: Some(server),

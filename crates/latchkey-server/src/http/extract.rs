@@ -1,107 +1,315 @@
-//! Reading request bodies (Extended JSON) and bearer tokens.
+//! Extractors: what a handler gets already parsed and authenticated. Each one parses
+//! its part of the request and asks the domain layer; a failure is answered as the
+//! domain error says.
+//!
+//! - [`KnownApp`]: the route's `{app_id}` names a hosted app.
+//! - [`LoginRoute`]: the `{app_id}` and an enabled `{provider}`.
+//! - [`UserpassApp`]: the `{app_id}`, with `local-userpass` enabled.
+//! - [`AccessSession`]: `Authorization: Bearer <access token>`, a live session and user.
+//! - [`RefreshSession`]: `Authorization: Bearer <refresh token>`, likewise.
+//! - [`ApiKeyCaller`]: a refresh session of an app with the `api-key` provider on.
+//! - [`AdminCaller`]: `Authorization: Bearer <admin token>`.
+//! - [`ClientIp`]: the client address used for throttling.
+//! - [`EJson`]: an Extended JSON object body; [`CustomDataBody`]: the admin API's
+//!   custom data body.
 
-use axum::extract::rejection::BytesRejection;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use latchkey_protocol::ejson;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::auth::login::{self, LoginTarget};
+use crate::auth::sessions::{self, SessionAuth};
+use crate::auth::state::{AppRuntime, SharedState};
+use crate::auth::{admin, api_keys, userpass};
+use crate::error::Error;
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Parse a request body as (canonical or relaxed) Extended JSON into a plain JSON
-/// object. An empty body is an empty object: realm-core sends `""` with a JSON
-/// content type on body-less requests.
-pub(crate) fn json_object(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Map<String, Value>, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large()
-        } else {
-            ApiError::bad_request("cannot read request body")
-        }
-    })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let value: Value = serde_json::from_slice(&bytes)
-        // serde_json's syntax errors name a position, never the content.
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    match ejson::to_plain(value) {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::bad_request("request body must be a JSON object")),
-    }
-}
-
 /// The token of an `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, Error> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::missing_auth());
+        return Err(Error::MissingAuth);
     };
     let value = value
         .to_str()
-        .map_err(|_| ApiError::invalid_session("invalid session: malformed Authorization header"))?
+        .map_err(|_| Error::invalid_session("invalid session: malformed Authorization header"))?
         .trim();
     if value.is_empty() {
-        return Err(ApiError::missing_auth());
+        return Err(Error::MissingAuth);
     }
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::invalid_session(
+        return Err(Error::invalid_session(
             "invalid session: expected a Bearer token",
         ));
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::missing_auth());
+        return Err(Error::MissingAuth);
     }
     Ok(token)
+}
+
+/// The decoded route parameters (`{app_id}`, `{provider}`, ...).
+async fn path_params(
+    parts: &mut Parts,
+    state: &SharedState,
+) -> Result<HashMap<String, String>, ApiError> {
+    Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map(|Path(params)| params)
+        // As the framework would answer (see `json_errors`).
+        .map_err(|rejection| ApiError::from_status(rejection.status()))
+}
+
+/// The route parameter `name`.
+fn param<'p>(params: &'p HashMap<String, String>, name: &str) -> Result<&'p str, ApiError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| Error::internal(&format_args!("route has no {{{name}}}")).into())
+}
+
+/// The route's `{app_id}` names a hosted app.
+#[derive(Debug)]
+pub(crate) struct KnownApp;
+
+impl FromRequestParts<SharedState> for KnownApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts, state).await?;
+        state.app(param(&params, "app_id")?)?;
+        Ok(KnownApp)
+    }
+}
+
+/// The route's `{app_id}` and its enabled `{provider}`.
+#[derive(Debug)]
+pub(crate) struct LoginRoute(pub(crate) LoginTarget);
+
+impl FromRequestParts<SharedState> for LoginRoute {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts, state).await?;
+        let target = login::target(
+            state,
+            param(&params, "app_id")?,
+            param(&params, "provider")?,
+        )?;
+        Ok(LoginRoute(target))
+    }
+}
+
+/// The route's `{app_id}`, which must have `local-userpass` enabled.
+#[derive(Debug)]
+pub(crate) struct UserpassApp(pub(crate) Arc<AppRuntime>);
+
+impl FromRequestParts<SharedState> for UserpassApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts, state).await?;
+        Ok(UserpassApp(userpass::app(
+            state,
+            param(&params, "app_id")?,
+        )?))
+    }
+}
+
+/// An extractor of `Authorization: Bearer <token>` authenticated by a domain function
+/// into a [`SessionAuth`].
+macro_rules! bearer_session {
+    ($(#[$doc:meta])* $name:ident, $authenticate:path) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name(pub(crate) SessionAuth);
+
+        impl FromRequestParts<SharedState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &SharedState,
+            ) -> Result<Self, Self::Rejection> {
+                let token = bearer(&parts.headers)?;
+                Ok($name($authenticate(state, token).await?))
+            }
+        }
+    };
+}
+
+bearer_session!(
+    /// A request authenticated with an access token.
+    AccessSession,
+    sessions::authenticate_access
+);
+bearer_session!(
+    /// A request authenticated with a refresh token.
+    RefreshSession,
+    sessions::authenticate_refresh
+);
+bearer_session!(
+    /// A refresh-token caller of the user API key routes (the `api-key` provider enabled).
+    ApiKeyCaller,
+    api_keys::caller
+);
+
+/// A caller holding the admin token.
+#[derive(Debug)]
+pub(crate) struct AdminCaller;
+
+impl FromRequestParts<SharedState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        admin::authorize(state, bearer(&parts.headers))?;
+        Ok(AdminCaller)
+    }
+}
+
+/// The client IP: the socket peer, or the last `X-Forwarded-For` entry when
+/// `trust_forwarded_for` is set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl FromRequestParts<SharedState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.throttle.trusts_forwarded_for()
+            && let Some(ip) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .next_back()
+        {
+            return Ok(ClientIp(Some(ip)));
+        }
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The request body, within [`MAX_BODY_BYTES`].
+async fn body_bytes(req: Request, state: &SharedState) -> Result<Bytes, StatusCode> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| rejection.status())
+}
+
+/// A request body parsed as (canonical or relaxed) Extended JSON into a plain JSON
+/// object. An empty body is an empty object: realm-core sends `""` with a JSON content
+/// type on body-less requests.
+#[derive(Debug)]
+pub(crate) struct EJson(pub(crate) Map<String, Value>);
+
+impl FromRequest<SharedState> for EJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await.map_err(|status| {
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large()
+            } else {
+                Error::bad_request("cannot read request body").into()
+            }
+        })?;
+        Ok(EJson(json_object(&bytes)?))
+    }
+}
+
+/// [`EJson`]'s parsing.
+fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        // serde_json's syntax errors name a position, never the content.
+        .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))?;
+    match ejson::to_plain(value) {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::bad_request("request body must be a JSON object")),
+    }
+}
+
+/// The body of the admin API's custom data route: one (Extended) JSON object, never
+/// empty.
+#[derive(Debug)]
+pub(crate) struct CustomDataBody(pub(crate) Value);
+
+impl FromRequest<SharedState> for CustomDataBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state)
+            .await
+            .map_err(|_| Error::bad_request("cannot read request body"))?;
+        match serde_json::from_slice::<Value>(&bytes).map(ejson::to_plain) {
+            Ok(v @ Value::Object(_)) => Ok(CustomDataBody(v)),
+            _ => Err(Error::bad_request("custom data must be a JSON object").into()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_protocol::ErrorCode;
 
     #[test]
     fn bodies() {
-        assert!(json_object(Ok(Bytes::from_static(b""))).unwrap().is_empty());
-        assert!(
-            json_object(Ok(Bytes::from_static(b" \n")))
-                .unwrap()
-                .is_empty()
-        );
-        let m = json_object(Ok(Bytes::from_static(br#"{"a":{"$numberInt":"7"}}"#))).unwrap();
+        assert!(json_object(b"").unwrap().is_empty());
+        assert!(json_object(b" \n").unwrap().is_empty());
+        let m = json_object(br#"{"a":{"$numberInt":"7"}}"#).unwrap();
         assert_eq!(m["a"], 7);
-        let e = json_object(Ok(Bytes::from_static(b"{nope"))).unwrap_err();
-        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(e.error_code(), &ErrorCode::BadRequest);
-        assert!(json_object(Ok(Bytes::from_static(b"[1]"))).is_err());
+        let e = json_object(b"{nope").unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)), "400 BadRequest: {e:?}");
+        assert!(json_object(b"[1]").is_err());
     }
 
     #[test]
     fn bearer_tokens() {
         let mut h = HeaderMap::new();
-        assert_eq!(
-            bearer(&h).unwrap_err().error_code(),
-            &ErrorCode::MissingAuthReq
-        );
+        assert_eq!(bearer(&h).unwrap_err(), Error::MissingAuth);
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
         assert_eq!(bearer(&h).unwrap(), "abc");
         h.insert(header::AUTHORIZATION, "bearer  abc ".parse().unwrap());
         assert_eq!(bearer(&h).unwrap(), "abc");
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(
-            bearer(&h).unwrap_err().error_code(),
-            &ErrorCode::InvalidSession
-        );
+        assert!(matches!(bearer(&h).unwrap_err(), Error::InvalidSession(_)));
         h.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
-        assert_eq!(
-            bearer(&h).unwrap_err().error_code(),
-            &ErrorCode::MissingAuthReq
-        );
+        assert_eq!(bearer(&h).unwrap_err(), Error::MissingAuth);
     }
 }

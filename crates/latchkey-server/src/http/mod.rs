@@ -1,6 +1,8 @@
-//! The HTTP layer: routes, CORS, body limits, and the guarantee that every error
-//! (including the framework's own rejections and fallbacks) is a JSON body with
-//! `Content-Type: application/json`.
+//! The HTTP layer: routes, CORS, body limits, extractors ([`extract`]), and the
+//! guarantee that every error (including the framework's own rejections and
+//! fallbacks) is a JSON body with `Content-Type: application/json`. Domain errors
+//! become JSON answers in one place ([`error`]). No rule lives here: a handler
+//! parses, calls one domain function and renders its answer.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -12,18 +14,18 @@ use latchkey_protocol::routes::paths;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::auth::state::SharedState;
 
 mod admin;
 mod api_keys;
-pub(crate) mod auth;
 mod client;
+mod error;
 mod extract;
-pub(crate) mod response;
+mod response;
 mod userpass;
 
-pub(crate) use extract::MAX_BODY_BYTES;
+pub use error::ApiError;
+use extract::MAX_BODY_BYTES;
 use response::APPLICATION_JSON;
 
 /// The response header realm-web reads in the OAuth link flow.

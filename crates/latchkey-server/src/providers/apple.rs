@@ -2,30 +2,146 @@
 //! `iss` (Apple), `aud` (one of the configured client ids), `exp`, `nbf` and `iat`.
 //! The identity id is `sub`; `email` (and a name, when present) go to the profile.
 
+use async_trait::async_trait;
 use latchkey_protocol::{LoginBody, ProviderType};
+use serde::{Deserialize, Serialize};
 
-use super::oidc::{self, Rules};
-use super::{ProviderContext, VerifiedIdentity, required_str};
-use crate::error::ApiError;
+use super::common::{Provider, ProviderContext, VerifiedIdentity, required_str};
+use super::oidc::{self, DEFAULT_LEEWAY_SECS, Rules, check_leeway, default_leeway};
+use crate::error::Error;
+use crate::settings::{ConfigError, check_non_empty, check_url, invalid, yes};
+
+/// Apple's JSON Web Key Set.
+pub const APPLE_JWKS_URL: &str = "https://appleid.apple.com/auth/keys";
+/// Apple's ID token issuer.
+pub const APPLE_ISSUER: &str = "https://appleid.apple.com";
 
 const LABEL: &str = "Apple";
 
-/// Check a login body `{id_token}`.
-pub(crate) async fn authenticate(
-    ctx: ProviderContext<'_>,
-    body: &LoginBody,
-) -> Result<VerifiedIdentity, ApiError> {
-    let token = required_str(body, "id_token")?;
-    let config = &ctx.app.config.providers.apple;
-    let audiences = config.audiences();
-    let issuers = [config.issuer.clone()];
-    let rules = Rules::id_token(LABEL, &audiences, &issuers, config.leeway_secs);
-    oidc::verify_id_token(
-        ctx.state,
-        ProviderType::Apple,
-        token,
-        &config.jwks_url,
-        &rules,
-    )
-    .await
+/// `[apps.providers.oauth2-apple]`: log in with a Sign in with Apple ID token.
+///
+/// ```toml
+/// [apps.providers.oauth2-apple]
+/// client_id = "com.example.app"     # bundle id (mobile) or services id (web)
+/// client_ids = ["com.example.web"]  # optional, more accepted audiences
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppleConfig {
+    /// Whether the provider accepts logins. True when the table is present and the key is not.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The expected `aud`: the bundle id or services id.
+    #[serde(default)]
+    pub client_id: String,
+    /// More accepted `aud` values (so one server serves both mobile and web).
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// Apple's JWK Set (default [`APPLE_JWKS_URL`]).
+    #[serde(default = "default_apple_jwks")]
+    pub jwks_url: String,
+    /// The required `iss` (default [`APPLE_ISSUER`]).
+    #[serde(default = "default_apple_issuer")]
+    pub issuer: String,
+    /// Clock-skew leeway for `exp`, `nbf` and `iat` in seconds (default 60, at most 300).
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+impl Default for AppleConfig {
+    fn default() -> Self {
+        AppleConfig {
+            enabled: false,
+            client_id: String::new(),
+            client_ids: Vec::new(),
+            jwks_url: default_apple_jwks(),
+            issuer: default_apple_issuer(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+        }
+    }
+}
+
+fn default_apple_jwks() -> String {
+    APPLE_JWKS_URL.to_owned()
+}
+
+fn default_apple_issuer() -> String {
+    APPLE_ISSUER.to_owned()
+}
+
+impl AppleConfig {
+    /// Check the values (when enabled). `app` names the app in messages.
+    pub fn validate(&self, app: &str) -> Result<(), ConfigError> {
+        const P: &str = Apple::NAME;
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.audiences().is_empty() {
+            return invalid(app, P, "client_id (or client_ids) is required");
+        }
+        check_non_empty(app, P, "client_ids", &self.client_ids)?;
+        check_url(app, P, "jwks_url", &self.jwks_url)?;
+        if self.issuer.trim().is_empty() {
+            return invalid(app, P, "issuer must not be empty");
+        }
+        check_leeway(app, P, self.leeway_secs)
+    }
+
+    /// Every accepted `aud`: `client_id` then `client_ids`.
+    pub fn audiences(&self) -> Vec<String> {
+        std::iter::once(self.client_id.clone())
+            .chain(self.client_ids.iter().cloned())
+            .filter(|a| !a.trim().is_empty())
+            .collect()
+    }
+}
+
+/// The `oauth2-apple` provider.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Apple;
+
+#[async_trait]
+impl Provider for Apple {
+    const NAME: &'static str = ProviderType::Apple.as_str();
+    type Config = AppleConfig;
+
+    fn enabled(&self, config: &AppleConfig) -> bool {
+        config.enabled
+    }
+
+    fn validate(&self, config: &AppleConfig, app_id: &str) -> Result<(), ConfigError> {
+        config.validate(app_id)
+    }
+
+    /// Check a login body `{id_token}`.
+    async fn authenticate(
+        &self,
+        ctx: &ProviderContext<'_>,
+        config: &AppleConfig,
+        body: &LoginBody,
+    ) -> Result<VerifiedIdentity, Error> {
+        let token = required_str(body, "id_token")?;
+        let audiences = config.audiences();
+        let issuers = [config.issuer.clone()];
+        let rules = Rules::id_token(LABEL, &audiences, &issuers, config.leeway_secs);
+        oidc::verify_id_token(ctx, Self::NAME, token, &config.jwks_url, &rules).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let a = AppleConfig {
+            enabled: true,
+            ..AppleConfig::default()
+        };
+        assert!(
+            a.validate("a")
+                .unwrap_err()
+                .to_string()
+                .contains("client_id")
+        );
+    }
 }

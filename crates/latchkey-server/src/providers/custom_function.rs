@@ -16,12 +16,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_protocol::{LoginBody, ProviderType};
+use async_trait::async_trait;
+use latchkey_protocol::{LoginBody, ProviderType, Secret};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ProviderContext, VerifiedIdentity};
-use crate::config::{ConfigError, CustomFunctionConfig};
-use crate::error::ApiError;
+use super::common::{Provider, ProviderContext, VerifiedIdentity};
+use crate::error::{Error, printable};
+use crate::settings::{ConfigError, expose_optional_secret, yes};
 use crate::webhooks;
 
 /// Default webhook / function timeout in milliseconds.
@@ -103,6 +105,39 @@ impl fmt::Debug for CustomFunction {
     }
 }
 
+/// Custom function provider settings (`[apps.providers.custom-function]`): the login
+/// payload is verified by a webhook (configuration) or an in-process Rust function
+/// ([`CustomFunctionConfig::function`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomFunctionConfig {
+    /// Whether custom-function login is allowed. True when the table is present and the
+    /// key is not.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// URL the login payload is POSTed to (see `docs/providers-server.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// When set, requests carry `X-Latchkey-Timestamp: <secs>` and
+    /// `X-Latchkey-Signature: sha256=<hex HMAC-SHA256>` of `"<secs>.<body>"` with this
+    /// secret.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional_secret"
+    )]
+    pub webhook_secret: Option<Secret>,
+    /// Webhook timeout in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// An in-process function, used instead of the webhook when set (library use only).
+    #[serde(skip)]
+    pub function: Option<CustomFunction>,
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
 impl Default for CustomFunctionConfig {
     fn default() -> Self {
         CustomFunctionConfig {
@@ -129,7 +164,7 @@ impl CustomFunctionConfig {
                 ));
             }
         }
-        if self.webhook_secret.as_deref() == Some("") {
+        if self.webhook_secret.as_ref().is_some_and(Secret::is_empty) {
             return invalid(format!(
                 "app {app_id:?}: custom-function webhook_secret must not be empty (omit it instead)"
             ));
@@ -149,19 +184,19 @@ impl CustomFunctionConfig {
 }
 
 /// A webhook answer as an identity.
-fn parse_answer(answer: &Value) -> Result<FunctionIdentity, ApiError> {
+fn parse_answer(answer: &Value) -> Result<FunctionIdentity, Error> {
     let Some(obj) = answer.as_object() else {
-        return Err(ApiError::auth_error(
+        return Err(Error::auth_failed(
             "custom function answer must be a JSON object",
         ));
     };
     if obj.get("error").is_some_and(|e| !e.is_null()) {
-        return Err(ApiError::auth_error("custom function rejected the login"));
+        return Err(Error::auth_failed("custom function rejected the login"));
     }
     let id = match obj.get("id") {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
         _ => {
-            return Err(ApiError::auth_error(
+            return Err(Error::auth_failed(
                 "custom function answer has no non-empty 'id' string",
             ));
         }
@@ -170,7 +205,7 @@ fn parse_answer(answer: &Value) -> Result<FunctionIdentity, ApiError> {
         None | Some(Value::Null) => None,
         Some(Value::String(n)) => Some(n.clone()),
         Some(_) => {
-            return Err(ApiError::auth_error(
+            return Err(Error::auth_failed(
                 "custom function answer 'name' must be a string",
             ));
         }
@@ -180,7 +215,7 @@ fn parse_answer(answer: &Value) -> Result<FunctionIdentity, ApiError> {
 
 /// An in-process function's error message as sent to the client: printable, bounded.
 fn function_message(message: &str) -> String {
-    let shown = crate::error::printable(message, 256);
+    let shown = printable(message, 256);
     if shown.is_empty() {
         "custom function rejected the login".to_owned()
     } else {
@@ -188,58 +223,73 @@ fn function_message(message: &str) -> String {
     }
 }
 
-/// Verify a custom-function payload through the in-process function or the webhook.
-pub(crate) async fn authenticate(
-    ctx: ProviderContext<'_>,
-    body: &LoginBody,
-) -> Result<VerifiedIdentity, ApiError> {
-    let config = &ctx.app.config.providers.custom_function;
-    let timeout = Duration::from_millis(config.timeout_ms);
-    let payload = Value::Object(body.clone());
-    let identity = if let Some(function) = &config.function {
-        match tokio::time::timeout(timeout, function.call(payload)).await {
-            Err(_) => return Err(ApiError::auth_error("custom function timed out")),
-            Ok(Err(message)) => return Err(ApiError::auth_error(function_message(&message))),
-            Ok(Ok(identity)) => identity,
+/// The `custom-function` provider.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CustomFunctionProvider;
+
+#[async_trait]
+impl Provider for CustomFunctionProvider {
+    const NAME: &'static str = ProviderType::CustomFunction.as_str();
+    type Config = CustomFunctionConfig;
+
+    fn enabled(&self, config: &CustomFunctionConfig) -> bool {
+        config.enabled
+    }
+
+    fn validate(&self, config: &CustomFunctionConfig, app_id: &str) -> Result<(), ConfigError> {
+        config.validate(app_id)
+    }
+
+    /// Verify a custom-function payload through the in-process function or the webhook.
+    async fn authenticate(
+        &self,
+        ctx: &ProviderContext<'_>,
+        config: &CustomFunctionConfig,
+        body: &LoginBody,
+    ) -> Result<VerifiedIdentity, Error> {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let payload = Value::Object(body.clone());
+        let identity = if let Some(function) = &config.function {
+            match tokio::time::timeout(timeout, function.call(payload)).await {
+                Err(_) => return Err(Error::auth_failed("custom function timed out")),
+                Ok(Err(message)) => return Err(Error::auth_failed(function_message(&message))),
+                Ok(Ok(identity)) => identity,
+            }
+        } else if let Some(url) = &config.webhook_url {
+            let signing = config
+                .webhook_secret
+                .as_ref()
+                .map(|secret| (secret, ctx.clock.now_secs()));
+            let answer = webhooks::call_json(ctx.webhook_http, url, signing, &payload, timeout)
+                .await
+                .map_err(|e| {
+                    tracing::info!(app = ctx.app_id, error = %e, "custom function webhook failed");
+                    Error::auth_failed(format!("custom function failed: {e}"))
+                })?;
+            parse_answer(&answer)?
+        } else {
+            return Err(Error::auth_failed("custom function is not configured"));
+        };
+        if identity.id.is_empty() || identity.id.len() > MAX_ID_LEN {
+            return Err(Error::auth_failed(format!(
+                "custom function id must be 1-{MAX_ID_LEN} bytes long"
+            )));
         }
-    } else if let Some(url) = &config.webhook_url {
-        let answer = webhooks::call_json(
-            ctx.state,
-            url,
-            config.webhook_secret.as_deref(),
-            &payload,
-            timeout,
-        )
-        .await
-        .map_err(|e| {
-            tracing::info!(app = ctx.app.id(), error = %e, "custom function webhook failed");
-            ApiError::auth_error(format!("custom function failed: {e}"))
-        })?;
-        parse_answer(&answer)?
-    } else {
-        return Err(ApiError::auth_error("custom function is not configured"));
-    };
-    if identity.id.is_empty() || identity.id.len() > MAX_ID_LEN {
-        return Err(ApiError::auth_error(format!(
-            "custom function id must be 1-{MAX_ID_LEN} bytes long"
-        )));
+        let mut data = Map::new();
+        if let Some(name) = identity.name {
+            data.insert("name".to_owned(), Value::String(name));
+        }
+        Ok(VerifiedIdentity {
+            provider: Self::NAME,
+            id: identity.id,
+            data,
+        })
     }
-    let mut data = Map::new();
-    if let Some(name) = identity.name {
-        data.insert("name".to_owned(), Value::String(name));
-    }
-    Ok(VerifiedIdentity {
-        provider: ProviderType::CustomFunction,
-        id: identity.id,
-        data,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::StatusCode;
-    use latchkey_protocol::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -259,8 +309,8 @@ mod tests {
             json!({"id": "u1", "name": 3}),
         ] {
             let e = parse_answer(&bad).unwrap_err();
-            assert_eq!(e.status(), StatusCode::UNAUTHORIZED, "{bad}");
-            assert_eq!(e.error_code(), &ErrorCode::AuthError);
+            // 401 AuthError (see `http::error`).
+            assert!(matches!(e, Error::AuthFailed(_)), "{bad}");
         }
     }
 
@@ -280,7 +330,7 @@ mod tests {
         c.webhook_secret = Some("s3cret-value".into());
         assert!(c.validate("a").is_ok());
         assert!(!format!("{c:?}").contains("s3cret-value"));
-        c.webhook_secret = Some(String::new());
+        c.webhook_secret = Some(String::new().into());
         assert!(c.validate("a").is_err());
     }
 

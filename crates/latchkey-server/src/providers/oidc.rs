@@ -11,14 +11,46 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use latchkey_protocol::ProviderType;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::VerifiedIdentity;
+use super::common::{ProviderContext, VerifiedIdentity};
 use super::jwks::JwksError;
-use crate::config::AudienceMatch;
-use crate::error::ApiError;
-use crate::state::ServerState;
+use crate::error::Error;
+use crate::settings::{ConfigError, invalid};
+
+/// Default clock-skew leeway for `exp`, `nbf` and `iat`, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 60;
+/// Largest accepted `leeway_secs`.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
+/// How a token's `aud` is matched against the configured `audience` list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudienceMatch {
+    /// At least one configured audience must be in the token's `aud` (default).
+    #[default]
+    Any,
+    /// Every configured audience must be in the token's `aud`.
+    All,
+}
+
+/// The serde default of `leeway_secs`.
+pub(crate) fn default_leeway() -> u64 {
+    DEFAULT_LEEWAY_SECS
+}
+
+/// Check a configured `leeway_secs` of `provider`'s table.
+pub(crate) fn check_leeway(app: &str, provider: &str, leeway: u64) -> Result<(), ConfigError> {
+    if leeway > MAX_LEEWAY_SECS {
+        return invalid(
+            app,
+            provider,
+            format!("leeway_secs must be at most {MAX_LEEWAY_SECS}, got {leeway}"),
+        );
+    }
+    Ok(())
+}
 
 /// Longest accepted inbound JWT (App Services' custom-JWT limit).
 pub(crate) const MAX_TOKEN_LEN: usize = 1_000_000;
@@ -29,8 +61,8 @@ const MIN_RSA_BITS: usize = 2048;
 ///
 /// An unreachable identity provider is reported as a rejected credential (401, not
 /// 5xx), so clients show an error instead of retrying a login in a loop.
-pub(crate) fn unreachable(label: &str, what: &str) -> ApiError {
-    ApiError::auth_error(format!(
+pub(crate) fn unreachable(label: &str, what: &str) -> Error {
+    Error::auth_failed(format!(
         "{label}: {what} could not be verified: identity provider unreachable"
     ))
 }
@@ -94,13 +126,13 @@ pub(crate) struct Rules<'a> {
 
 /// Verify `token` and return its claims.
 pub(crate) async fn verify(
-    state: &ServerState,
+    ctx: &ProviderContext<'_>,
     token: &str,
     keys: Keys<'_>,
     rules: &Rules<'_>,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, Error> {
     let label = rules.label;
-    let reject = |why: &str| ApiError::auth_error(format!("{label}: {why}"));
+    let reject = |why: &str| Error::auth_failed(format!("{label}: {why}"));
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(reject("malformed token"));
     }
@@ -143,7 +175,7 @@ pub(crate) async fn verify(
                 .get("kid")
                 .and_then(Value::as_str)
                 .ok_or_else(|| reject("token has no key id (kid)"))?;
-            jwks_key = match state.jwks.key(&state.http, url, kid).await {
+            jwks_key = match ctx.jwks.key(ctx.http, url, kid).await {
                 Ok(key) => key,
                 Err(JwksError::UnknownKid) => {
                     return Err(reject("token is signed by an unknown key"));
@@ -169,7 +201,7 @@ pub(crate) async fn verify(
         }
     }
     let claims = claims.ok_or_else(|| reject("invalid signature"))?;
-    check_claims(&claims, rules, state.clock.now_secs())?;
+    check_claims(&claims, rules, ctx.clock.now_secs())?;
     Ok(claims)
 }
 
@@ -204,9 +236,9 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, ()> {
     }
 }
 
-fn check_claims(claims: &Map<String, Value>, rules: &Rules<'_>, now: i64) -> Result<(), ApiError> {
+fn check_claims(claims: &Map<String, Value>, rules: &Rules<'_>, now: i64) -> Result<(), Error> {
     let label = rules.label;
-    let reject = |why: &str| ApiError::auth_error(format!("{label}: {why}"));
+    let reject = |why: &str| Error::auth_failed(format!("{label}: {why}"));
     let leeway = i64::try_from(rules.leeway_secs).unwrap_or(0);
     let exp = numeric(claims, "exp")
         .map_err(|()| reject("exp claim is not a number"))?
@@ -272,13 +304,13 @@ impl<'a> Rules<'a> {
 /// Verify an OpenID Connect ID token of `provider` with a key from `jwks_url`: the
 /// identity is `sub`, the profile its standard claims.
 pub(crate) async fn verify_id_token(
-    state: &ServerState,
-    provider: ProviderType,
+    ctx: &ProviderContext<'_>,
+    provider: &'static str,
     token: &str,
     jwks_url: &str,
     rules: &Rules<'_>,
-) -> Result<VerifiedIdentity, ApiError> {
-    let claims = verify(state, token, Keys::Jwks(jwks_url), rules).await?;
+) -> Result<VerifiedIdentity, Error> {
+    let claims = verify(ctx, token, Keys::Jwks(jwks_url), rules).await?;
     Ok(VerifiedIdentity {
         provider,
         id: subject(rules.label, &claims, "sub")?,
@@ -291,18 +323,18 @@ pub(crate) fn subject(
     label: &str,
     claims: &Map<String, Value>,
     claim: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, Error> {
     let id = match claims.get(claim) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
         _ => {
-            return Err(ApiError::auth_error(format!(
+            return Err(Error::auth_failed(format!(
                 "{label}: token has no '{claim}' claim"
             )));
         }
     };
     if id.is_empty() || id.len() > 512 {
-        return Err(ApiError::auth_error(format!(
+        return Err(Error::auth_failed(format!(
             "{label}: the '{claim}' claim must be 1-512 bytes"
         )));
     }
@@ -376,7 +408,7 @@ mod tests {
         assert!(check_claims(&skew, &any, now).is_ok());
         let expired = claims(serde_json::json!({"exp": now - 61, "aud": "a", "iss": "https://i"}));
         let e = check_claims(&expired, &any, now).unwrap_err();
-        assert_eq!(e.message(), "test: token expired");
+        assert_eq!(e.to_string(), "test: token expired");
         let no_exp = claims(serde_json::json!({"aud": "a", "iss": "https://i"}));
         assert!(check_claims(&no_exp, &any, now).is_err());
         let str_exp =
@@ -384,7 +416,7 @@ mod tests {
         assert!(check_claims(&str_exp, &any, now).is_err());
         let wrong_iss = claims(serde_json::json!({"exp": now + 10, "aud": "a", "iss": "x"}));
         assert_eq!(
-            check_claims(&wrong_iss, &any, now).unwrap_err().message(),
+            check_claims(&wrong_iss, &any, now).unwrap_err().to_string(),
             "test: issuer mismatch"
         );
     }

@@ -111,7 +111,7 @@ async fn user_routes() {
 #[tokio::test]
 async fn disable_and_enable() {
     let mut c = config();
-    c.admin_token = Some(ADMIN.to_owned());
+    c.admin_token = Some(ADMIN.into());
     let h = start_with(c).await;
     let t = h.signed_up("d@example.com", "secret123").await;
     let user_url = admin_url(&h, &format!("/users/{}", t.user_id));

@@ -127,7 +127,7 @@ fn config_for(url: &str, secret: Option<&str>, timeout_ms: u64) -> Config {
     let cf = &mut c.apps[0].providers.custom_function;
     cf.enabled = true;
     cf.webhook_url = Some(url.to_owned());
-    cf.webhook_secret = secret.map(str::to_owned);
+    cf.webhook_secret = secret.map(Into::into);
     cf.timeout_ms = timeout_ms;
     c
 }

@@ -32,7 +32,7 @@ fn field(name: &str, field_name: Option<&str>, required: bool) -> MetadataField 
 fn hs256_config(keys: &[&str]) -> CustomTokenConfig {
     CustomTokenConfig {
         enabled: true,
-        signing_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        signing_keys: keys.iter().map(|k| (*k).into()).collect(),
         ..CustomTokenConfig::default()
     }
 }
@@ -309,7 +309,7 @@ async fn rs256_pem_keys_and_algorithm_confusion() {
     let custom = CustomTokenConfig {
         enabled: true,
         signing_algorithm: SigningAlgorithm::RS256,
-        signing_keys: vec![k1.public_pem.clone(), k2.public_pem.clone()],
+        signing_keys: vec![k1.public_pem.clone().into(), k2.public_pem.clone().into()],
         ..CustomTokenConfig::default()
     };
     let h = start_with(with_custom(custom)).await;
@@ -450,12 +450,14 @@ async fn disabled_provider_is_not_found() {
 #[tokio::test]
 async fn dev_config_has_a_usable_custom_token_key() {
     let dev = Config::dev();
-    let key = dev.apps[0].providers.custom_token.signing_keys[0].clone();
+    let key = dev.apps[0].providers.custom_token.signing_keys[0]
+        .expose()
+        .to_owned();
     assert!(dev.apps[0].providers.custom_token.enabled);
     assert_eq!(key.len(), 64);
     assert_ne!(
         key,
-        Config::dev().apps[0].providers.custom_token.signing_keys[0]
+        Config::dev().apps[0].providers.custom_token.signing_keys[0].expose()
     );
     assert!(
         !format!("{dev:?}").contains(&key),
@@ -533,7 +535,7 @@ async fn embedded_key_headers_are_ignored() {
     let custom = CustomTokenConfig {
         enabled: true,
         signing_algorithm: SigningAlgorithm::RS256,
-        signing_keys: vec![trusted.public_pem.clone()],
+        signing_keys: vec![trusted.public_pem.clone().into()],
         ..CustomTokenConfig::default()
     };
     let h = start_with(with_custom(custom)).await;

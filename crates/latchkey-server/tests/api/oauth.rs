@@ -44,7 +44,7 @@ fn facebook_config(fb: &FakeFacebook) -> FacebookConfig {
     FacebookConfig {
         enabled: true,
         app_id: fb.app_id().to_owned(),
-        app_secret: fb.app_secret().to_owned(),
+        app_secret: fb.app_secret().into(),
         graph_url: fb.graph_url(),
         ..FacebookConfig::default()
     }

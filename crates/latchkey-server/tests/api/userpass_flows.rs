@@ -17,7 +17,7 @@ pub(crate) const ADMIN: &str = "admin-token-0123456789abcdef";
 /// Config with confirmation by email (no auto-confirm) and a known admin token.
 pub(crate) fn email_config() -> Config {
     let mut c = config();
-    c.admin_token = Some(ADMIN.to_owned());
+    c.admin_token = Some(ADMIN.into());
     let up = &mut c.apps[0].providers.local_userpass;
     up.auto_confirm = false;
     up.confirmation_url = Some("https://app.example/confirm".into());

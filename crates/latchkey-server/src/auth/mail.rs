@@ -11,7 +11,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, SmtpConfig};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::store::{OutboxRecord, Store};
 
 /// Where messages go.
@@ -39,7 +39,7 @@ impl Mailer {
         store: &dyn Store,
         message: OutboxRecord,
         from: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if self.outbox {
             store.add_outbox(&message).await?;
         }
@@ -93,7 +93,7 @@ async fn deliver(smtp: &SmtpConfig, from: &str, message: OutboxRecord) -> Result
     };
     let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
     }
     builder
         .build()

@@ -27,15 +27,13 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-use axum::extract::ConnectInfo;
-use http::{Extensions, HeaderMap};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ThrottleConfig};
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// Longest cool-down.
 const MAX_LOCKOUT_SECS: u64 = 24 * 3600;
@@ -406,23 +404,10 @@ impl Throttle {
         inner.message_ips.retain(live(c.message_window_secs));
     }
 
-    /// The client IP: the socket peer, or the last `X-Forwarded-For` entry when
-    /// `trust_forwarded_for` is set.
-    pub(crate) fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
-        if self.trust_forwarded_for
-            && let Some(ip) = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .next_back()
-        {
-            return Some(ip);
-        }
-        extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
+    /// Whether the client address is the last `X-Forwarded-For` entry (behind a
+    /// trusted reverse proxy) rather than the socket peer.
+    pub(crate) fn trusts_forwarded_for(&self) -> bool {
+        self.trust_forwarded_for
     }
 
     #[cfg(test)]
@@ -451,16 +436,16 @@ fn retry_after(wait: i64) -> Result<(), u64> {
 }
 
 /// The 429 answer of a refused login.
-pub(crate) fn too_many_logins(retry_after: u64) -> ApiError {
-    ApiError::too_many_requests(
+pub(crate) fn too_many_logins(retry_after: u64) -> Error {
+    Error::too_many_requests(
         "too many failed login attempts; try again later",
         retry_after,
     )
 }
 
 /// The 429 answer of a refused message route request.
-pub(crate) fn too_many_messages(retry_after: u64) -> ApiError {
-    ApiError::too_many_requests(
+pub(crate) fn too_many_messages(retry_after: u64) -> Error {
+    Error::too_many_requests(
         "too many confirmation or reset requests; try again later",
         retry_after,
     )

@@ -1,0 +1,213 @@
+//! Sessions: starting one at login (device, session record, tokens), authenticating
+//! access and refresh tokens, refreshing and revoking.
+//!
+//! A token names its app (`baas_domain_id`), is verified with that app's key, and then
+//! its session and user are looked up, so that logout, user deletion and disabling
+//! take effect immediately.
+
+use std::sync::Arc;
+
+use latchkey_protocol::{
+    AccessTokenClaims, LoginResponse, ObjectId, RefreshResponse, RefreshTokenClaims, TokenType,
+};
+
+use super::state::{AppRuntime, ServerState};
+use crate::error::Error;
+use crate::ids::{new_object_id, new_random_id};
+use crate::providers::VerifiedIdentity;
+use crate::store::{SessionRecord, UserRecord};
+use crate::tokens::{TokenError, unverified_domain};
+
+/// A request authenticated with an access or a refresh token: its app, its live
+/// session and the session's enabled user.
+#[derive(Debug)]
+pub(crate) struct SessionAuth {
+    pub(crate) app: Arc<AppRuntime>,
+    pub(crate) session: SessionRecord,
+    pub(crate) user: UserRecord,
+}
+
+fn sign_error(e: TokenError) -> Error {
+    Error::internal(&e)
+}
+
+/// A new access token for `session`.
+fn access_token(
+    app: &AppRuntime,
+    session: &SessionRecord,
+    user: &UserRecord,
+    now: i64,
+) -> Result<String, Error> {
+    let ttl = i64::try_from(app.config.access_token_ttl_secs).unwrap_or(i64::MAX);
+    let claims = AccessTokenClaims {
+        sub: user.id.clone(),
+        exp: now.saturating_add(ttl),
+        iat: now,
+        iss: Some(session.id.clone()),
+        typ: TokenType::Access,
+        baas_device_id: Some(session.device_id.clone()),
+        baas_domain_id: Some(app.id().to_owned()),
+        user_data: user.custom_data.clone(),
+    };
+    app.keys.sign_access(&claims).map_err(sign_error)
+}
+
+/// A refresh token naming `session` (valid until the session expires).
+fn refresh_token(app: &AppRuntime, session: &SessionRecord, now: i64) -> Result<String, Error> {
+    let claims = RefreshTokenClaims {
+        sub: session.user_id.clone(),
+        exp: session.expires_at,
+        iat: now,
+        baas_id: Some(session.id.clone()),
+        typ: TokenType::Refresh,
+        baas_device_id: Some(session.device_id.clone()),
+        baas_domain_id: Some(app.id().to_owned()),
+    };
+    app.keys.sign_refresh(&claims).map_err(sign_error)
+}
+
+/// The login answer for `session`: fresh access and refresh tokens.
+pub(crate) fn login_response(
+    app: &AppRuntime,
+    session: &SessionRecord,
+    user: &UserRecord,
+    now: i64,
+) -> Result<LoginResponse, Error> {
+    Ok(LoginResponse {
+        access_token: access_token(app, session, user, now)?,
+        refresh_token: Some(refresh_token(app, session, now)?),
+        user_id: user.id.clone(),
+        device_id: session.device_id.clone(),
+    })
+}
+
+/// Start a session of `user`, proven by `verified`, on the device `device_hint` when
+/// the server knows it (else a new device).
+pub(crate) async fn start(
+    state: &ServerState,
+    app: &AppRuntime,
+    user: &UserRecord,
+    verified: &VerifiedIdentity,
+    device_hint: Option<ObjectId>,
+    now: i64,
+) -> Result<LoginResponse, Error> {
+    let device_id = match device_hint {
+        Some(id) if state.store.device_exists(app.id(), &id.to_string()).await? => id.to_string(),
+        _ => new_object_id(&state.clock).to_string(),
+    };
+    state
+        .store
+        .touch_device(app.id(), &device_id, &user.id, now)
+        .await?;
+    let ttl = i64::try_from(app.config.refresh_token_ttl_secs).unwrap_or(i64::MAX);
+    let session = SessionRecord {
+        app_id: app.id().to_owned(),
+        id: new_random_id(),
+        user_id: user.id.clone(),
+        device_id,
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+        provider_type: Some(verified.provider.to_owned()),
+        identity_id: Some(verified.id.clone()),
+    };
+    state.store.create_session(&session).await?;
+    login_response(app, &session, user, now)
+}
+
+fn access_error(e: &TokenError) -> Error {
+    match e {
+        TokenError::Expired => Error::invalid_session("invalid session: access token expired"),
+        TokenError::WrongType => {
+            Error::invalid_session("invalid session: expected an access token")
+        }
+        _ => Error::invalid_session("invalid session: invalid access token"),
+    }
+}
+
+/// The app a token claims to belong to.
+fn token_app(state: &ServerState, token: &str) -> Option<Arc<AppRuntime>> {
+    let domain = unverified_domain(token)?;
+    state.apps.get(&domain).cloned()
+}
+
+/// A live session of `user_id` and its enabled user.
+async fn live_session(
+    state: &ServerState,
+    app: &AppRuntime,
+    session_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Option<(SessionRecord, UserRecord)>, Error> {
+    let Some(session) = state.store.get_session(app.id(), session_id).await? else {
+        return Ok(None);
+    };
+    if session.user_id != user_id || session.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(user) = state.store.get_user(app.id(), user_id).await? else {
+        return Ok(None);
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    Ok(Some((session, user)))
+}
+
+/// Authenticate an access token.
+pub(crate) async fn authenticate_access(
+    state: &ServerState,
+    token: &str,
+) -> Result<SessionAuth, Error> {
+    let invalid = || Error::invalid_session("invalid session: invalid access token");
+    let app = token_app(state, token).ok_or_else(invalid)?;
+    let now = state.clock.now_secs();
+    let claims = app
+        .keys
+        .verify_access(token, now)
+        .map_err(|e| access_error(&e))?;
+    let session_id = claims.iss.as_deref().ok_or_else(invalid)?;
+    let Some((session, user)) = live_session(state, &app, session_id, &claims.sub, now).await?
+    else {
+        return Err(Error::invalid_session(
+            "invalid session: session not found or revoked",
+        ));
+    };
+    Ok(SessionAuth { app, session, user })
+}
+
+/// Authenticate a refresh token. Every failure is [`Error::refresh_token_not_found`].
+pub(crate) async fn authenticate_refresh(
+    state: &ServerState,
+    token: &str,
+) -> Result<SessionAuth, Error> {
+    let not_found = Error::refresh_token_not_found;
+    let app = token_app(state, token).ok_or_else(not_found)?;
+    let now = state.clock.now_secs();
+    let claims = app.keys.verify_refresh(token, now).map_err(|e| {
+        tracing::debug!(app = app.id(), reason = %e, "refresh token rejected");
+        not_found()
+    })?;
+    let session_id = claims.baas_id.as_deref().ok_or_else(not_found)?;
+    let (session, user) = live_session(state, &app, session_id, &claims.sub, now)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(SessionAuth { app, session, user })
+}
+
+/// A new access token for the refresh token's session.
+pub(crate) fn refresh(state: &ServerState, auth: &SessionAuth) -> Result<RefreshResponse, Error> {
+    let now = state.clock.now_secs();
+    Ok(RefreshResponse {
+        access_token: access_token(&auth.app, &auth.session, &auth.user, now)?,
+    })
+}
+
+/// End the refresh token's session (logout).
+pub(crate) async fn revoke(state: &ServerState, auth: &SessionAuth) -> Result<(), Error> {
+    state
+        .store
+        .delete_session(auth.app.id(), &auth.session.id)
+        .await?;
+    tracing::info!(app = auth.app.id(), user = %auth.user.id, "logout");
+    Ok(())
+}
