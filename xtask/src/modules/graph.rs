@@ -311,6 +311,13 @@ impl<'f> Crate<'f> {
         }
     }
 
+    /// How many leading segments of `path` name a module.
+    fn module_prefix_len(&self, path: &[String]) -> usize {
+        (1..=path.len())
+            .take_while(|&k| self.modules.contains_key(&path[..k]))
+            .count()
+    }
+
     /// The module an absolute path names: its longest prefix that is a module,
     /// following `use` re-exports (`crate::Config` where the root has
     /// `pub use config::Config` names `config`). Also returns the re-exports used.
@@ -318,10 +325,7 @@ impl<'f> Crate<'f> {
         let mut path = abs.to_vec();
         let mut via = Vec::new();
         for _ in 0..16 {
-            let mut k = 0;
-            while k < path.len() && self.modules.contains_key(&path[..=k]) {
-                k += 1;
-            }
+            let k = self.module_prefix_len(&path);
             let Some(name) = path.get(k) else {
                 break;
             };
@@ -348,11 +352,7 @@ impl<'f> Crate<'f> {
                 _ => break,
             }
         }
-        let mut k = 0;
-        while k < path.len() && self.modules.contains_key(&path[..=k]) {
-            k += 1;
-        }
-        path.truncate(k);
+        path.truncate(self.module_prefix_len(&path));
         (path, via)
     }
 

@@ -249,6 +249,57 @@ mod tests {
         assert!(toks.iter().any(|t| t.is("::")));
     }
 
+    /// Every `.rs` file of the workspace lexes to balanced brackets: a literal,
+    /// comment or lifetime taken for something else would unbalance them.
+    #[test]
+    fn every_workspace_file_has_balanced_brackets() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let mut pending = vec![
+            root.join("crates"),
+            root.join("examples"),
+            root.join("tests"),
+            root.join("xtask"),
+        ];
+        let mut files = 0;
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() && !path.ends_with("node_modules") {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let src = std::fs::read_to_string(&path).unwrap();
+                    let mut stack = Vec::new();
+                    for t in tokenize(&src).iter().filter(|t| t.kind == Kind::Punct) {
+                        match t.text.as_str() {
+                            "(" | "[" | "{" => stack.push(t.text.clone()),
+                            ")" | "]" | "}" => {
+                                let open = stack.pop();
+                                let want = match t.text.as_str() {
+                                    ")" => "(",
+                                    "]" => "[",
+                                    _ => "{",
+                                };
+                                assert_eq!(
+                                    open.as_deref(),
+                                    Some(want),
+                                    "{}:{}",
+                                    path.display(),
+                                    t.line
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                    assert!(stack.is_empty(), "{}: unclosed {stack:?}", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 50, "only {files} files");
+    }
+
     #[test]
     fn raw_identifiers_lose_their_prefix() {
         assert_eq!(idents("r#type::x"), ["type", "::", "x"]);

@@ -34,12 +34,7 @@ impl Rule {
         module: &'static str,
         modules: &'static [&'static str],
     ) -> Self {
-        Self {
-            krate,
-            module,
-            kind: RuleKind::MustNotUse,
-            modules,
-        }
+        Self::new(krate, module, RuleKind::MustNotUse, modules)
     }
 
     /// `module` (and its insides) may use no module of its crate but `modules`.
@@ -48,10 +43,19 @@ impl Rule {
         module: &'static str,
         modules: &'static [&'static str],
     ) -> Self {
+        Self::new(krate, module, RuleKind::MayOnlyUse, modules)
+    }
+
+    const fn new(
+        krate: &'static str,
+        module: &'static str,
+        kind: RuleKind,
+        modules: &'static [&'static str],
+    ) -> Self {
         Self {
             krate,
             module,
-            kind: RuleKind::MayOnlyUse,
+            kind,
             modules,
         }
     }
