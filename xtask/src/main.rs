@@ -6,7 +6,13 @@
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
 //! - `bench` — latencies as ratios against same-run baselines (release build);
-//! - `ci`    — `lint` then `test` (what `.ci/run` runs).
+//! - `ci`    — `lint` then `test` (what `.ci/run` runs);
+//! - `layering` — crate dependencies point one way, then `modules`;
+//! - `modules` — no module cycles inside any crate, and the module rules of
+//!   `xtask/src/modules/rules.rs` hold (prints every crate's module graph).
+
+mod modules;
+mod workspace;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -196,7 +202,9 @@ fn lint() -> Result<(), String> {
 }
 
 /// Dependencies point one way: protocol <- transport <- session <- providers <- facade;
-/// protocol <- server. Fail if a crate depends on a layer above it.
+/// protocol <- store <- server. Fail if a crate depends on a layer above it; then
+/// check the modules inside each crate (`modules`). Crates of the table that are
+/// not in the workspace (yet) are skipped.
 fn layering() -> Result<(), String> {
     println!("==> layering (cargo tree)");
     let forbidden: &[(&str, &[&str])] = &[
@@ -206,6 +214,7 @@ fn layering() -> Result<(), String> {
                 "latchkey-transport",
                 "latchkey-session",
                 "latchkey",
+                "latchkey-store",
                 "latchkey-server",
             ],
         ),
@@ -232,6 +241,15 @@ fn layering() -> Result<(), String> {
             "latchkey-server",
             &["latchkey-transport", "latchkey-session", "latchkey"],
         ),
+        (
+            "latchkey-store",
+            &[
+                "latchkey-server",
+                "latchkey-session",
+                "latchkey-transport",
+                "latchkey",
+            ],
+        ),
         ("latchkey", &["latchkey-server"]),
         ("latchkey-anonymous", &["latchkey", "latchkey-server"]),
         ("latchkey-email-password", &["latchkey", "latchkey-server"]),
@@ -242,7 +260,15 @@ fn layering() -> Result<(), String> {
         ("latchkey-google", &["latchkey", "latchkey-server"]),
         ("latchkey-apple", &["latchkey", "latchkey-server"]),
     ];
+    let members: Vec<String> = workspace::members(&root())?
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     for (krate, not_below) in forbidden {
+        if !members.iter().any(|m| m == krate) {
+            println!("    (skipped {krate}: not in the workspace)");
+            continue;
+        }
         let out = cargo()
             .args([
                 "tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", krate,
@@ -261,7 +287,7 @@ fn layering() -> Result<(), String> {
         }
     }
     println!("    ok: no dependency points against the layering");
-    Ok(())
+    modules::check(&root(), false)
 }
 
 fn main() -> ExitCode {
@@ -273,9 +299,10 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "lint" => lint(),
         "layering" => layering(),
+        "modules" => modules::check(&root(), true),
         "ci" => lint().and_then(|()| test()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering>");
+            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules>");
             return ExitCode::from(2);
         }
     };

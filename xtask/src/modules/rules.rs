@@ -1,0 +1,105 @@
+//! The module dependency rules that `cargo xtask modules` enforces, per crate.
+//!
+//! A module path is written from the crate root without `crate::` (`"http"`,
+//! `"config::idp"`); `"crate"` alone names the root module's own items. A rule
+//! on module `m` covers `m` and every module inside it, and a listed module
+//! covers itself and every module inside it. Test code (`#[cfg(test)]`) is never
+//! checked. Besides these rules, sibling modules must never form a cycle, in any
+//! crate: that needs no entry here.
+
+/// What a rule's list means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleKind {
+    /// The module must not use any of the listed modules.
+    MustNotUse,
+    /// The module may use only the listed modules (besides its own insides).
+    /// Its ancestors count as other modules: list `"crate"` to allow the root's
+    /// own items.
+    MayOnlyUse,
+}
+
+/// One rule: in crate `krate`, module `module` and its insides `kind` `modules`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rule {
+    pub(crate) krate: &'static str,
+    pub(crate) module: &'static str,
+    pub(crate) kind: RuleKind,
+    pub(crate) modules: &'static [&'static str],
+}
+
+impl Rule {
+    /// `module` (and its insides) must not use any of `modules`.
+    pub(crate) const fn must_not_use(
+        krate: &'static str,
+        module: &'static str,
+        modules: &'static [&'static str],
+    ) -> Self {
+        Self::new(krate, module, RuleKind::MustNotUse, modules)
+    }
+
+    /// `module` (and its insides) may use no module of its crate but `modules`.
+    pub(crate) const fn may_only_use(
+        krate: &'static str,
+        module: &'static str,
+        modules: &'static [&'static str],
+    ) -> Self {
+        Self::new(krate, module, RuleKind::MayOnlyUse, modules)
+    }
+
+    const fn new(
+        krate: &'static str,
+        module: &'static str,
+        kind: RuleKind,
+        modules: &'static [&'static str],
+    ) -> Self {
+        Self {
+            krate,
+            module,
+            kind,
+            modules,
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = match self.kind {
+            RuleKind::MustNotUse => "must not use",
+            RuleKind::MayOnlyUse => "may only use",
+        };
+        let list = if self.modules.is_empty() {
+            "no other module".to_string()
+        } else {
+            self.modules.join(", ")
+        };
+        write!(f, "{}: {} {verb} {list}", self.krate, self.module)
+    }
+}
+
+/// The rules. Each must hold today; a rule naming a crate or module that does
+/// not exist fails the check (so a rename cannot silently retire a rule).
+pub(crate) const RULES: &[Rule] = &[
+    // latchkey-protocol: the value types below everything else.
+    Rule::may_only_use("latchkey-protocol", "object_id", &[]),
+    Rule::may_only_use("latchkey-protocol", "secret", &[]),
+    // latchkey-session: the clock and the retry policy are leaves.
+    Rule::may_only_use("latchkey-session", "clock", &[]),
+    Rule::may_only_use("latchkey-session", "retry", &["clock"]),
+    // latchkey-server: time, ids, password hashing and token signing are
+    // leaves every layer may use; they use nothing of the server but the clock.
+    Rule::may_only_use("latchkey-server", "clock", &[]),
+    Rule::may_only_use("latchkey-server", "ids", &["clock"]),
+    Rule::may_only_use("latchkey-server", "password", &["clock"]),
+    Rule::may_only_use("latchkey-server", "tokens", &["clock"]),
+    // latchkey-testkit: the fake identity providers stand alone.
+    Rule::must_not_use("latchkey-testkit", "idp", &["full", "record"]),
+    //
+    // ---- Rules for the issue 8 refactors: the lead adds them here once the ----
+    // ---- server and session refactors land (each fails on main today).      ----
+    // e.g. the server layers point one way, http -> auth (domain) -> store:
+    // Rule::must_not_use("latchkey-server", "auth", &["http"]),
+    // Rule::must_not_use("latchkey-server", "error", &["http"]),
+    // Rule::must_not_use("latchkey-server", "config", &["providers", "state"]),
+    // and in the SDK session crate the user side does not reach into the app:
+    // Rule::must_not_use("latchkey-session", "user", &["app"]),
+];
