@@ -52,7 +52,7 @@
 //! # Adding an engine
 //!
 //! Implement [`Store`], put its migrations under `migrations/<engine>/`, run the suite
-//! with [`store_conformance_tests!`] (feature `testing`) from its tests, and give [`open`]
+//! with `store_conformance_tests!` (feature `testing`) from its tests, and give [`open`]
 //! its URL scheme.
 #![deny(missing_docs)]
 

@@ -94,12 +94,70 @@ pub(crate) const RULES: &[Rule] = &[
     // latchkey-testkit: the fake identity providers stand alone.
     Rule::must_not_use("latchkey-testkit", "idp", &["full", "record"]),
     //
-    // ---- Rules for the issue 8 refactors: the lead adds them here once the ----
-    // ---- server and session refactors land (each fails on main today).      ----
-    // e.g. the server layers point one way, http -> auth (domain) -> store:
-    // Rule::must_not_use("latchkey-server", "auth", &["http"]),
-    // Rule::must_not_use("latchkey-server", "error", &["http"]),
-    // Rule::must_not_use("latchkey-server", "config", &["providers", "state"]),
-    // and in the SDK session crate the user side does not reach into the app:
-    // Rule::must_not_use("latchkey-session", "user", &["app"]),
+    // latchkey-server: three layers, pointing down (docs/architecture.md):
+    // http (axum) -> auth (the domain: every rule) -> providers -> leaves.
+    Rule::may_only_use("latchkey-server", "http", &["auth", "error", "crate"]),
+    Rule::may_only_use(
+        "latchkey-server",
+        "auth",
+        &[
+            "providers",
+            "config",
+            "error",
+            "tokens",
+            "password",
+            "ids",
+            "clock",
+            "outbound",
+            "webhooks",
+            "crate",
+        ],
+    ),
+    Rule::may_only_use(
+        "latchkey-server",
+        "providers",
+        &[
+            "settings", "error", "password", "ids", "clock", "outbound", "webhooks", "crate",
+        ],
+    ),
+    Rule::may_only_use(
+        "latchkey-server",
+        "config",
+        &["providers", "settings", "ids", "crate"],
+    ),
+    Rule::may_only_use(
+        "latchkey-server",
+        "admin",
+        &["auth", "config", "clock", "error", "crate"],
+    ),
+    Rule::may_only_use("latchkey-server", "error", &["crate"]),
+    Rule::may_only_use("latchkey-server", "webhooks", &["outbound"]),
+    Rule::may_only_use("latchkey-server", "settings", &[]),
+    Rule::may_only_use("latchkey-server", "outbound", &[]),
+    // latchkey-session: by concern, each module only on the ones below it.
+    Rule::may_only_use("latchkey-session", "profile", &[]),
+    Rule::may_only_use("latchkey-session", "events", &[]),
+    Rule::may_only_use("latchkey-session", "store", &["profile"]),
+    Rule::may_only_use("latchkey-session", "error", &["store", "profile"]),
+    Rule::may_only_use("latchkey-session", "config", &["clock", "error", "retry"]),
+    Rule::may_only_use("latchkey-session", "wire", &["error"]),
+    Rule::may_only_use("latchkey-session", "tokens", &["error"]),
+    Rule::may_only_use(
+        "latchkey-session",
+        "client",
+        &["config", "error", "retry", "wire"],
+    ),
+    Rule::may_only_use(
+        "latchkey-session",
+        "record",
+        &["error", "profile", "store", "tokens"],
+    ),
+    Rule::may_only_use(
+        "latchkey-session",
+        "registry",
+        &["error", "events", "profile", "record", "store"],
+    ),
+    Rule::must_not_use("latchkey-session", "context", &["user", "app", "refresh"]),
+    Rule::must_not_use("latchkey-session", "refresh", &["user", "app"]),
+    Rule::must_not_use("latchkey-session", "user", &["app"]),
 ];
