@@ -74,6 +74,40 @@ impl From<&str> for Secret {
     }
 }
 
+/// Serialize a [`Secret`] as its plain string, for the few places that must write one
+/// out (a wire body, a configuration file): `#[serde(serialize_with =
+/// "latchkey_protocol::secret::expose")]`. Named, so that it is greppable.
+///
+/// ```
+/// use latchkey_protocol::Secret;
+/// #[derive(serde::Serialize)]
+/// struct Body {
+///     #[serde(serialize_with = "latchkey_protocol::secret::expose")]
+///     password: Secret,
+/// }
+/// let json = serde_json::to_string(&Body { password: Secret::new("pw") }).unwrap();
+/// assert_eq!(json, r#"{"password":"pw"}"#);
+/// ```
+pub fn expose<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+/// [`expose`] for an optional secret.
+pub fn expose_option<S: serde::Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_some(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`expose`] for a list of secrets.
+pub fn expose_all<S: serde::Serializer>(secrets: &[Secret], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(secrets.iter().map(Secret::expose))
+}
+
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::Secret;
+
 /// `GET .../location` response (protocol.md §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationResponse {
@@ -72,46 +74,30 @@ mod oid_option {
 }
 
 /// Login success body (protocol.md §3.4).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// The new access token (a JWT).
-    pub access_token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub access_token: Secret,
     /// The refresh token (a JWT). Absent only on some link responses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::expose_option"
+    )]
+    pub refresh_token: Option<Secret>,
     /// The user's id.
     pub user_id: String,
     /// The device id (24 hex, all zeros meaning none).
     pub device_id: String,
 }
 
-impl std::fmt::Debug for LoginResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginResponse")
-            .field("access_token", &"<redacted>")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("user_id", &self.user_id)
-            .field("device_id", &self.device_id)
-            .finish()
-    }
-}
-
 /// `POST /auth/session` success body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshResponse {
     /// The new access token.
-    pub access_token: String,
-}
-
-impl std::fmt::Debug for RefreshResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshResponse")
-            .field("access_token", &"<redacted>")
-            .finish()
-    }
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub access_token: Secret,
 }
 
 /// One identity of a user (a provider-specific account linked to it).
@@ -168,64 +154,44 @@ pub struct CreateApiKeyRequest {
 }
 
 /// A user API key as returned by the API key routes. `key` is present only on create.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyResponse {
     /// 24-hex id (a plain string, as realm-core requires).
     #[serde(rename = "_id")]
     pub id: String,
     /// The secret, only in the create response.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::expose_option"
+    )]
+    pub key: Option<Secret>,
     /// The key's name.
     pub name: String,
     /// Whether the key is disabled.
     pub disabled: bool,
 }
 
-impl std::fmt::Debug for ApiKeyResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyResponse")
-            .field("id", &self.id)
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
-            .field("name", &self.name)
-            .field("disabled", &self.disabled)
-            .finish()
-    }
-}
-
-macro_rules! redacted_debug {
-    ($ty:ident { $($shown:ident),* ; $($hidden:ident),* }) => {
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    $(.field(stringify!($shown), &self.$shown))*
-                    $(.field(stringify!($hidden), &"<redacted>"))*
-                    .finish()
-            }
-        }
-    };
-}
-
 /// `local-userpass/register` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
     /// Email address.
     pub email: String,
     /// Password.
-    pub password: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub password: Secret,
 }
-redacted_debug!(RegisterRequest { email; password });
 
 /// `local-userpass/confirm` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfirmRequest {
     /// Token from the confirmation link.
-    pub token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub token: Secret,
     /// Token id from the confirmation link.
     #[serde(rename = "tokenId")]
     pub token_id: String,
 }
-redacted_debug!(ConfirmRequest { token_id; token });
 
 /// Body of `confirm/send`, `confirm/call` and `reset/send`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,30 +201,31 @@ pub struct EmailRequest {
 }
 
 /// `local-userpass/reset` body (core key order: password, token, tokenId).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetPasswordRequest {
     /// The new password.
-    pub password: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub password: Secret,
     /// Token from the reset link.
-    pub token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub token: Secret,
     /// Token id from the reset link.
     #[serde(rename = "tokenId")]
     pub token_id: String,
 }
-redacted_debug!(ResetPasswordRequest { token_id; password, token });
 
 /// `local-userpass/reset/call` body.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallResetPasswordFunctionRequest {
     /// Email address.
     pub email: String,
     /// The new password.
-    pub password: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub password: Secret,
     /// Extra arguments for the reset function.
     #[serde(default)]
     pub arguments: Vec<Value>,
 }
-redacted_debug!(CallResetPasswordFunctionRequest { email, arguments; password });
 
 #[cfg(test)]
 mod tests {

@@ -5,9 +5,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use latchkey_protocol::Secret;
-use serde::Serializer;
-
 /// The configuration could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,24 +82,8 @@ pub(crate) fn yes() -> bool {
     true
 }
 
-/// Serialize a [`Secret`] as its value (`Secret` has no `Serialize` of its own, so
-/// that writing one out is always spelled out like this).
-pub(crate) fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(secret.expose())
-}
-
-/// [`expose_secret`] for an optional secret.
-pub(crate) fn expose_optional_secret<S: Serializer>(
-    secret: &Option<Secret>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(secret) => s.serialize_some(secret.expose()),
-        None => s.serialize_none(),
-    }
-}
-
-/// [`expose_secret`] for a list of secrets.
-pub(crate) fn expose_secrets<S: Serializer>(secrets: &[Secret], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(secrets.iter().map(Secret::expose))
-}
+// Secrets serialize through `latchkey_protocol::secret::{expose, expose_option,
+// expose_all}`, the one named way to write a secret out.
+pub(crate) use latchkey_protocol::secret::{
+    expose as expose_secret, expose_all as expose_secrets, expose_option as expose_optional_secret,
+};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::Method;
 use latchkey_protocol::routes::{Routes, paths};
-use latchkey_protocol::{Credential, LoginResponse, Secret};
+use latchkey_protocol::{Credential, LoginResponse};
 use latchkey_transport::{HttpResponse, SharedTransport};
 use serde_json::Value;
 
@@ -144,11 +144,7 @@ impl AppCore {
         let refresh_token = login
             .refresh_token
             .ok_or_else(|| Error::decode("no refresh token in the login response", None))?;
-        let tokens = TokenSet::from_login(
-            Secret::new(login.access_token),
-            Secret::new(refresh_token),
-            self.app.now(),
-        )?;
+        let tokens = TokenSet::from_login(login.access_token, refresh_token, self.app.now())?;
         let profile = self.app.fetch_profile(tokens.access()).await?;
         let device_id = Some(login.device_id).filter(|d| is_device_id(d));
         let user = self.app.registry().logged_in(login.user_id, |d| {

@@ -99,7 +99,7 @@ impl<'a> Refresher<'a> {
         }
         let resp = wire::check_status(resp)?;
         let body: RefreshResponse = wire::parse_json(&resp, "refresh response")?;
-        let tokens = TokenSet::access_only(Secret::new(body.access_token), self.app.now())?;
+        let tokens = TokenSet::access_only(body.access_token, self.app.now())?;
         let applied = self.app.registry().update(self.user, |d| {
             if d.holds_session(&refresh) {
                 d.tokens.set(tokens);

@@ -112,7 +112,7 @@ async fn create_key(
     tracing::info!(app = app.id(), key = %id, kind = kind.as_str(), "created API key");
     Ok(ApiKeyResponse {
         id,
-        key: Some(key),
+        key: Some(key.into()),
         name: name.to_owned(),
         disabled: false,
     })

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use latchkey_protocol::{
-    AccessTokenClaims, LoginResponse, ObjectId, RefreshResponse, RefreshTokenClaims, TokenType,
+    AccessTokenClaims, LoginResponse, ObjectId, RefreshResponse, RefreshTokenClaims, Secret,
+    TokenType,
 };
 
 use super::state::{AppRuntime, ServerState};
@@ -37,7 +38,7 @@ fn access_token(
     session: &SessionRecord,
     user: &UserRecord,
     now: i64,
-) -> Result<String, Error> {
+) -> Result<Secret, Error> {
     let ttl = i64::try_from(app.config.access_token_ttl_secs).unwrap_or(i64::MAX);
     let claims = AccessTokenClaims {
         sub: user.id.clone(),
@@ -49,11 +50,14 @@ fn access_token(
         baas_domain_id: Some(app.id().to_owned()),
         user_data: user.custom_data.clone(),
     };
-    app.keys.sign_access(&claims).map_err(sign_error)
+    app.keys
+        .sign_access(&claims)
+        .map(Secret::from)
+        .map_err(sign_error)
 }
 
 /// A refresh token naming `session` (valid until the session expires).
-fn refresh_token(app: &AppRuntime, session: &SessionRecord, now: i64) -> Result<String, Error> {
+fn refresh_token(app: &AppRuntime, session: &SessionRecord, now: i64) -> Result<Secret, Error> {
     let claims = RefreshTokenClaims {
         sub: session.user_id.clone(),
         exp: session.expires_at,
@@ -63,7 +67,10 @@ fn refresh_token(app: &AppRuntime, session: &SessionRecord, now: i64) -> Result<
         baas_device_id: Some(session.device_id.clone()),
         baas_domain_id: Some(app.id().to_owned()),
     };
-    app.keys.sign_refresh(&claims).map_err(sign_error)
+    app.keys
+        .sign_refresh(&claims)
+        .map(Secret::from)
+        .map_err(sign_error)
 }
 
 /// The login answer for `session`: fresh access and refresh tokens.

@@ -147,7 +147,11 @@ mod tests {
         let (state, app, base) = serve().await;
         let login = format!("{base}/app/srv/auth/providers/api-key/login");
         let created = create_server_key(&state, &app, "backend").await.unwrap();
-        let key = created.key.clone().expect("secret on create");
+        let key = created
+            .key
+            .clone()
+            .expect("secret on create")
+            .into_exposed();
         assert_eq!(key.len(), KEY_LEN);
         assert!(!format!("{created:?}").contains(&key));
         // 409 APIKeyAlreadyExists (see `http::error`).

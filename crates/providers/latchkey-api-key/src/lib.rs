@@ -82,7 +82,7 @@ impl From<ApiKeyResponse> for ApiKey {
             id: r.id,
             name: r.name,
             disabled: r.disabled,
-            key: r.key.map(Secret::new),
+            key: r.key,
         }
     }
 }

@@ -113,7 +113,7 @@ impl EmailPasswordAuth {
     ) -> Result<(), Error> {
         let body = RegisterRequest {
             email: email.into(),
-            password: password.into(),
+            password: Secret::new(password),
         };
         self.post(EmailPasswordRoute::Register, body).await
     }
@@ -133,7 +133,7 @@ impl EmailPasswordAuth {
         token_id: impl Into<String>,
     ) -> Result<(), Error> {
         let body = ConfirmRequest {
-            token: token.into(),
+            token: Secret::new(token),
             token_id: token_id.into(),
         };
         self.post(EmailPasswordRoute::Confirm, body).await
@@ -198,8 +198,8 @@ impl EmailPasswordAuth {
         password: impl Into<String>,
     ) -> Result<(), Error> {
         let body = ResetPasswordRequest {
-            password: password.into(),
-            token: token.into(),
+            password: Secret::new(password),
+            token: Secret::new(token),
             token_id: token_id.into(),
         };
         self.post(EmailPasswordRoute::Reset, body).await
@@ -246,7 +246,7 @@ impl EmailPasswordAuth {
         };
         let body = CallResetPasswordFunctionRequest {
             email: email.into(),
-            password: password.into(),
+            password: Secret::new(password),
             arguments,
         };
         self.post(EmailPasswordRoute::ResetCall, body).await
