@@ -258,6 +258,8 @@ fn shipped_migrations_are_unchanged() {
         (3, "userpass flows", "525040c2476a8d9e"),
         (4, "session identity", "35eb8bb03f20a6ab"),
         (5, "cascades", "6b4f935d071e1377"),
+        (6, "throttle", "7ab628b117d6b4f8"),
+        (7, "one token pair", "747b8f481bc98dea"),
     ];
     let found: Vec<(i64, String, String)> = MIGRATOR
         .iter()
