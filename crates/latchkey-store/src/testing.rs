@@ -1418,17 +1418,14 @@ pub async fn throttle_lockout_doubles(s: Arc<dyn Store>) {
         async move { s.throttle_hit(bucket, rule, now).await.unwrap() }
     };
     // Three hits, the third locks; then locked until the lockout ends.
-    let lock_at = |now: i64| {
-        let hit = hit;
-        async move {
-            for n in 1..=2 {
-                let h = allowed(hit("pair", now).await);
-                assert_eq!((h.count(), h.lockout_secs()), (n, None), "at {now}");
-            }
-            let third = allowed(hit("pair", now).await);
-            assert_eq!(third.count(), 3);
-            third.lockout_secs().expect("the third hit locks")
+    let lock_at = |now: i64| async move {
+        for n in 1..=2 {
+            let h = allowed(hit("pair", now).await);
+            assert_eq!((h.count(), h.lockout_secs()), (n, None), "at {now}");
         }
+        let third = allowed(hit("pair", now).await);
+        assert_eq!(third.count(), 3);
+        third.lockout_secs().expect("the third hit locks")
     };
     assert_eq!(lock_at(0).await, 100);
     assert_eq!(refused(hit("pair", 0).await), 100);
@@ -1553,6 +1550,28 @@ pub async fn close(s: Arc<dyn Store>) {
     s.close().await;
     s.close().await;
     assert!(s.get_user(APP, "u1").await.is_err());
+}
+
+/// Check that `migrator` holds exactly the `shipped` migrations: (version, description,
+/// first 8 bytes of the checksum in hex). A shipped migration is never edited (databases
+/// record its checksum and refuse a changed file); a change to the schema is a new file,
+/// added to the list.
+pub fn assert_shipped_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    shipped: &[(i64, &str, &str)],
+) {
+    let found: Vec<(i64, String, String)> = migrator
+        .iter()
+        .map(|m| {
+            let prefix: String = m.checksum[..8].iter().map(|b| format!("{b:02x}")).collect();
+            (m.version, m.description.to_string(), prefix)
+        })
+        .collect();
+    let expected: Vec<(i64, String, String)> = shipped
+        .iter()
+        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
+        .collect();
+    assert_eq!(found, expected);
 }
 
 /// The environment variable that names the PostgreSQL server for tests: an admin URL such

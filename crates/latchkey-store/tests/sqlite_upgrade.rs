@@ -261,16 +261,5 @@ fn shipped_migrations_are_unchanged() {
         (6, "throttle", "7ab628b117d6b4f8"),
         (7, "one token pair", "747b8f481bc98dea"),
     ];
-    let found: Vec<(i64, String, String)> = MIGRATOR
-        .iter()
-        .map(|m| {
-            let prefix: String = m.checksum[..8].iter().map(|b| format!("{b:02x}")).collect();
-            (m.version, m.description.to_string(), prefix)
-        })
-        .collect();
-    let expected: Vec<(i64, String, String)> = shipped
-        .iter()
-        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
-        .collect();
-    assert_eq!(found, expected);
+    latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }
