@@ -6,7 +6,10 @@
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
 //! - `bench` — latencies as ratios against same-run baselines (release build);
-//! - `ci`    — `lint` then `test` (what `.ci/run` runs).
+//! - `ci`    — `lint` then `test` (what `.ci/run` runs);
+//! - `postgres start|stop|env|status` — the PostgreSQL server for the tests.
+
+mod postgres;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,9 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    if let Some(url) = postgres::started_url() {
+        cmd.env(postgres::URL_VAR, url);
+    }
     cmd
 }
 
@@ -145,6 +151,7 @@ fn compat() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    let _postgres = postgres::for_tests();
     cargo_step(
         "cargo test (workspace)",
         &["test", "--workspace", "--all-targets"],
@@ -274,8 +281,9 @@ fn main() -> ExitCode {
         "lint" => lint(),
         "layering" => layering(),
         "ci" => lint().and_then(|()| test()),
+        "postgres" => postgres::command(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering>");
+            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|postgres>");
             return ExitCode::from(2);
         }
     };
