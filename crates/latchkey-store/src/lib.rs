@@ -73,7 +73,7 @@
 //!
 //! Implement [`Store`] (the shared SQL of `sql.rs` serves any engine that speaks it),
 //! put its migrations under `migrations/<engine>/`, run the suite with
-//! [`store_conformance_tests!`] (feature `testing`) from its tests, and give [`open`] its
+//! `store_conformance_tests!` (feature `testing`) from its tests, and give [`open`] its
 //! URL scheme.
 #![deny(missing_docs)]
 
