@@ -81,7 +81,7 @@ start() {
     print_env
     return
   fi
-  local started=$SECONDS bin
+  local started=${EPOCHREALTIME/[.,]/} bin
   bin=$(find_bin)
   if [[ -z $bin ]]; then
     install_postgres
@@ -131,7 +131,7 @@ EOF
     -c "CREATE ROLE latchkey_password_users NOLOGIN" >/dev/null
   echo "postgres://postgres@127.0.0.1:$port/postgres" >"$URL_FILE"
   say "PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') running on 127.0.0.1:$port" \
-    "(started in $((SECONDS - started))s; stop with .ci/postgres.sh stop)"
+    "(in $(((${EPOCHREALTIME/[.,]/} - started) / 1000)) ms; stop with .ci/postgres.sh stop)"
   print_env
 }
 
