@@ -9,9 +9,11 @@
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs);
 //! - `layering` — crate dependencies point one way, then `modules`;
 //! - `modules` — no module cycles inside any crate, and the module rules of
-//!   `xtask/src/modules/rules.rs` hold (prints every crate's module graph).
+//!   `xtask/src/modules/rules.rs` hold (prints every crate's module graph);
+//! - `postgres start|stop|env|status` — the PostgreSQL server for the tests.
 
 mod modules;
+mod postgres;
 mod workspace;
 
 use std::env;
@@ -29,6 +31,9 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    if let Some(url) = postgres::started_url() {
+        cmd.env(postgres::URL_VAR, url);
+    }
     cmd
 }
 
@@ -151,6 +156,7 @@ fn compat() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    let _postgres = postgres::for_tests();
     cargo_step(
         "cargo test (workspace)",
         &["test", "--workspace", "--all-targets"],
@@ -301,8 +307,11 @@ fn main() -> ExitCode {
         "layering" => layering(),
         "modules" => modules::check(&root(), true),
         "ci" => lint().and_then(|()| test()),
+        "postgres" => postgres::command(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules>");
+            eprintln!(
+                "usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules|postgres>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -13,6 +13,11 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The database URL or [`StoreOptions`](crate::StoreOptions) cannot be used (a
+    /// malformed URL, a PostgreSQL URL without a database, a password variable that is not
+    /// set). The message never holds a password.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
     /// The database URL names no engine this crate supports (see [`crate::open`]).
     #[error(
         "unsupported database URL (scheme {scheme:?}): supported are {}",

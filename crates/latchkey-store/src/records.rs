@@ -2,8 +2,9 @@
 //! database serves several apps.
 //!
 //! Rows map onto records with `#[derive(sqlx::FromRow)]`; enums are stored as their
-//! lowercase names (`sqlx::Type`), JSON objects as text (`#[sqlx(json)]`), and secrets and
-//! hashes as [`Secret`]s, so every `Debug` is derived and none shows them.
+//! lowercase names (`sqlx::Type`: text on SQLite, an enum type on PostgreSQL), JSON objects
+//! with `#[sqlx(json)]` (text on SQLite, JSONB on PostgreSQL), and secrets and hashes as
+//! [`Secret`]s, so every `Debug` is derived and none shows them.
 
 use latchkey_protocol::Secret;
 use serde_json::{Map, Value};
@@ -66,7 +67,7 @@ pub struct SessionRecord {
 
 /// Confirmation state of email/password credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "credential_status")]
 #[non_exhaustive]
 pub enum CredentialStatus {
     /// Registered, waiting for confirmation; cannot log in.
@@ -115,7 +116,7 @@ pub struct UserpassRecord {
 
 /// Who an API key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "api_key_kind")]
 #[non_exhaustive]
 pub enum ApiKeyKind {
     /// A user API key: logs in as the user that created it.
@@ -165,7 +166,7 @@ pub struct ApiKeyRecord {
 
 /// What a confirmation / reset token pair is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "token_purpose")]
 #[non_exhaustive]
 pub enum TokenPurpose {
     /// Confirms pending email/password credentials.

@@ -5,10 +5,13 @@ use serde_json::{Map, Value};
 
 use crate::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
-    StoreError, TokenPurpose, UserRecord, UserpassRecord, UserpassTokenRecord,
+    StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose, UserRecord,
+    UserpassRecord, UserpassTokenRecord,
 };
 
-/// Storage used by the server. Implementations must be safe for concurrent use.
+/// Storage used by the server. Implementations must be safe for concurrent use, from one
+/// process and, for an engine that several processes share (PostgreSQL, a SQLite file),
+/// from several: each method is atomic on the database.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Create the schema or bring it up to date.
@@ -208,6 +211,37 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete an API key, its identity and the sessions created by logging in with
     /// it; a server key's user goes with it. Returns whether the key existed.
     async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Count a hit of `bucket` (e.g. a failed-login key the server derives from the app,
+    /// the email and the client) under `rule` at `now` (Unix seconds), and decide, in one
+    /// atomic step: [`ThrottleDecision::Allowed`] when the hit is within the limit (it is
+    /// counted), [`ThrottleDecision::Limited`] when the bucket is over it (the hit is
+    /// refused and not counted). Concurrent hits, from any number of tasks or nodes, are
+    /// counted one by one: with a limit of 5, exactly 5 of 60 simultaneous hits are
+    /// allowed. A bucket is always hit with the same rule.
+    ///
+    /// The server hits the buckets of a login attempt before it checks the password (the
+    /// attempt is reserved), so concurrent wrong passwords cannot all get through.
+    async fn throttle_hit(
+        &self,
+        bucket: &str,
+        rule: ThrottleRule,
+        now: i64,
+    ) -> Result<ThrottleDecision, StoreError>;
+
+    /// Give back an allowed hit that turned out not to count (say, a login that succeeded,
+    /// for the buckets that count failures only). Returns whether it was given back: not
+    /// when the bucket's window (or count since its latest lockout) is no longer the
+    /// hit's. A lockout the hit caused stays.
+    async fn throttle_release(&self, hit: &ThrottleHit) -> Result<bool, StoreError>;
+
+    /// Forget a bucket: its count and its lockouts (a successful login clears the bucket
+    /// of its email and client). Returns whether it existed.
+    async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError>;
+
+    /// Delete the buckets that `now` has expired (a window that has ended, a lockout
+    /// bucket past its memory). Returns how many. Safe to run on several nodes at once.
+    async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

@@ -15,21 +15,33 @@
 //! ```
 //!
 //! The block makes a new, empty store each time: a [`Store`], an `Arc<dyn Store>`, or a
-//! [`TestStore`] when something (a temporary directory) must live as long as the store.
-//! The suite migrates it before each check.
+//! [`TestStore`] when something (a temporary directory, a throwaway database) must live as
+//! long as the store; or an `Option` of one of those, `None` skipping the check. The suite
+//! migrates it before each check.
+//!
+//! # PostgreSQL
+//!
+//! [`postgres_test_store`] makes a [`PgStore`] on a new database of the server that
+//! [`POSTGRES_URL_VAR`] names (an admin URL: its user may create databases), and drops the
+//! database afterwards. Without the variable, PostgreSQL tests fail in CI (the `CI`
+//! variable is set) and are skipped with a message on a developer machine.
+//! `.ci/postgres.sh start` (or `cargo xtask test`) starts such a server.
 //!
 //! [`store_conformance_tests!`]: crate::store_conformance_tests
 
 use std::any::Any;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 
 use latchkey_protocol::Secret;
 use serde_json::{Map, Value, json};
 use tokio::sync::Barrier;
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
-    StoreError, TokenPurpose, UserRecord, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, PgStore,
+    SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule, TokenPurpose, UserRecord,
+    UserpassRecord, UserpassTokenRecord,
 };
 
 /// A store under test, with whatever must outlive it (e.g. its temporary directory).
@@ -72,28 +84,35 @@ impl TestStore {
 
 /// What a [`store_conformance_tests!`](crate::store_conformance_tests) block may return.
 pub trait IntoTestStore {
-    /// The store under test.
-    fn into_test_store(self) -> TestStore;
+    /// The store under test; `None` skips the check (a database that is not available
+    /// on this machine, already reported).
+    fn into_test_store(self) -> Option<TestStore>;
 }
 
 impl<S: Store + 'static> IntoTestStore for S {
-    fn into_test_store(self) -> TestStore {
-        TestStore::new(self)
+    fn into_test_store(self) -> Option<TestStore> {
+        Some(TestStore::new(self))
     }
 }
 
 impl IntoTestStore for Arc<dyn Store> {
-    fn into_test_store(self) -> TestStore {
-        TestStore {
+    fn into_test_store(self) -> Option<TestStore> {
+        Some(TestStore {
             store: self,
             _guard: Box::new(()),
-        }
+        })
     }
 }
 
 impl IntoTestStore for TestStore {
-    fn into_test_store(self) -> TestStore {
-        self
+    fn into_test_store(self) -> Option<TestStore> {
+        Some(self)
+    }
+}
+
+impl<T: IntoTestStore> IntoTestStore for Option<T> {
+    fn into_test_store(self) -> Option<TestStore> {
+        self.and_then(T::into_test_store)
     }
 }
 
@@ -129,6 +148,12 @@ macro_rules! store_conformance_tests {
             concurrent_reads_of_a_deleted_session,
             concurrent_session_deletes,
             concurrent_token_takes,
+            concurrent_token_replacements_leave_one_pair,
+            throttle_window,
+            throttle_lockout_doubles,
+            throttle_release_and_clear,
+            throttle_purge,
+            concurrent_throttle_hits_allow_exactly_the_limit,
             close,
         );
     };
@@ -136,7 +161,10 @@ macro_rules! store_conformance_tests {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $check() {
-                let store = $crate::testing::IntoTestStore::into_test_store($make.await);
+                let Some(store) = $crate::testing::IntoTestStore::into_test_store($make.await)
+                else {
+                    return;
+                };
                 $crate::testing::$check(store.migrated().await).await;
             }
         )*
@@ -300,8 +328,18 @@ where
     F: Fn(Arc<dyn Store>, usize) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
-    let start = Arc::new(Barrier::new(TASKS));
-    let tasks: Vec<_> = (0..TASKS)
+    n_at_once(TASKS, store, op).await
+}
+
+/// Run `op` in `n` tasks released at once; their results in task order.
+async fn n_at_once<T, F, Fut>(n: usize, store: &Arc<dyn Store>, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn Store>, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let start = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
         .map(|i| {
             let start = start.clone();
             let run = op(store.clone(), i);
@@ -311,7 +349,7 @@ where
             })
         })
         .collect();
-    let mut results = Vec::with_capacity(TASKS);
+    let mut results = Vec::with_capacity(n);
     for task in tasks {
         results.push(task.await.expect("task"));
     }
@@ -1302,6 +1340,208 @@ pub async fn concurrent_token_takes(s: Arc<dyn Store>) {
     assert_eq!(taken, ["x@y.z"]);
 }
 
+/// 50 tasks replace the confirmation pair of one email at once, each with its own pair:
+/// exactly one pair is left, and it is one of theirs.
+pub async fn concurrent_token_replacements_leave_one_pair(s: Arc<dyn Store>) {
+    let results = all_at_once(&s, |s, i| async move {
+        let pair = token("x@y.z", TokenPurpose::Confirm, &format!("t{i}"), 100);
+        s.replace_userpass_token(&pair).await
+    })
+    .await;
+    for r in results {
+        r.unwrap();
+    }
+    let mut left = Vec::new();
+    for i in 0..TASKS {
+        if let Some(email) = take(&*s, TokenPurpose::Confirm, &format!("t{i}"))
+            .await
+            .unwrap()
+        {
+            left.push((i, email));
+        }
+    }
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].1, "x@y.z");
+}
+
+/// The hit a decision allowed (panics when it was refused).
+fn allowed(decision: ThrottleDecision) -> crate::ThrottleHit {
+    match decision {
+        ThrottleDecision::Allowed(hit) => hit,
+        other => panic!("expected an allowed hit, got {other:?}"),
+    }
+}
+
+/// The `retry_after_secs` of a refused hit (panics when it was allowed).
+fn refused(decision: ThrottleDecision) -> u64 {
+    match decision {
+        ThrottleDecision::Limited { retry_after_secs } => retry_after_secs,
+        other => panic!("expected a refused hit, got {other:?}"),
+    }
+}
+
+/// A window bucket allows `limit` hits in the window that opens at its first hit, then
+/// refuses until the window ends (refused hits are not counted); buckets are separate.
+pub async fn throttle_window(s: Arc<dyn Store>) {
+    let rule = ThrottleRule::window(3, 10);
+    let hit = |bucket: &'static str, now: i64| {
+        let s = s.clone();
+        async move { s.throttle_hit(bucket, rule, now).await.unwrap() }
+    };
+    for n in 1..=3 {
+        let h = allowed(hit("ip:1", 100).await);
+        assert_eq!((h.bucket(), h.count(), h.lockout_secs()), ("ip:1", n, None));
+    }
+    assert_eq!(refused(hit("ip:1", 100).await), 10);
+    assert_eq!(refused(hit("ip:1", 109).await), 1);
+    assert_eq!(allowed(hit("ip:2", 105).await).count(), 1, "another bucket");
+    // The window ended: a new one opens at its first hit, with a full allowance.
+    assert_eq!(allowed(hit("ip:1", 110).await).count(), 1);
+    assert_eq!(allowed(hit("ip:1", 115).await).count(), 2);
+    assert_eq!(allowed(hit("ip:1", 119).await).count(), 3);
+    assert_eq!(refused(hit("ip:1", 119).await), 1);
+    assert_eq!(allowed(hit("ip:1", 125).await).count(), 1);
+    assert_eq!(allowed(hit("ip:2", 114).await).count(), 2);
+    assert!(
+        hit("ip:2", 115).await.is_allowed(),
+        "ip:2's window opened at 105"
+    );
+}
+
+/// A lockout bucket locks at its `limit`-th hit, for a lockout that doubles each time up
+/// to the cap; after a lockout the count starts again; clearing forgets the lockouts, and
+/// so does a bucket left alone longer than the cap.
+pub async fn throttle_lockout_doubles(s: Arc<dyn Store>) {
+    let rule = ThrottleRule::lockout(3, 100, 1000);
+    let hit = |bucket: &'static str, now: i64| {
+        let s = s.clone();
+        async move { s.throttle_hit(bucket, rule, now).await.unwrap() }
+    };
+    // Three hits, the third locks; then locked until the lockout ends.
+    let lock_at = |now: i64| async move {
+        for n in 1..=2 {
+            let h = allowed(hit("pair", now).await);
+            assert_eq!((h.count(), h.lockout_secs()), (n, None), "at {now}");
+        }
+        let third = allowed(hit("pair", now).await);
+        assert_eq!(third.count(), 3);
+        third.lockout_secs().expect("the third hit locks")
+    };
+    assert_eq!(lock_at(0).await, 100);
+    assert_eq!(refused(hit("pair", 0).await), 100);
+    assert_eq!(refused(hit("pair", 99).await), 1);
+    assert_eq!(lock_at(100).await, 200);
+    assert_eq!(refused(hit("pair", 299).await), 1);
+    assert_eq!(lock_at(300).await, 400);
+    assert_eq!(lock_at(700).await, 800);
+    assert_eq!(lock_at(1500).await, 1000, "capped");
+    assert_eq!(
+        lock_at(2500).await,
+        1000,
+        "remembered past the end of a lockout as long as the cap"
+    );
+    assert!(hit("other", 2500).await.is_allowed(), "another bucket");
+
+    // A successful login clears the bucket: the next lockout is the first again.
+    assert!(s.throttle_clear("pair").await.unwrap());
+    assert_eq!(lock_at(3500).await, 100);
+
+    // Left alone as long as the cap after its latest allowed hit (or lockout), a bucket
+    // is forgotten.
+    assert_eq!(lock_at(3600).await, 200);
+    assert_eq!(allowed(hit("pair", 3800).await).count(), 1);
+    assert_eq!(allowed(hit("pair", 4799).await).count(), 2);
+    assert_eq!(
+        lock_at(5799).await,
+        100,
+        "forgotten 1000 s after the hit at 4799"
+    );
+
+    // With a limit of 1, every allowed hit locks.
+    let one = ThrottleRule::lockout(1, 50, 1000);
+    let first = allowed(s.throttle_hit("strict", one, 0).await.unwrap());
+    assert_eq!((first.count(), first.lockout_secs()), (1, Some(50)));
+    assert_eq!(
+        refused(s.throttle_hit("strict", one, 10).await.unwrap()),
+        40
+    );
+    let second = allowed(s.throttle_hit("strict", one, 50).await.unwrap());
+    assert_eq!(second.lockout_secs(), Some(100));
+}
+
+/// A released hit is given back to its window (once the window has ended, releasing
+/// does nothing); clearing forgets a bucket.
+pub async fn throttle_release_and_clear(s: Arc<dyn Store>) {
+    let rule = ThrottleRule::window(2, 60);
+    let hit = |now: i64| {
+        let s = s.clone();
+        async move { s.throttle_hit("email", rule, now).await.unwrap() }
+    };
+    let first = allowed(hit(0).await);
+    let second = allowed(hit(0).await);
+    refused(hit(0).await);
+    assert!(s.throttle_release(&first).await.unwrap());
+    assert_eq!(allowed(hit(1).await).count(), 2);
+    refused(hit(1).await);
+
+    assert_eq!(allowed(hit(60).await).count(), 1, "a new window");
+    assert!(
+        !s.throttle_release(&second).await.unwrap(),
+        "a hit of an ended window is not given back"
+    );
+    assert_eq!(allowed(hit(61).await).count(), 2);
+    refused(hit(61).await);
+
+    assert!(s.throttle_clear("email").await.unwrap());
+    assert!(!s.throttle_clear("email").await.unwrap());
+    assert_eq!(allowed(hit(62).await).count(), 1);
+    assert!(!s.throttle_clear("never-hit").await.unwrap());
+}
+
+/// `purge_throttle` deletes the buckets that have expired, and only those.
+pub async fn throttle_purge(s: Arc<dyn Store>) {
+    let window = ThrottleRule::window(1, 10);
+    let lockout = ThrottleRule::lockout(1, 5, 100);
+    allowed(s.throttle_hit("w", window, 0).await.unwrap());
+    allowed(s.throttle_hit("l", lockout, 0).await.unwrap());
+    assert_eq!(s.purge_throttle(9).await.unwrap(), 0);
+    assert_eq!(refused(s.throttle_hit("w", window, 9).await.unwrap()), 1);
+    assert_eq!(s.purge_throttle(10).await.unwrap(), 1, "the window ended");
+    assert_eq!(refused(s.throttle_hit("l", lockout, 4).await.unwrap()), 1);
+    // The lockout bucket is remembered 100 s past the end of its lockout (5 s).
+    assert_eq!(s.purge_throttle(104).await.unwrap(), 0);
+    assert_eq!(s.purge_throttle(105).await.unwrap(), 1);
+    // Gone: a hit at an earlier time starts afresh.
+    assert!(s.throttle_hit("l", lockout, 4).await.unwrap().is_allowed());
+    assert_eq!(s.purge_throttle(105).await.unwrap(), 0);
+}
+
+/// 60 hits of one bucket at once, limit 5: exactly 5 are allowed (numbered 1 to 5), the
+/// other 55 refused until the window or lockout ends.
+pub async fn concurrent_throttle_hits_allow_exactly_the_limit(s: Arc<dyn Store>) {
+    const HITS: usize = 60;
+    for (bucket, rule) in [
+        ("login-window", ThrottleRule::window(5, 60)),
+        ("login-lockout", ThrottleRule::lockout(5, 60, 600)),
+    ] {
+        let results = n_at_once(HITS, &s, move |s, _| async move {
+            s.throttle_hit(bucket, rule, 1000).await
+        })
+        .await;
+        let mut counts = Vec::new();
+        for r in results {
+            match r.unwrap() {
+                ThrottleDecision::Allowed(hit) => counts.push(hit.count()),
+                ThrottleDecision::Limited { retry_after_secs } => {
+                    assert_eq!(retry_after_secs, 60, "{bucket}")
+                }
+            }
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, [1, 2, 3, 4, 5], "{bucket}");
+    }
+}
+
 /// `close` finishes (twice, too), and the store refuses work afterwards.
 pub async fn close(s: Arc<dyn Store>) {
     s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
@@ -1310,4 +1550,158 @@ pub async fn close(s: Arc<dyn Store>) {
     s.close().await;
     s.close().await;
     assert!(s.get_user(APP, "u1").await.is_err());
+}
+
+/// Check that `migrator` holds exactly the `shipped` migrations: (version, description,
+/// first 8 bytes of the checksum in hex). A shipped migration is never edited (databases
+/// record its checksum and refuse a changed file); a change to the schema is a new file,
+/// added to the list.
+pub fn assert_shipped_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    shipped: &[(i64, &str, &str)],
+) {
+    let found: Vec<(i64, String, String)> = migrator
+        .iter()
+        .map(|m| {
+            let prefix: String = m.checksum[..8].iter().map(|b| format!("{b:02x}")).collect();
+            (m.version, m.description.to_string(), prefix)
+        })
+        .collect();
+    let expected: Vec<(i64, String, String)> = shipped
+        .iter()
+        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+/// The environment variable that names the PostgreSQL server for tests: an admin URL such
+/// as `postgres://postgres@127.0.0.1:5432/postgres` whose user may create databases.
+pub const POSTGRES_URL_VAR: &str = "LATCHKEY_TEST_POSTGRES_URL";
+
+/// Whether this runs in CI (the `CI` variable is set, and not to `false` or `0`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The admin URL of [`POSTGRES_URL_VAR`]. Without it: a panic in CI, else `None` (the
+/// skip is reported once per test binary, on stderr past the test harness's capture).
+fn postgres_admin_url() -> Option<Secret> {
+    static SKIP_NOTICE: Once = Once::new();
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(Secret::new(url.trim())),
+        _ if in_ci() => panic!(
+            "PostgreSQL is required in CI, but {POSTGRES_URL_VAR} is not set: the PostgreSQL \
+             store tests cannot run. .ci/run starts a server with `.ci/postgres.sh start`; \
+             see crates/latchkey-store/README.md"
+        ),
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nNOTE: {POSTGRES_URL_VAR} is not set: the PostgreSQL store tests are \
+                     SKIPPED (they pass without checking anything). Run them with \
+                     `eval \"$(.ci/postgres.sh start)\"` first, or through `cargo xtask test`.\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A throwaway database on the PostgreSQL test server ([`POSTGRES_URL_VAR`]), dropped
+/// (with whatever is still connected to it) when this is dropped.
+#[derive(Debug)]
+pub struct PostgresTestDb {
+    admin: Secret,
+    name: String,
+    url: Secret,
+}
+
+/// Tells the databases of one test process apart.
+static NEXT_DATABASE: AtomicU64 = AtomicU64::new(0);
+
+impl PostgresTestDb {
+    /// A new, empty database. `None` when [`POSTGRES_URL_VAR`] is not set on a developer
+    /// machine (reported once); panics when it is not set in CI, or when the server
+    /// cannot be reached.
+    pub async fn create() -> Option<PostgresTestDb> {
+        use sqlx::Connection;
+
+        let admin = postgres_admin_url()?;
+        let name = format!(
+            "latchkey_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = sqlx::PgConnection::connect(admin.expose())
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot connect to the PostgreSQL test server ({POSTGRES_URL_VAR}): {e}")
+            });
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+        let _ = conn.close().await;
+        let mut url = url::Url::parse(admin.expose())
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is not a URL: {e}"));
+        url.set_path(&name);
+        Some(PostgresTestDb {
+            admin,
+            name,
+            url: Secret::new(url.to_string()),
+        })
+    }
+
+    /// The database's URL (the admin URL with this database).
+    pub fn url(&self) -> &str {
+        self.url.expose()
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PostgresTestDb {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Dropping runs in the test's runtime, which cannot block on itself: use a
+        // runtime of its own on another thread.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(admin.expose())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) | Err(e) = dropped.map_err(|_| "panicked".to_owned()) {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// A [`PgStore`] on a new [`PostgresTestDb`], for
+/// [`store_conformance_tests!`](crate::store_conformance_tests): `None` skips (no
+/// PostgreSQL on a developer machine).
+pub async fn postgres_test_store() -> Option<TestStore> {
+    let db = PostgresTestDb::create().await?;
+    let store = PgStore::connect(db.url())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
+    Some(TestStore::new(store).holding(db))
 }

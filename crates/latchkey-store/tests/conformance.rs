@@ -1,4 +1,6 @@
-//! The conformance suite on SQLite, in memory and in a file.
+//! The conformance suite on SQLite, in memory and in a file, and on PostgreSQL (a new
+//! database per check on the server that LATCHKEY_TEST_POSTGRES_URL names; see
+//! `latchkey_store::testing`).
 
 use latchkey_store::SqliteStore;
 use latchkey_store::testing::TestStore;
@@ -19,4 +21,8 @@ mod sqlite_file {
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
         TestStore::new(SqliteStore::connect(&url).await.unwrap()).holding(dir)
     });
+}
+
+mod postgres {
+    latchkey_store::store_conformance_tests!(latchkey_store::testing::postgres_test_store());
 }

@@ -258,17 +258,8 @@ fn shipped_migrations_are_unchanged() {
         (3, "userpass flows", "525040c2476a8d9e"),
         (4, "session identity", "35eb8bb03f20a6ab"),
         (5, "cascades", "6b4f935d071e1377"),
+        (6, "throttle", "7ab628b117d6b4f8"),
+        (7, "one token pair", "747b8f481bc98dea"),
     ];
-    let found: Vec<(i64, String, String)> = MIGRATOR
-        .iter()
-        .map(|m| {
-            let prefix: String = m.checksum[..8].iter().map(|b| format!("{b:02x}")).collect();
-            (m.version, m.description.to_string(), prefix)
-        })
-        .collect();
-    let expected: Vec<(i64, String, String)> = shipped
-        .iter()
-        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
-        .collect();
-    assert_eq!(found, expected);
+    latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }

@@ -1,0 +1,735 @@
+//! The [`Store`](crate::Store) methods, written once in SQL that SQLite and PostgreSQL
+//! both run: `$N` placeholders (sqlx binds them by number on SQLite too), `ON CONFLICT`,
+//! `RETURNING`, `CASE` rather than engine functions. [`impl_store!`] expands them for one
+//! engine's store type; what differs between the engines (connecting, migrations, the
+//! schema's types) stays in `sqlite.rs` and `postgres.rs`.
+//!
+//! Cascades are the schema's (foreign keys, and the triggers of migration 5): the delete
+//! methods delete one row. Deleting a user takes its identities, sessions and API keys; an
+//! identity takes its sessions and, for `local-userpass`, its credentials; credentials take
+//! their email's tokens; an API key takes its identity and, for a server key, its user;
+//! disabling a key takes its sessions.
+
+use std::sync::LazyLock;
+
+use crate::throttle::MAX_DOUBLINGS;
+
+/// One hit of a [`ThrottleRule::window`](crate::ThrottleRule::window) bucket.
+/// `$1` bucket, `$2` limit, `$3` window seconds, `$4` now.
+pub(crate) const THROTTLE_WINDOW: &str = "
+INSERT INTO throttle AS t (bucket, hits, window_start, expires_at, locked_until, lockouts, allowed)
+VALUES ($1, 1, $4, $4 + $3, 0, 0, TRUE)
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE WHEN t.expires_at <= $4 THEN 1
+                WHEN t.hits < $2 THEN t.hits + 1
+                ELSE t.hits END,
+    window_start = CASE WHEN t.expires_at <= $4 THEN $4 ELSE t.window_start END,
+    expires_at = CASE WHEN t.expires_at <= $4 THEN $4 + $3 ELSE t.expires_at END,
+    allowed = (t.expires_at <= $4 OR t.hits < $2)
+RETURNING allowed, hits, window_start, expires_at, locked_until";
+
+/// One hit of a [`ThrottleRule::lockout`](crate::ThrottleRule::lockout) bucket.
+/// `$1` bucket, `$2` limit, `$3` first lockout seconds, `$4` longest lockout seconds (also
+/// how long the bucket is remembered after its latest allowed hit or lockout), `$5` now.
+///
+/// Of the stored row `t`: a hit while `t.locked_until > now` is refused and changes
+/// nothing. Otherwise it counts: from 1 again when the bucket was forgotten
+/// (`t.expires_at <= now`) or a lockout has ended (`t.locked_until > 0`), else one more;
+/// the hit that reaches the limit locks the bucket for `$3 << lockouts so far` (capped),
+/// and the bucket is remembered until `$4` after the lockout ends.
+pub(crate) static THROTTLE_LOCKOUT: LazyLock<String> = LazyLock::new(|| {
+    let locked = "t.locked_until > $5";
+    let forgotten = "t.expires_at <= $5";
+    let hits = format!("(CASE WHEN {forgotten} OR t.locked_until > 0 THEN 1 ELSE t.hits + 1 END)");
+    let lockouts = format!("(CASE WHEN {forgotten} THEN 0 ELSE t.lockouts END)");
+    let doubled = format!(
+        "($3 << CAST(CASE WHEN {lockouts} > {MAX_DOUBLINGS} THEN {MAX_DOUBLINGS} ELSE {lockouts} END AS INTEGER))"
+    );
+    let lockout = format!("(CASE WHEN {doubled} < $4 THEN {doubled} ELSE $4 END)");
+    format!(
+        "
+INSERT INTO throttle AS t (bucket, hits, window_start, expires_at, locked_until, lockouts, allowed)
+VALUES ($1, 1, $5, CASE WHEN $2 <= 1 THEN $5 + $3 + $4 ELSE $5 + $4 END,
+        CASE WHEN $2 <= 1 THEN $5 + $3 ELSE 0 END,
+        CASE WHEN $2 <= 1 THEN 1 ELSE 0 END,
+        TRUE)
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE WHEN {locked} THEN t.hits ELSE {hits} END,
+    window_start = CASE WHEN {locked} THEN t.window_start
+                        WHEN {forgotten} OR t.locked_until > 0 THEN $5
+                        ELSE t.window_start END,
+    lockouts = CASE WHEN {locked} THEN t.lockouts
+                    WHEN {hits} >= $2 THEN {lockouts} + 1
+                    ELSE {lockouts} END,
+    locked_until = CASE WHEN {locked} THEN t.locked_until
+                        WHEN {hits} >= $2 THEN $5 + {lockout}
+                        ELSE 0 END,
+    expires_at = CASE WHEN {locked} THEN t.expires_at
+                      WHEN {hits} >= $2 THEN $5 + {lockout} + $4
+                      ELSE $5 + $4 END,
+    allowed = NOT ({locked})
+RETURNING allowed, hits, window_start, expires_at, locked_until"
+    )
+});
+
+/// Implements [`Store`](crate::Store) for `$store`, a struct with a `pool` field (the
+/// pool of `$db`) and an inherent `async fn run_migrations(&self) -> Result<(),
+/// StoreError>`. Also defines the module's private helpers `insert_user`,
+/// `insert_identity` and `delete_tokens`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        /// Insert one user row (in a transaction or on the pool).
+        async fn insert_user<'e, E>(executor: E, user: &UserRecord) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&user.app_id)
+            .bind(&user.id)
+            .bind(user.created_at)
+            .bind(user.disabled)
+            .bind(user.custom_data.as_ref().map(Json))
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+
+        /// Insert one identity row (in a transaction or on the pool).
+        async fn insert_identity<'e, E>(
+            executor: E,
+            identity: &IdentityRecord,
+        ) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&identity.app_id)
+            .bind(&identity.provider_type)
+            .bind(&identity.id)
+            .bind(&identity.user_id)
+            .bind(Json(&identity.data))
+            .bind(identity.created_at)
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+
+        /// Delete every token pair of an email and purpose (in a transaction or on the pool).
+        async fn delete_tokens<'e, E>(
+            executor: E,
+            app_id: &str,
+            email: &str,
+            purpose: TokenPurpose,
+        ) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "DELETE FROM userpass_tokens WHERE app_id = $1 AND email = $2 AND purpose = $3",
+            )
+            .bind(app_id)
+            .bind(email)
+            .bind(purpose)
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn migrate(&self) -> Result<(), StoreError> {
+                self.run_migrations().await
+            }
+
+            async fn create_user_with_identity(
+                &self,
+                user: &UserRecord,
+                identity: &IdentityRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                insert_user(&mut *tx, user).await?;
+                insert_identity(&mut *tx, identity).await?;
+                Ok(tx.commit().await?)
+            }
+
+            async fn get_user(
+                &self,
+                app_id: &str,
+                user_id: &str,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                Ok(
+                    sqlx::query_as("SELECT * FROM users WHERE app_id = $1 AND id = $2")
+                        .bind(app_id)
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn delete_user(&self, app_id: &str, user_id: &str) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM users WHERE app_id = $1 AND id = $2")
+                    .bind(app_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn set_user_disabled(
+                &self,
+                app_id: &str,
+                user_id: &str,
+                disabled: bool,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE users SET disabled = $1 WHERE app_id = $2 AND id = $3")
+                    .bind(disabled)
+                    .bind(app_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn set_custom_data(
+                &self,
+                app_id: &str,
+                user_id: &str,
+                data: Option<&Map<String, Value>>,
+            ) -> Result<bool, StoreError> {
+                let n =
+                    sqlx::query("UPDATE users SET custom_data = $1 WHERE app_id = $2 AND id = $3")
+                        .bind(data.map(Json))
+                        .bind(app_id)
+                        .bind(user_id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn list_users(&self, app_id: &str) -> Result<Vec<UserRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM users WHERE app_id = $1 ORDER BY created_at, rowid",
+                )
+                .bind(app_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            /// The one hand-written cascade: tokens are kept by email, and this also
+            /// removes the tokens of an email that has no credentials (the schema's
+            /// trigger fires only when a credentials row goes).
+            async fn delete_userpass(&self, app_id: &str, email: &str) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM userpass_tokens WHERE app_id = $1 AND email = $2")
+                    .bind(app_id)
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(
+                    "DELETE FROM userpass_credentials WHERE app_id = $1 AND email = $2",
+                )
+                .bind(app_id)
+                .bind(email)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            /// One upsert on the schema's one pair per (app, email, purpose) (migration 7).
+            async fn replace_userpass_token(
+                &self,
+                t: &UserpassTokenRecord,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO userpass_tokens
+                     (app_id, token_id_hash, token_hash, purpose, email, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (app_id, email, purpose) DO UPDATE SET
+                         token_id_hash = excluded.token_id_hash,
+                         token_hash = excluded.token_hash,
+                         created_at = excluded.created_at,
+                         expires_at = excluded.expires_at",
+                )
+                .bind(&t.app_id)
+                .bind(&t.token_id_hash)
+                .bind(&t.token_hash)
+                .bind(t.purpose)
+                .bind(&t.email)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_userpass_token(
+                &self,
+                app_id: &str,
+                purpose: TokenPurpose,
+                token_id_hash: &str,
+                token_hash: &str,
+                now: i64,
+            ) -> Result<Option<String>, StoreError> {
+                let taken: Option<(String, i64)> = sqlx::query_as(
+                    "DELETE FROM userpass_tokens
+                     WHERE app_id = $1 AND token_id_hash = $2 AND token_hash = $3 AND purpose = $4
+                     RETURNING email, expires_at",
+                )
+                .bind(app_id)
+                .bind(token_id_hash)
+                .bind(token_hash)
+                .bind(purpose)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(taken
+                    .filter(|(_, expires_at)| *expires_at > now)
+                    .map(|(email, _)| email))
+            }
+
+            async fn delete_userpass_tokens(
+                &self,
+                app_id: &str,
+                email: &str,
+                purpose: TokenPurpose,
+            ) -> Result<(), StoreError> {
+                delete_tokens(&self.pool, app_id, email, purpose).await
+            }
+
+            async fn add_outbox(&self, m: &OutboxRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO outbox
+                     (app_id, recipient, kind, subject, body, token, token_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&m.app_id)
+                .bind(&m.to)
+                .bind(&m.kind)
+                .bind(&m.subject)
+                .bind(m.body.expose())
+                .bind(m.token.expose())
+                .bind(m.token_id.expose())
+                .bind(m.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_outbox(&self, app_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+                Ok(
+                    sqlx::query_as("SELECT * FROM outbox WHERE app_id = $1 ORDER BY seq")
+                        .bind(app_id)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn find_identity(
+                &self,
+                app_id: &str,
+                provider_type: &str,
+                id: &str,
+            ) -> Result<Option<IdentityRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM identities WHERE app_id = $1 AND provider_type = $2 AND id = $3",
+                )
+                .bind(app_id)
+                .bind(provider_type)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
+                insert_identity(&self.pool, identity).await
+            }
+
+            async fn set_identity_data(
+                &self,
+                app_id: &str,
+                provider_type: &str,
+                id: &str,
+                data: &Map<String, Value>,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE identities SET data = $1
+                     WHERE app_id = $2 AND provider_type = $3 AND id = $4",
+                )
+                .bind(Json(data))
+                .bind(app_id)
+                .bind(provider_type)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn list_identities(
+                &self,
+                app_id: &str,
+                user_id: &str,
+            ) -> Result<Vec<IdentityRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM identities WHERE app_id = $1 AND user_id = $2
+                     ORDER BY created_at, rowid",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (app_id, id, user_id, device_id, created_at,
+                                           expires_at, provider_type, identity_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&s.app_id)
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(&s.device_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(&s.provider_type)
+                .bind(&s.identity_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_session(
+                &self,
+                app_id: &str,
+                session_id: &str,
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                Ok(
+                    sqlx::query_as("SELECT * FROM sessions WHERE app_id = $1 AND id = $2")
+                        .bind(app_id)
+                        .bind(session_id)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn delete_session(
+                &self,
+                app_id: &str,
+                session_id: &str,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM sessions WHERE app_id = $1 AND id = $2")
+                    .bind(app_id)
+                    .bind(session_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn delete_user_sessions(
+                &self,
+                app_id: &str,
+                user_id: &str,
+            ) -> Result<u64, StoreError> {
+                Ok(
+                    sqlx::query("DELETE FROM sessions WHERE app_id = $1 AND user_id = $2")
+                        .bind(app_id)
+                        .bind(user_id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected(),
+                )
+            }
+
+            async fn delete_identity_sessions(
+                &self,
+                app_id: &str,
+                provider_type: &str,
+                identity_id: &str,
+            ) -> Result<u64, StoreError> {
+                Ok(sqlx::query(
+                    "DELETE FROM sessions
+                     WHERE app_id = $1 AND provider_type = $2 AND identity_id = $3",
+                )
+                .bind(app_id)
+                .bind(provider_type)
+                .bind(identity_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
+            }
+
+            async fn device_exists(
+                &self,
+                app_id: &str,
+                device_id: &str,
+            ) -> Result<bool, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM devices WHERE app_id = $1 AND id = $2)",
+                )
+                .bind(app_id)
+                .bind(device_id)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn touch_device(
+                &self,
+                app_id: &str,
+                device_id: &str,
+                user_id: &str,
+                now: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO devices (app_id, id, user_id, created_at, last_seen_at)
+                     VALUES ($1, $2, $3, $4, $4)
+                     ON CONFLICT (app_id, id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                )
+                .bind(app_id)
+                .bind(device_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn create_userpass(&self, r: &UserpassRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO userpass_credentials
+                     (app_id, id, email, password_hash, status, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.app_id)
+                .bind(&r.id)
+                .bind(&r.email)
+                .bind(r.password_hash.expose())
+                .bind(r.status)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_userpass(
+                &self,
+                app_id: &str,
+                email: &str,
+            ) -> Result<Option<UserpassRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM userpass_credentials WHERE app_id = $1 AND email = $2",
+                )
+                .bind(app_id)
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn set_userpass_status(
+                &self,
+                app_id: &str,
+                email: &str,
+                status: CredentialStatus,
+                now: i64,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE userpass_credentials SET status = $1, updated_at = $2
+                     WHERE app_id = $3 AND email = $4",
+                )
+                .bind(status)
+                .bind(now)
+                .bind(app_id)
+                .bind(email)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn set_userpass_password(
+                &self,
+                app_id: &str,
+                email: &str,
+                password_hash: &str,
+                now: i64,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE userpass_credentials SET password_hash = $1, updated_at = $2
+                     WHERE app_id = $3 AND email = $4",
+                )
+                .bind(password_hash)
+                .bind(now)
+                .bind(app_id)
+                .bind(email)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn create_api_key(
+                &self,
+                key: &ApiKeyRecord,
+                identity: &IdentityRecord,
+                server_user: Option<&UserRecord>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(user) = server_user {
+                    insert_user(&mut *tx, user).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO api_keys
+                     (app_id, id, user_id, kind, name, hash, disabled, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&key.app_id)
+                .bind(&key.id)
+                .bind(&key.user_id)
+                .bind(key.kind)
+                .bind(&key.name)
+                .bind(key.hash.expose())
+                .bind(key.disabled)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                insert_identity(&mut *tx, identity).await?;
+                Ok(tx.commit().await?)
+            }
+
+            async fn get_api_key(
+                &self,
+                app_id: &str,
+                id: &str,
+            ) -> Result<Option<ApiKeyRecord>, StoreError> {
+                Ok(
+                    sqlx::query_as("SELECT * FROM api_keys WHERE app_id = $1 AND id = $2")
+                        .bind(app_id)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn list_api_keys(
+                &self,
+                app_id: &str,
+                kind: ApiKeyKind,
+                user_id: Option<&str>,
+            ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM api_keys
+                     WHERE app_id = $1 AND kind = $2 AND ($3 IS NULL OR user_id = $3)
+                     ORDER BY created_at, rowid",
+                )
+                .bind(app_id)
+                .bind(kind)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn set_api_key_disabled(
+                &self,
+                app_id: &str,
+                id: &str,
+                disabled: bool,
+            ) -> Result<bool, StoreError> {
+                let n =
+                    sqlx::query("UPDATE api_keys SET disabled = $1 WHERE app_id = $2 AND id = $3")
+                        .bind(disabled)
+                        .bind(app_id)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn delete_api_key(&self, app_id: &str, id: &str) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM api_keys WHERE app_id = $1 AND id = $2")
+                    .bind(app_id)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn throttle_hit(
+                &self,
+                bucket: &str,
+                rule: ThrottleRule,
+                now: i64,
+            ) -> Result<ThrottleDecision, StoreError> {
+                let query = match rule.kind {
+                    RuleKind::Window { window_secs } => {
+                        sqlx::query_as(crate::sql::THROTTLE_WINDOW)
+                            .bind(bucket)
+                            .bind(rule.limit)
+                            .bind(window_secs)
+                            .bind(now)
+                    }
+                    RuleKind::Lockout {
+                        lockout_secs,
+                        max_lockout_secs,
+                    } => sqlx::query_as(crate::sql::THROTTLE_LOCKOUT.as_str())
+                        .bind(bucket)
+                        .bind(rule.limit)
+                        .bind(lockout_secs)
+                        .bind(max_lockout_secs)
+                        .bind(now),
+                };
+                let row: ThrottleRow = query.fetch_one(&self.pool).await?;
+                Ok(row.decision(bucket, &rule, now))
+            }
+
+            async fn throttle_release(&self, hit: &ThrottleHit) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE throttle SET hits = hits - 1
+                     WHERE bucket = $1 AND window_start = $2 AND hits > 0",
+                )
+                .bind(&hit.bucket)
+                .bind(hit.window_start)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM throttle WHERE bucket = $1")
+                    .bind(bucket)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM throttle WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
