@@ -213,6 +213,16 @@ impl Error {
         Self::with_source(ErrorKind::Store, message, Box::new(err))
     }
 
+    /// A login succeeded on the server, but the user store could not save the user, so the
+    /// login was undone.
+    pub(crate) fn store_not_saved(err: StoreError) -> Self {
+        let message = format!(
+            "the login could not be saved in the user store, so it was undone \
+             (nothing changed on this device): {err}"
+        );
+        Self::with_source(ErrorKind::Store, message, Box::new(err))
+    }
+
     /// An invalid configuration.
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)
