@@ -29,13 +29,21 @@ pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> Sto
     move |e| StoreError::with_source(what, e)
 }
 
-/// Check the store directory `dir`: `Ok(false)` when it does not exist (yet), `Ok(true)`
-/// when it is a directory that only its owner (and the superuser) can write. A directory
-/// that other users can write is refused: anyone could plant or swap a store file there.
+/// Check the store directory `dir`: `Ok(false)` when it does not exist (yet, or cannot:
+/// a parent is a file; creating it will fail), `Ok(true)` when it is a directory that only
+/// its owner (and the superuser) can write. A directory that other users can write is
+/// refused: anyone could plant or swap a store file there.
 pub(crate) fn check_dir(dir: &Path) -> Result<bool, StoreError> {
     let meta = match fs::metadata(dir) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(false);
+        }
         Err(e) => {
             return Err(StoreError::with_source(
                 format!("cannot inspect the user store directory {}", dir.display()),
@@ -160,6 +168,8 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, b"x").unwrap();
         assert!(check_dir(&file).is_err());
+        // Below a file: nothing there to read, and nothing can be created.
+        assert!(!check_dir(&file.join("below")).unwrap());
         assert!(create_dir(&file.join("below")).is_err());
     }
 
