@@ -180,20 +180,17 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_processes_log_in_at_once_and_every_user_persists() {
-    let processes: usize = std::env::var("XP").map(|v| v.parse().unwrap()).unwrap_or(4);
-    let logins: usize = std::env::var("XL")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(25);
-    let (procs, logs) = (processes, logins);
+    const PROCESSES: usize = 4;
+    const LOGINS: usize = 25;
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("LATCHKEY_URL", server.url()),
-        ("LATCHKEY_LOGINS", logs.to_string()),
+        ("LATCHKEY_LOGINS", LOGINS.to_string()),
     ];
     // The server's app id, not APP: the children log in for real.
     let env_app = ("LATCHKEY_APP", server.app_id().to_owned());
-    let handles: Vec<_> = (0..procs)
+    let handles: Vec<_> = (0..PROCESSES)
         .map(|_| {
             let dir = dir.path().to_owned();
             let env = env.clone();
@@ -212,10 +209,10 @@ async fn several_processes_log_in_at_once_and_every_user_persists() {
     let mut ok = HashSet::new();
     for h in handles {
         let ids = h.await.unwrap();
-        assert_eq!(ids.len(), logs);
+        assert_eq!(ids.len(), LOGINS);
         ok.extend(ids);
     }
-    assert_eq!(ok.len(), procs * logs);
+    assert_eq!(ok.len(), PROCESSES * LOGINS);
 
     let app = App::builder(server.app_id())
         .base_url("http://127.0.0.1:9")
