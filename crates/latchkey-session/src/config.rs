@@ -130,6 +130,11 @@ impl AppConfig {
         self.request_timeout
     }
 
+    /// The configured clock.
+    pub(crate) fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
     /// The current time by the configured clock.
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()

@@ -43,9 +43,9 @@
 //   sqlite_store -> disk, file_store, store           SqliteStore (migrates FileStore's files)
 //   error       -> store                              Error, ErrorKind
 //   config      -> clock, error, retry                AppConfig, device info
-//   wire        -> error                              request building, bearer, decode, errors
+//   wire        -> error, retry                       request building, bearer, decode, errors
 //   tokens      -> error                              token cache, expiry, single-flight gate
-//   client      -> config, error, retry, wire         location, timeouts, retries, spans
+//   client      -> clock, config, error, retry, wire  location, timeouts, retries, spans
 //   record      -> error, profile, store, tokens      one user's record and shared cell
 //   registry    -> error, events, profile, record, store       users, current user, persistence
 //   context     -> client, config, error, events, registry, store, wire   what a user needs
@@ -84,7 +84,7 @@ pub use events::{EventReceiver, UserEvent};
 pub use file_store::FileStore;
 pub use latchkey_protocol::Secret;
 pub use profile::{UserIdentity, UserProfile, UserState};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, retry_after};
 #[cfg(feature = "file-store")]
 pub use sqlite_store::SqliteStore;
 pub use store::{MemoryStore, StoreChange, StoreError, StoredUser, StoredUsers, UserStore};

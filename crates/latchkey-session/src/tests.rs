@@ -2055,3 +2055,5 @@ fn route_templates_hide_ids() {
 // ---------------------------------------------------------------- the user store
 
 mod store;
+
+mod retry_after;

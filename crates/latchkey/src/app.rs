@@ -255,8 +255,10 @@ impl AppBuilder {
     }
 
     /// How idempotent requests (`GET`, `PUT`) are retried after transient failures
-    /// (default: [`RetryPolicy::default`], two retries with exponential backoff and jitter).
-    /// Logins, registrations, resets, refreshes, logouts and deletions are never retried.
+    /// (default: [`RetryPolicy::default`], two retries with exponential backoff and jitter,
+    /// honouring a server's `Retry-After` on 429 and 503 up to 10 s). Logins,
+    /// registrations, resets, refreshes, logouts and deletions are never retried; their
+    /// errors carry the server's [`Error::retry_after`].
     ///
     /// ```
     /// use std::time::Duration;

@@ -149,12 +149,12 @@ pub(crate) const RULES: &[Rule] = &[
     ),
     Rule::may_only_use("latchkey-session", "error", &["store", "profile"]),
     Rule::may_only_use("latchkey-session", "config", &["clock", "error", "retry"]),
-    Rule::may_only_use("latchkey-session", "wire", &["error"]),
+    Rule::may_only_use("latchkey-session", "wire", &["error", "retry"]),
     Rule::may_only_use("latchkey-session", "tokens", &["error"]),
     Rule::may_only_use(
         "latchkey-session",
         "client",
-        &["config", "error", "retry", "wire"],
+        &["clock", "config", "error", "retry", "wire"],
     ),
     Rule::may_only_use(
         "latchkey-session",
