@@ -118,6 +118,12 @@ impl AppCore {
     /// `GET /auth/profile` with the new access token (a profile failure fails the login);
     /// then the user is created or updated, persisted, made current, and
     /// [`UserEvent::LoggedIn`](crate::UserEvent::LoggedIn) is sent.
+    ///
+    /// The user is saved (with the current user, in one write) **before** anything changes
+    /// in memory. If the user store cannot save it, the login fails with an
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store) error and is undone: nothing changed on
+    /// this device (in memory or in the store), and the new session is revoked on the
+    /// server (best effort).
     pub async fn log_in(&self, credential: &dyn Credential) -> Result<User, Error> {
         let provider = credential.provider_name().to_owned();
         if credential.reuse_anonymous_user()
@@ -125,7 +131,7 @@ impl AppCore {
         {
             let user = self.handle(user);
             tracing::debug!(user_id = user.id(), "reusing the logged-in anonymous user");
-            self.switch_user(&user)?;
+            self.app.registry().switch_to_now(user.cell()).await?;
             return Ok(user);
         }
         let mut body = credential.login_body()?;
@@ -144,10 +150,11 @@ impl AppCore {
         let refresh_token = login
             .refresh_token
             .ok_or_else(|| Error::decode("no refresh token in the login response", None))?;
-        let tokens = TokenSet::from_login(login.access_token, refresh_token, self.app.now())?;
+        let tokens =
+            TokenSet::from_login(login.access_token, refresh_token.clone(), self.app.now())?;
         let profile = self.app.fetch_profile(tokens.access()).await?;
         let device_id = Some(login.device_id).filter(|d| is_device_id(d));
-        let user = self.app.registry().logged_in(login.user_id, |d| {
+        let saved = self.app.registry().logged_in(login.user_id, |d| {
             d.state = UserState::LoggedIn;
             d.tokens.set(tokens);
             d.profile = CachedProfile::from_response(profile);
@@ -156,7 +163,14 @@ impl AppCore {
             }
             d.provider_type = Some(provider);
         });
-        Ok(self.handle(user))
+        match saved.await {
+            Ok(user) => Ok(self.handle(user)),
+            Err(e) => {
+                // Nothing changed on this device: end the new session on the server too.
+                self.app.revoke(&refresh_token).await;
+                Err(Error::store_not_saved(e))
+            }
+        }
     }
 
     /// Remove `user` from this device: logged in → logged out with a best-effort
@@ -174,6 +188,7 @@ impl AppCore {
         self.app
             .registry()
             .remove(user.cell())
+            .await
             .map_err(Error::store_not_cleared)
     }
 
@@ -200,10 +215,10 @@ impl AppCore {
             })
             .await?;
         wire::check_status(resp)?;
-        let registry = self.app.registry();
-        registry.update(user.cell(), |d| d.end_session(UserState::Removed));
-        registry
+        self.app
+            .registry()
             .remove(user.cell())
+            .await
             .map_err(Error::store_not_cleared)
     }
 

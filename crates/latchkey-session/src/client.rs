@@ -12,9 +12,10 @@ use latchkey_transport::{
 };
 use tracing::Instrument;
 
+use crate::clock::SharedClock;
 use crate::config::AppConfig;
 use crate::error::Error;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, retry_after};
 use crate::wire::{self, ApiRequest};
 
 /// Sends an app's requests through its transport.
@@ -24,6 +25,8 @@ pub(crate) struct Client {
     base: Routes,
     timeout: Duration,
     retry: RetryPolicy,
+    /// For `Retry-After` dates.
+    clock: SharedClock,
     /// Routes on the host the location returned, once known.
     location: tokio::sync::Mutex<Option<Routes>>,
 }
@@ -36,6 +39,7 @@ impl Client {
             base: Routes::new(config.base_url(), config.app_id()),
             timeout: config.request_timeout(),
             retry: *config.retry_policy(),
+            clock: config.clock(),
             location: tokio::sync::Mutex::new(None),
         }
     }
@@ -72,7 +76,8 @@ impl Client {
     }
 
     /// Send through the transport with the configured timeout, retrying idempotent
-    /// requests after transient failures (see [`RetryPolicy`]). Any status is `Ok`.
+    /// requests after transient failures, honouring `Retry-After` on 429 and 503 (see
+    /// [`RetryPolicy`]). Any status is `Ok`.
     ///
     /// One `latchkey.request` span per call, with the method, the route template (never a
     /// token: tokens are only ever in headers), the final status and the attempt count.
@@ -94,11 +99,16 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             let result = self.send_once(req.clone(), attempt, idempotent).await;
-            let retryable = match &result {
-                Ok(resp) => RetryPolicy::is_transient_status(resp.status()),
-                Err(e) => e.is_transient(),
+            let delay = match &result {
+                _ if attempt >= max_retries => None,
+                Ok(resp) => {
+                    let wait = retry_after(resp.headers(), self.clock.now());
+                    policy.delay_for(resp.status(), wait, attempt + 1)
+                }
+                Err(e) if e.is_transient() => Some(policy.backoff(attempt + 1)),
+                Err(_) => None,
             };
-            if !retryable || attempt >= max_retries {
+            let Some(delay) = delay else {
                 let span = tracing::Span::current();
                 span.record("attempts", attempt + 1);
                 match &result {
@@ -109,9 +119,8 @@ impl Client {
                     Err(e) => tracing::debug!(error = %e, "no response"),
                 }
                 return result;
-            }
+            };
             attempt += 1;
-            let delay = policy.backoff(attempt);
             match &result {
                 Ok(resp) => tracing::debug!(
                     status = resp.status().as_u16(),

@@ -36,6 +36,7 @@ pub struct AppConfig {
     sdk_version: String,
     clock: SharedClock,
     retry: RetryPolicy,
+    recover_corrupt_store: bool,
 }
 
 impl AppConfig {
@@ -54,7 +55,27 @@ impl AppConfig {
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
+            recover_corrupt_store: false,
         }
+    }
+
+    /// What to do when the user store reports its data as corrupt while the app is built.
+    ///
+    /// `false` (the default of this engine): fail with an
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store) error. `true` (the default of the
+    /// `latchkey` facade's `App`): ask the store to move the data aside
+    /// ([`UserStore::set_aside`](crate::UserStore::set_aside)), start with no users, log a
+    /// warning and send [`UserEvent::StoreRecovered`](crate::UserEvent::StoreRecovered) to the
+    /// first event receiver.
+    pub fn with_corrupt_store_recovery(mut self, recover: bool) -> Self {
+        self.recover_corrupt_store = recover;
+        self
+    }
+
+    /// Whether a corrupt user store is moved aside at build (see
+    /// [`with_corrupt_store_recovery`](Self::with_corrupt_store_recovery)).
+    pub fn corrupt_store_recovery(&self) -> bool {
+        self.recover_corrupt_store
     }
 
     /// Set the retry policy for idempotent requests (default: [`RetryPolicy::default`],
@@ -107,6 +128,11 @@ impl AppConfig {
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    /// The configured clock.
+    pub(crate) fn clock(&self) -> SharedClock {
+        self.clock.clone()
     }
 
     /// The current time by the configured clock.

@@ -35,7 +35,13 @@ impl AppContext {
     ) -> Result<Self, Error> {
         config.validate()?;
         let events = Events::new();
-        let registry = Registry::load(config.app_id(), store, events.clone(), config.now())?;
+        let registry = Registry::load(
+            config.app_id(),
+            store,
+            events.clone(),
+            config.now(),
+            config.corrupt_store_recovery(),
+        )?;
         Ok(AppContext {
             client: Client::new(&config, transport),
             config,
@@ -87,6 +93,25 @@ impl AppContext {
     /// Send a request; a non-2xx status is a server error.
     pub(crate) async fn send_checked(&self, req: ApiRequest) -> Result<HttpResponse, Error> {
         self.client.execute_checked(req).await
+    }
+
+    /// Revoke the session of `refresh` (`DELETE /auth/session`), best effort: a failure is
+    /// logged at `warn` level.
+    pub(crate) async fn revoke(&self, refresh: &Secret) {
+        let revoke = async {
+            let url = self.routes().await?.session();
+            let req = wire::build(
+                Method::DELETE,
+                Some(paths::SESSION),
+                &url,
+                Some(refresh),
+                None,
+            )?;
+            wire::check_status(self.send(req).await?)
+        };
+        if let Err(e) = revoke.await {
+            tracing::warn!(error = %e, "revoking the session failed");
+        }
     }
 
     /// `GET /auth/profile` with `access`, no replay.

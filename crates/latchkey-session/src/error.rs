@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use latchkey_protocol::{ErrorBody, ErrorCode};
@@ -82,6 +83,7 @@ struct Inner {
     status: Option<StatusCode>,
     body: Option<ErrorBody>,
     raw_body: Option<String>,
+    retry_after: Option<Duration>,
     source: Option<BoxError>,
 }
 
@@ -93,6 +95,7 @@ impl Inner {
             status: None,
             body: None,
             raw_body: None,
+            retry_after: None,
             source: None,
         }
     }
@@ -155,6 +158,15 @@ impl Error {
         })
     }
 
+    /// The wait the server asked for with `Retry-After` (`None`: it did not). For an error
+    /// just made (its only handle), as [`server`](Self::server) returns it.
+    pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.retry_after = wait;
+        }
+        self
+    }
+
     /// The session is over: the refresh token was rejected. `cause` is the server's 401.
     pub fn session_expired(cause: Option<Error>) -> Self {
         let mut inner = Inner::new(
@@ -209,6 +221,16 @@ impl Error {
         let message = format!(
             "the user is logged out in memory, but clearing it from the user store failed \
              (its tokens may still be stored): {err}"
+        );
+        Self::with_source(ErrorKind::Store, message, Box::new(err))
+    }
+
+    /// A login succeeded on the server, but the user store could not save the user, so the
+    /// login was undone.
+    pub(crate) fn store_not_saved(err: StoreError) -> Self {
+        let message = format!(
+            "the login could not be saved in the user store, so it was undone \
+             (nothing changed on this device): {err}"
         );
         Self::with_source(ErrorKind::Store, message, Box::new(err))
     }
@@ -272,6 +294,16 @@ impl Error {
         self.inner.body.as_ref()
     }
 
+    /// How long the server asked the client to wait, with a `Retry-After` header on a `429`
+    /// or `503` answer (seconds, or an HTTP date counted from when the answer arrived).
+    ///
+    /// Requests that are safe to retry (`GET`, `PUT`) already waited and retried, up to
+    /// [`RetryPolicy::max_retry_after`](crate::RetryPolicy::max_retry_after); this is for
+    /// the others (a throttled login) and for waits longer than that.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
     /// The server's body, scrubbed of tokens and truncated, when it was kept
     /// (non-JSON error bodies and undecodable replies).
     pub fn raw_body(&self) -> Option<&str> {
@@ -298,6 +330,9 @@ impl fmt::Debug for Error {
         }
         if let Some(r) = &self.inner.raw_body {
             d.field("raw_body", r);
+        }
+        if let Some(w) = self.inner.retry_after {
+            d.field("retry_after", &w);
         }
         if let Some(s) = &self.inner.source {
             d.field("source", &s.to_string());

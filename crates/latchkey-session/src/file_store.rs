@@ -1,19 +1,31 @@
-//! [`FileStore`]: one JSON file per app id under a directory (feature `file-store`).
+//! [`FileStore`]: one JSON file per app id under a directory, locked for several
+//! processes (feature `file-store`).
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::{StoreError, StoredUser, StoredUsers, UserStore, remove, upsert};
+use crate::disk::{self, io_error};
+use crate::store::{
+    StoreChange, StoreError, StoredUser, StoredUsers, UserStore, apply_all, remove, upsert,
+};
 
-/// A store that keeps one JSON file per app id under a directory.
+/// A store that keeps one JSON file per app id under a directory: the locked-single-file
+/// design. [`SqliteStore`](crate::SqliteStore), the default, is cheaper and reads these
+/// files when it first opens an app (see `docs/sdk.md`, "The user store").
 ///
-/// Writes are atomic (temporary file in the same directory, write, fsync, rename, fsync
-/// of the directory) and files are created with owner-only permissions (0600; the
-/// directory 0700) on unix. A file that cannot be parsed is reported as a corrupt
-/// [`StoreError`], never a panic.
+/// - **Several processes**: every read-modify-write holds an exclusive lock on the
+///   directory (`flock`, on unix), so changes made at once by several processes (or
+///   several apps) are never lost. Elsewhere the lock covers this process only.
+/// - **Crash safety**: a write goes to a temporary file in the same directory (write,
+///   fsync, rename, fsync of the directory), so a crash leaves the old file or the new one.
+///   Temporary files of writers that died are deleted under the lock.
+/// - **Cost**: each change rewrites the whole file, so it grows with the number of users.
+/// - Files are owner-only (0600; the directory 0700) on unix, and a directory other users
+///   can write is refused. A file that cannot be parsed is reported as a corrupt
+///   [`StoreError`], never a panic; [`set_aside`](UserStore::set_aside) moves it away.
 ///
 /// ```no_run
 /// use latchkey_session::{FileStore, UserStore};
@@ -29,6 +41,31 @@ pub struct FileStore {
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The exclusive lock on the store directory, held for one read or read-modify-write.
+struct DirLock {
+    #[cfg(unix)]
+    _dir: fs::File,
+}
+
+impl DirLock {
+    /// Wait for the lock on `dir` (which exists).
+    fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        #[cfg(unix)]
+        {
+            let what = || format!("cannot lock the user store directory {}", dir.display());
+            let file = fs::File::open(dir).map_err(io_error(what()))?;
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| StoreError::with_source(what(), io::Error::from(e)))?;
+            Ok(DirLock { _dir: file })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(DirLock {})
+        }
+    }
+}
 
 impl FileStore {
     /// A store under `dir` (created on first write).
@@ -57,7 +94,29 @@ impl FileStore {
     /// ```
     pub fn path_for(&self, app_id: &str) -> PathBuf {
         self.dir
-            .join(format!("{}.users.json", encode_app_id(app_id)))
+            .join(format!("{}.users.json", disk::encode_app_id(app_id)))
+    }
+
+    /// Run `f` holding this process's lock and, when the directory exists (or `create`
+    /// makes it), the directory lock. `f` learns whether the directory exists.
+    fn locked<R>(
+        &self,
+        create: bool,
+        f: impl FnOnce(bool) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let exists = if create {
+            disk::create_dir(&self.dir)?;
+            true
+        } else {
+            disk::check_dir(&self.dir)?
+        };
+        let _dir = if exists {
+            Some(DirLock::acquire(&self.dir)?)
+        } else {
+            None
+        };
+        f(exists)
     }
 
     fn read(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
@@ -70,7 +129,7 @@ impl FileStore {
             // Written before files carried their app id. Only unambiguous when the
             // name needed no escaping: the old mapping kept [A-Za-z0-9-] as is and
             // turned everything else into `_`, so such a name had exactly one owner.
-            None if !encode_app_id(app_id).contains('_') => Ok(doc),
+            None if !disk::encode_app_id(app_id).contains('_') => Ok(doc),
             _ => Err(StoreError::new(format!(
                 "{} holds the users of another app id, not {app_id:?}",
                 path.display()
@@ -82,7 +141,7 @@ impl FileStore {
     fn read_path(&self, path: &Path) -> Result<Option<StoredUsers>, StoreError> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(None);
             }
             Err(e) => {
@@ -97,108 +156,121 @@ impl FileStore {
         })
     }
 
+    /// Write `doc` as `app_id`'s file, atomically. The directory lock is held.
     fn write(&self, app_id: &str, doc: &StoredUsers) -> Result<(), StoreError> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |e: std::io::Error| StoreError::with_source(what, e)
-        };
-        create_dir(&self.dir).map_err(io("cannot create the store directory"))?;
         let path = self.path_for(app_id);
         let mut doc = doc.clone();
         doc.app_id = Some(app_id.to_owned());
         let json = serde_json::to_vec_pretty(&doc)
             .map_err(|e| StoreError::with_source("cannot serialize users", e))?;
-        let tmp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("users"),
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let (mut f, tmp) = self.create_temp(&path).map_err(io_error(format!(
+            "cannot create a temporary file in {}",
+            self.dir.display()
+        )))?;
         let result = (|| {
-            let mut f = open_private(&tmp)?;
             f.write_all(&json)?;
             f.sync_all()?;
             drop(f);
             fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir);
-            Ok(())
+            disk::sync_dir(&self.dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result.map_err(io("cannot write the user file"))
+        result.map_err(io_error(format!(
+            "cannot write the user file {}",
+            path.display()
+        )))
+    }
+
+    /// A new temporary file beside `path`. Under the directory lock no other writer has
+    /// one, so a name that is taken belongs to a writer that died: it is replaced.
+    fn create_temp(&self, path: &Path) -> io::Result<(fs::File, PathBuf)> {
+        let prefix = temp_prefix(path);
+        let mut attempts = 0;
+        loop {
+            let tmp = self.dir.join(format!(
+                "{prefix}{}.{}.tmp",
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            match disk::create_private(&tmp) {
+                Ok(f) => return Ok((f, tmp)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
+                    attempts += 1;
+                    fs::remove_file(&tmp)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Delete the temporary files that writers of `app_id`'s file left when they died
+    /// (they may hold tokens). The directory lock is held.
+    fn remove_stray_temps(&self, app_id: &str) {
+        let prefix = temp_prefix(&self.path_for(app_id));
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::debug!(file = %name, "removed a stray temporary user file"),
+                    Err(e) => {
+                        tracing::warn!(file = %name, error = %e, "cannot remove a stray temporary user file")
+                    }
+                }
+            }
+        }
     }
 
     fn update(&self, app_id: &str, f: impl FnOnce(&mut StoredUsers)) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut doc = self.read(app_id)?;
-        f(&mut doc);
-        self.write(app_id, &doc)
+        self.locked(true, |_| {
+            let mut doc = self.read(app_id)?;
+            f(&mut doc);
+            self.write(app_id, &doc)
+        })
+    }
+
+    /// Delete `app_id`'s file and any temporary file left beside it (after its users
+    /// moved to another store). `Ok` when there was nothing to delete.
+    pub(crate) fn delete(&self, app_id: &str) -> Result<(), StoreError> {
+        self.locked(false, |exists| {
+            if !exists {
+                return Ok(());
+            }
+            self.remove_stray_temps(app_id);
+            let path = self.path_for(app_id);
+            match fs::remove_file(&path) {
+                Ok(()) => disk::sync_dir(&self.dir)
+                    .map_err(io_error(format!("cannot sync {}", self.dir.display()))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::with_source(
+                    format!("cannot delete {}", path.display()),
+                    e,
+                )),
+            }
+        })
     }
 }
 
-/// `app_id` with each byte outside `[A-Za-z0-9-]` as `_XX`: injective, and a safe
-/// file name on every platform.
-fn encode_app_id(app_id: &str) -> String {
-    let mut out = String::with_capacity(app_id.len());
-    for b in app_id.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("_{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-#[cfg(unix)]
-fn create_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+/// Temporary files of `path` are named `.<file name>.<pid>.<counter>.tmp`.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("users");
+    format!(".{name}.")
 }
 
 impl UserStore for FileStore {
     fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.read(app_id)
+        self.locked(false, |exists| {
+            if !exists {
+                return Ok(StoredUsers::default());
+            }
+            self.remove_stray_temps(app_id);
+            self.read(app_id)
+        })
     }
     fn save_user(&self, app_id: &str, user: &StoredUser) -> Result<(), StoreError> {
         self.update(app_id, |d| upsert(d, user))
@@ -208,6 +280,22 @@ impl UserStore for FileStore {
     }
     fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
         self.update(app_id, |d| d.current_user_id = user_id.map(str::to_owned))
+    }
+    /// All the changes in one read-modify-write: one durable write.
+    fn apply(&self, app_id: &str, changes: &[StoreChange]) -> Result<(), StoreError> {
+        self.update(app_id, |d| apply_all(d, changes))
+    }
+    /// Rename the file to `<file>.corrupt-<unix ms>` (owner-only).
+    fn set_aside(&self, app_id: &str) -> Result<Option<PathBuf>, StoreError> {
+        self.locked(false, |exists| {
+            let path = self.path_for(app_id);
+            if !exists || !path.exists() {
+                return Ok(None);
+            }
+            let aside = disk::set_aside(&path)
+                .map_err(io_error(format!("cannot move {} aside", path.display())))?;
+            Ok(Some(aside))
+        })
     }
 }
 
@@ -378,5 +466,87 @@ mod tests {
     fn stored_user_debug_is_redacted() {
         let s = format!("{:?}", user("a"));
         assert!(!s.contains("AT-secret") && !s.contains("RT-secret"));
+    }
+
+    #[test]
+    fn several_stores_on_one_directory_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    // One store each, as separate processes would have.
+                    let store = FileStore::new(path);
+                    for i in 0..20 {
+                        let id = format!("t{t}-u{i}");
+                        store
+                            .apply(
+                                "app",
+                                &[
+                                    StoreChange::SaveUser(user(&id)),
+                                    StoreChange::SetCurrentUser(Some(id.clone())),
+                                ],
+                            )
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let doc = FileStore::new(dir.path()).load("app").unwrap();
+        assert_eq!(doc.users.len(), 80);
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed_and_never_block_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path());
+        store.save_user("app", &user("a")).unwrap();
+        // What a writer killed between creating and renaming its temporary file leaves,
+        // including one with the name this process will pick next (same PID after a
+        // restart: PID 1 in a container).
+        let next = TMP_COUNTER.load(Ordering::Relaxed);
+        for n in next..next + 4 {
+            let name = format!(".app.users.json.{}.{n}.tmp", std::process::id());
+            fs::write(dir.path().join(name), b"{\"tokens\": 1}").unwrap();
+        }
+        store.save_user("app", &user("b")).unwrap();
+        assert_eq!(store.load("app").unwrap().users.len(), 2);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["app.users.json"]);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_set_aside_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path());
+        assert_eq!(store.set_aside("app").unwrap(), None);
+        fs::write(store.path_for("app"), b"{oops").unwrap();
+        let aside = store.set_aside("app").unwrap().unwrap();
+        assert_eq!(fs::read(&aside).unwrap(), b"{oops");
+        assert!(store.load("app").unwrap().users.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_other_users_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let store = FileStore::new(dir.path());
+        assert!(
+            store
+                .load("app")
+                .unwrap_err()
+                .to_string()
+                .contains("chmod o-w")
+        );
+        assert!(store.save_user("app", &user("a")).is_err());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

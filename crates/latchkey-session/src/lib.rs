@@ -4,8 +4,10 @@
 //!   `options.device`, then the profile), the user registry and the current user.
 //! - [`User`]: a cheap-clone handle with state, tokens, profile and identities; proactive
 //!   and reactive (401 → refresh → replay once) token refresh, single-flight per user.
-//! - [`UserStore`]: persistence after every change; [`MemoryStore`] and, with the
-//!   `file-store` feature, `FileStore`.
+//! - [`UserStore`]: persistence after every change, one write per change, off the async
+//!   executor; [`MemoryStore`] and, with the `file-store` feature, `SqliteStore` (the
+//!   default on disk: safe for several processes, crash-safe) and `FileStore` (one locked
+//!   JSON file per app id).
 //! - [`UserEvent`]: a broadcast of logins, refreshes, logouts, session expiries, removals
 //!   and switches.
 //! - [`Error`]: the one error type, with [`ErrorKind`] and predicates.
@@ -36,23 +38,27 @@
 //
 //   profile, clock, events, retry  -> (none)          user state, identities, profile
 //   store       -> profile                            UserStore, StoredUser(s), MemoryStore
-//   file_store  -> store                              FileStore
+//   disk        -> store                              names, permissions, setting data aside
+//   file_store  -> disk, store                        FileStore
+//   sqlite_store -> disk, file_store, store           SqliteStore (migrates FileStore's files)
 //   error       -> store                              Error, ErrorKind
 //   config      -> clock, error, retry                AppConfig, device info
-//   wire        -> error                              request building, bearer, decode, errors
+//   wire        -> error, retry                       request building, bearer, decode, errors
 //   tokens      -> error                              token cache, expiry, single-flight gate
-//   client      -> config, error, retry, wire         location, timeouts, retries, spans
+//   client      -> clock, config, error, retry, wire  location, timeouts, retries, spans
 //   record      -> error, profile, store, tokens      one user's record and shared cell
 //   registry    -> error, events, profile, record, store       users, current user, persistence
 //   context     -> client, config, error, events, registry, store, wire   what a user needs
-//   refresh     -> context, error, events, profile, record, tokens, wire  proactive/reactive refresh
-//   user        -> context, error, events, profile, record, refresh, tokens, wire   User
+//   refresh     -> context, error, events, profile, record, registry, tokens, wire   refresh
+//   user        -> context, error, events, profile, record, refresh, registry, tokens, wire
 //   app         -> config, context, error, events, profile, record, store, tokens, user, wire
 mod app;
 mod client;
 mod clock;
 mod config;
 mod context;
+#[cfg(feature = "file-store")]
+mod disk;
 mod error;
 mod events;
 #[cfg(feature = "file-store")]
@@ -62,6 +68,8 @@ mod record;
 mod refresh;
 mod registry;
 mod retry;
+#[cfg(feature = "file-store")]
+mod sqlite_store;
 mod store;
 mod tokens;
 mod user;
@@ -76,8 +84,10 @@ pub use events::{EventReceiver, UserEvent};
 pub use file_store::FileStore;
 pub use latchkey_protocol::Secret;
 pub use profile::{UserIdentity, UserProfile, UserState};
-pub use retry::RetryPolicy;
-pub use store::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
+pub use retry::{RetryPolicy, retry_after};
+#[cfg(feature = "file-store")]
+pub use sqlite_store::SqliteStore;
+pub use store::{MemoryStore, StoreChange, StoreError, StoredUser, StoredUsers, UserStore};
 pub use tokens::{MAX_ACCESS_TOKEN_LIFETIME, refresh_buffer};
 pub use user::User;
 pub use wire::AUTH_MAX_RESPONSE_BYTES;

@@ -12,6 +12,7 @@ use crate::store::StoredUser;
 use crate::tokens::{RefreshGate, Snapshot, TokenCache, TokenSet, to_ms};
 
 /// Everything known about one user on this device.
+#[derive(Clone)]
 pub(crate) struct UserData {
     id: String,
     pub(crate) state: UserState,

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::events::UserEvent;
 use crate::profile::UserState;
 use crate::record::UserCell;
+use crate::registry::Ending;
 use crate::tokens::TokenSet;
 use crate::wire::{self, ApiRequest, UNAUTHORIZED};
 
@@ -95,19 +96,23 @@ impl<'a> Refresher<'a> {
         )?;
         let resp = self.app.send(req).await?;
         if resp.status() == UNAUTHORIZED {
-            return Err(self.session_rejected(&resp, &refresh));
+            return Err(self.session_rejected(&resp, &refresh).await);
         }
         let resp = wire::check_status(resp)?;
         let body: RefreshResponse = wire::parse_json(&resp, "refresh response")?;
         let tokens = TokenSet::access_only(body.access_token, self.app.now())?;
-        let applied = self.app.registry().update(self.user, |d| {
-            if d.holds_session(&refresh) {
-                d.tokens.set(tokens);
-                true
-            } else {
-                false
-            }
-        });
+        let applied = self
+            .app
+            .registry()
+            .update(self.user, |d| {
+                if d.holds_session(&refresh) {
+                    d.tokens.set(tokens);
+                    true
+                } else {
+                    false
+                }
+            })
+            .await;
         if applied {
             self.app.emit(UserEvent::TokenRefreshed {
                 user_id: self.user.id().to_owned(),
@@ -118,38 +123,39 @@ impl<'a> Refresher<'a> {
 
     /// `refresh` was answered 401 (`resp`): the session is over. Expires it and returns the
     /// session-expired error, caused by the server's answer.
-    pub(crate) fn session_rejected(&self, resp: &HttpResponse, refresh: &Secret) -> Error {
+    pub(crate) async fn session_rejected(&self, resp: &HttpResponse, refresh: &Secret) -> Error {
         let cause = wire::server_error(resp);
-        self.expire_session(refresh);
+        self.expire_session(refresh).await;
         Error::session_expired(Some(cause))
     }
 
-    fn expire_session(&self, refresh: &Secret) {
+    async fn expire_session(&self, refresh: &Secret) {
         // An anonymous user has no credential to log in with again: once its session is
-        // over it can never come back, so it is removed (realm-core removes it too).
-        let expired = self.app.registry().update(self.user, |d| {
-            if d.holds_session(refresh) {
+        // over it can never come back, so it is removed (realm-core removes it too). A
+        // store failure is logged by the registry; the caller gets the session-expired
+        // error either way.
+        let user_id = self.user.id().to_owned();
+        let ended = self
+            .app
+            .registry()
+            .end_session(self.user, |d| {
+                if !d.holds_session(refresh) {
+                    return None;
+                }
                 let anonymous = d.is_anonymous();
                 d.end_session(UserState::LoggedOut);
-                Some(anonymous)
-            } else {
-                None
-            }
-        });
-        if let Some(anonymous) = expired {
+                Some(Ending {
+                    value: (),
+                    event: UserEvent::SessionExpired { user_id },
+                    remove: anonymous,
+                })
+            })
+            .await;
+        if ended.is_some() {
             tracing::info!(
                 user_id = self.user.id(),
                 "refresh token rejected; the user is logged out"
             );
-            self.app.registry().logged_out(self.user.id());
-            self.app.emit(UserEvent::SessionExpired {
-                user_id: self.user.id().to_owned(),
-            });
-            if anonymous {
-                // A store failure is already logged by `remove`; the caller gets the
-                // session-expired error either way.
-                let _ = self.app.registry().remove(self.user);
-            }
         }
     }
 }

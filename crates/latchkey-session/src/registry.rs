@@ -1,24 +1,39 @@
 //! The users of an app on this device: who they are, which one is current, and their
 //! persistence in the user store.
 //!
-//! Lock order: the registry's lock before a user's, never the other way round.
+//! Every change that persists takes the app's write lock (async) before it changes memory
+//! and keeps it until its store write is done, so the store sees the changes in the order
+//! memory made them, one [`UserStore::apply`] call (one durable write) per change, and
+//! none when nothing persisted changed. Writes of a blocking store run on tokio's blocking
+//! pool, never on the async executor. A write that fails is reported to the caller and
+//! retried with the next change (the current user, users whose save or removal failed).
+//!
+//! Lock order: the write lock, then the registry's lock, then a user's.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
+
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::Error;
 use crate::events::{Events, UserEvent};
 use crate::profile::UserState;
 use crate::record::{UserCell, UserData};
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreChange, StoreError, UserStore};
 
 /// The registry of one app's users.
 pub(crate) struct Registry {
     app_id: String,
     store: Arc<dyn UserStore>,
     events: Events,
-    users: Mutex<Users>,
+    users: Arc<Mutex<Users>>,
+    /// Held from a persisted change in memory to the end of its store write.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The write lock, owned so that a write on the blocking pool keeps it to its end.
+type WriteGuard = OwnedMutexGuard<()>;
 
 #[derive(Default)]
 struct Users {
@@ -26,6 +41,12 @@ struct Users {
     all: Vec<Arc<UserCell>>,
     /// The current user's id.
     current: Option<String>,
+    /// The current user's id as the store holds it (last read or written).
+    stored_current: Option<String>,
+    /// Users whose last save failed: saved again with the next write.
+    unsaved: HashSet<String>,
+    /// Removed users whose removal from the store failed: removed again with the next write.
+    unremoved: HashSet<String>,
 }
 
 impl Users {
@@ -45,18 +66,117 @@ impl Users {
             .find(|u| u.state() == UserState::LoggedIn && Some(u.id()) != except)
             .map(|u| u.id().to_owned())
     }
+
+    /// Make `id` current; a `Switched` event goes to `sent` if it changed.
+    fn set_current(&mut self, id: Option<String>, sent: &mut Vec<UserEvent>) {
+        if self.current != id {
+            self.current = id.clone();
+            sent.push(UserEvent::Switched { user_id: id });
+        }
+    }
+
+    /// If `user_id` is the current user, make the next logged-in user current instead.
+    fn move_current_off(&mut self, user_id: &str, sent: &mut Vec<UserEvent>) {
+        if self.current.as_deref() == Some(user_id) {
+            let next = self.first_logged_in(Some(user_id));
+            self.set_current(next, sent);
+        }
+    }
+
+    /// Add to `changes` what the store lacks besides them: the users whose last save or
+    /// removal failed, and the current user.
+    fn catch_up(&self, changes: &mut Vec<StoreChange>) {
+        let saves = |id: &str, changes: &[StoreChange]| {
+            changes.iter().any(|c| match c {
+                StoreChange::SaveUser(u) => u.id == id,
+                StoreChange::RemoveUser(r) => r == id,
+                _ => false,
+            })
+        };
+        for id in &self.unremoved {
+            if !saves(id, changes) && !self.all.iter().any(|u| u.id() == id) {
+                changes.push(StoreChange::RemoveUser(id.clone()));
+            }
+        }
+        for user in &self.all {
+            if self.unsaved.contains(user.id()) && !saves(user.id(), changes) {
+                changes.push(StoreChange::SaveUser(user.data().to_stored()));
+            }
+        }
+        if self.current != self.stored_current {
+            changes.push(StoreChange::SetCurrentUser(self.current.clone()));
+        }
+    }
+
+    /// Record what the store holds after `changes` were written (`ok`) or not.
+    fn written(&mut self, changes: &[StoreChange], ok: bool) {
+        for change in changes {
+            match (change, ok) {
+                (StoreChange::SaveUser(u), true) => {
+                    self.unsaved.remove(&u.id);
+                    self.unremoved.remove(&u.id);
+                }
+                (StoreChange::SaveUser(u), false) => {
+                    self.unsaved.insert(u.id.clone());
+                }
+                (StoreChange::RemoveUser(id), true) => {
+                    self.unremoved.remove(id);
+                    self.unsaved.remove(id);
+                }
+                (StoreChange::RemoveUser(id), false) => {
+                    self.unremoved.insert(id.clone());
+                }
+                (StoreChange::SetCurrentUser(id), true) => self.stored_current = id.clone(),
+                (StoreChange::SetCurrentUser(_), false) => {}
+            }
+        }
+    }
+}
+
+/// How a session ends (see [`Registry::end_session`]).
+pub(crate) struct Ending<T> {
+    /// What the caller wants back.
+    pub(crate) value: T,
+    /// The event to send after the current user moved (`LoggedOut`, `SessionExpired`).
+    pub(crate) event: UserEvent,
+    /// Forget the user too (state `Removed`).
+    pub(crate) remove: bool,
 }
 
 impl Registry {
     /// Load `app_id`'s users from `store` (no network). Removed users are skipped; the
     /// current user is the stored one if it is logged in, else the first logged-in user.
+    ///
+    /// A store whose data is corrupt fails the load, unless `recover` is set: then the
+    /// store moves the data aside and the app starts empty, with a warning and a
+    /// [`UserEvent::StoreRecovered`] kept for the first subscriber.
     pub(crate) fn load(
         app_id: &str,
         store: Arc<dyn UserStore>,
         events: Events,
         now: SystemTime,
+        recover: bool,
     ) -> Result<Self, Error> {
-        let stored = store.load(app_id)?;
+        let stored = match store.load(app_id) {
+            Err(e) if recover && e.is_corrupt() => {
+                let moved_to = store.set_aside(app_id).map_err(|aside| {
+                    Error::store(StoreError::with_source(
+                        format!("{e}; and it could not be set aside"),
+                        aside,
+                    ))
+                })?;
+                let error = e.to_string();
+                tracing::warn!(
+                    %error,
+                    moved_to = ?moved_to,
+                    "the user store was corrupt: it was moved aside and the app starts with no users"
+                );
+                events.keep_for_first_subscriber();
+                events.emit(UserEvent::StoreRecovered { moved_to, error });
+                store.load(app_id)?
+            }
+            other => other?,
+        };
         if let Some(owner) = stored.app_id.as_deref()
             && owner != app_id
         {
@@ -64,7 +184,10 @@ impl Registry {
                 "the store returned the users of app id {owner:?}, not {app_id:?}"
             ))));
         }
-        let mut users = Users::default();
+        let mut users = Users {
+            stored_current: stored.current_user_id.clone(),
+            ..Users::default()
+        };
         for su in stored.users {
             if su.state != UserState::Removed {
                 users
@@ -85,12 +208,19 @@ impl Registry {
             app_id: app_id.to_owned(),
             store,
             events,
-            users: Mutex::new(users),
+            users: Arc::new(Mutex::new(users)),
+            writes: Arc::default(),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Users> {
-        self.users.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.users)
+    }
+
+    fn emit(&self, sent: Vec<UserEvent>) {
+        for event in sent {
+            self.events.emit(event);
+        }
     }
 
     /// The current user, if any.
@@ -126,123 +256,264 @@ impl Registry {
         current.or_else(|| users.all.iter().rev().find_map(|u| u.device_id()))
     }
 
-    /// Make `user` current. It must be known and logged in.
-    pub(crate) fn switch_to(&self, user: &Arc<UserCell>) -> Result<(), Error> {
-        let mut users = self.lock();
-        if !users.contains(user) {
-            return Err(Error::user_not_found(
-                "the user is not a user of this app, or was removed",
-            ));
+    /// Make `user` current in memory. It must be known and logged in.
+    fn switch_in_memory(&self, user: &Arc<UserCell>) -> Result<(), Error> {
+        let mut sent = Vec::new();
+        {
+            let mut users = self.lock();
+            if !users.contains(user) {
+                return Err(Error::user_not_found(
+                    "the user is not a user of this app, or was removed",
+                ));
+            }
+            if user.state() != UserState::LoggedIn {
+                return Err(Error::not_logged_in(
+                    "user is no longer valid or is logged out",
+                ));
+            }
+            users.set_current(Some(user.id().to_owned()), &mut sent);
         }
-        if user.state() != UserState::LoggedIn {
-            return Err(Error::not_logged_in(
-                "user is no longer valid or is logged out",
-            ));
-        }
-        self.set_current(&mut users, Some(user.id().to_owned()));
+        self.emit(sent);
         Ok(())
     }
 
-    /// Make the user with id `user_id` current, without checks.
-    pub(crate) fn make_current(&self, user_id: &str) {
-        let mut users = self.lock();
-        self.set_current(&mut users, Some(user_id.to_owned()));
+    /// Make `user` current (from synchronous code): at once in memory; the store is
+    /// written on the blocking pool right after (a failure is logged, and retried with the
+    /// next write).
+    pub(crate) fn switch_to(&self, user: &Arc<UserCell>) -> Result<(), Error> {
+        self.switch_in_memory(user)?;
+        self.write_current_soon();
+        Ok(())
     }
 
-    /// Record a login of `user_id`: the user (created if new) is changed by `apply` and
-    /// persisted, [`UserEvent::LoggedIn`] is sent, and the user becomes current.
-    pub(crate) fn logged_in(
+    /// Make `user` current, in memory and in the store (a store failure is logged, and
+    /// retried with the next write).
+    pub(crate) async fn switch_to_now(&self, user: &Arc<UserCell>) -> Result<(), Error> {
+        let guard = self.lock_writes().await;
+        self.switch_in_memory(user)?;
+        let _ = self.write(guard, Vec::new()).await;
+        Ok(())
+    }
+
+    /// Record a login of `user_id`: the user (created if new) as changed by `apply` is
+    /// saved with the current user, in one write, **before** memory changes. If that write
+    /// fails, nothing changed (in memory or in the store) and the store's error is
+    /// returned. Then the user is updated in memory, [`UserEvent::LoggedIn`] is sent, and
+    /// the user becomes current.
+    pub(crate) async fn logged_in(
         &self,
         user_id: String,
         apply: impl FnOnce(&mut UserData),
-    ) -> Arc<UserCell> {
-        let mut users = self.lock();
-        let existing = users.all.iter().find(|u| u.id() == user_id).cloned();
-        let user = existing.unwrap_or_else(|| {
-            let u = UserCell::new(UserData::new(user_id));
-            users.all.push(u.clone());
-            u
-        });
-        self.update(&user, apply);
-        self.events.emit(UserEvent::LoggedIn {
-            user_id: user.id().to_owned(),
-        });
-        self.set_current(&mut users, Some(user.id().to_owned()));
-        user
+    ) -> Result<Arc<UserCell>, StoreError> {
+        let guard = self.lock_writes().await;
+        let existing = self.lock().all.iter().find(|u| u.id() == user_id).cloned();
+        let mut data = match &existing {
+            Some(cell) => cell.data().clone(),
+            None => UserData::new(user_id.clone()),
+        };
+        apply(&mut data);
+        let mut changes = vec![StoreChange::SaveUser(data.to_stored())];
+        if self.lock().stored_current.as_deref() != Some(user_id.as_str()) {
+            changes.push(StoreChange::SetCurrentUser(Some(user_id.clone())));
+        }
+        let (_guard, written) = self.write_exactly(guard, changes).await;
+        written?;
+        let mut sent = vec![UserEvent::LoggedIn {
+            user_id: user_id.clone(),
+        }];
+        let user = {
+            let mut users = self.lock();
+            let user = match existing {
+                Some(cell) => {
+                    *cell.data() = data;
+                    cell
+                }
+                None => {
+                    let cell = UserCell::new(data);
+                    users.all.push(cell.clone());
+                    cell
+                }
+            };
+            users.set_current(Some(user_id), &mut sent);
+            user
+        };
+        self.emit(sent);
+        Ok(user)
     }
 
-    /// After `user_id` stopped being logged in: move "current" to the next logged-in user.
-    pub(crate) fn logged_out(&self, user_id: &str) {
-        let mut users = self.lock();
-        self.move_current_off(&mut users, user_id);
+    /// End `user`'s session if `end` says so: `end` clears the session in memory (under
+    /// the user's lock) and returns an [`Ending`], or `None` to leave everything as is.
+    /// Then, in memory: the user is forgotten if the ending says so, and current moves to
+    /// the next logged-in user. Then one store write (the user saved, or removed, with the
+    /// current user). Then the events: `Switched` (if current moved), the ending's event,
+    /// `Removed` (if forgotten). Memory is authoritative: the result of the write is
+    /// returned next to the ending's value.
+    pub(crate) async fn end_session<T>(
+        &self,
+        user: &Arc<UserCell>,
+        end: impl FnOnce(&mut UserData) -> Option<Ending<T>>,
+    ) -> Option<(T, Result<(), StoreError>)> {
+        let guard = self.lock_writes().await;
+        let mut sent = Vec::new();
+        let (value, changes) = {
+            let mut users = self.lock();
+            let ending = end(&mut user.data())?;
+            let change = if ending.remove {
+                user.data().end_session(UserState::Removed);
+                users.all.retain(|u| !Arc::ptr_eq(u, user));
+                StoreChange::RemoveUser(user.id().to_owned())
+            } else {
+                StoreChange::SaveUser(user.data().to_stored())
+            };
+            users.move_current_off(user.id(), &mut sent);
+            sent.push(ending.event);
+            if ending.remove {
+                sent.push(UserEvent::Removed {
+                    user_id: user.id().to_owned(),
+                });
+            }
+            (ending.value, vec![change])
+        };
+        let (_guard, written) = self.write(guard, changes).await;
+        self.emit(sent);
+        Some((value, written))
     }
 
-    /// Forget `user` locally: tokens, registry, store, current; emits `Removed`. The user
+    /// Forget `user` locally: tokens, registry, store, current; sends `Removed`. The user
     /// is gone from memory whatever happens; the error is the store's, if removing it there
     /// failed (`Ok` when the user was already removed).
-    pub(crate) fn remove(&self, user: &Arc<UserCell>) -> Result<(), StoreError> {
+    pub(crate) async fn remove(&self, user: &Arc<UserCell>) -> Result<(), StoreError> {
+        let guard = self.lock_writes().await;
         user.data().end_session(UserState::Removed);
-        let mut users = self.lock();
-        let before = users.all.len();
-        users.all.retain(|u| !Arc::ptr_eq(u, user));
-        if users.all.len() == before {
-            return Ok(());
+        let mut sent = Vec::new();
+        {
+            let mut users = self.lock();
+            if !users.contains(user) {
+                return Ok(());
+            }
+            users.all.retain(|u| !Arc::ptr_eq(u, user));
+            users.move_current_off(user.id(), &mut sent);
         }
-        let result = self.store.remove_user(&self.app_id, user.id());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, user_id = user.id(), "could not remove the user from the store");
-        }
-        self.move_current_off(&mut users, user.id());
-        self.events.emit(UserEvent::Removed {
+        sent.push(UserEvent::Removed {
             user_id: user.id().to_owned(),
         });
-        result
+        let change = StoreChange::RemoveUser(user.id().to_owned());
+        let (_guard, written) = self.write(guard, vec![change]).await;
+        self.emit(sent);
+        written
     }
 
-    /// Change `user` with `f` and persist it (unless it is removed); a store failure is
-    /// logged.
-    pub(crate) fn update<R>(&self, user: &UserCell, f: impl FnOnce(&mut UserData) -> R) -> R {
-        self.update_persisted(user, f).0
+    /// Change `user` with `f` and persist it (unless it is removed, or nothing stored
+    /// changed); a store failure is logged.
+    pub(crate) async fn update<R>(&self, user: &UserCell, f: impl FnOnce(&mut UserData) -> R) -> R {
+        self.update_persisted(user, f).await.0
     }
 
     /// [`update`](Self::update), also returning whether persisting worked. In-memory state
     /// stays authoritative either way.
-    pub(crate) fn update_persisted<R>(
+    pub(crate) async fn update_persisted<R>(
         &self,
         user: &UserCell,
         f: impl FnOnce(&mut UserData) -> R,
     ) -> (R, Result<(), StoreError>) {
-        let mut d = user.data();
-        let r = f(&mut d);
-        let saved = if d.state != UserState::Removed {
-            let stored = d.to_stored();
-            let result = self.store.save_user(&self.app_id, &stored);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, user_id = %stored.id, "could not persist the user");
-            }
-            result
-        } else {
-            Ok(())
+        let guard = self.lock_writes().await;
+        let (r, change) = {
+            let mut d = user.data();
+            let before = d.to_stored();
+            let r = f(&mut d);
+            let after = d.to_stored();
+            let changed = d.state != UserState::Removed && after != before;
+            (r, changed.then_some(StoreChange::SaveUser(after)))
         };
-        (r, saved)
+        let (_guard, written) = self.write(guard, change.into_iter().collect()).await;
+        (r, written)
     }
 
-    fn set_current(&self, users: &mut Users, id: Option<String>) {
-        if users.current == id {
-            return;
-        }
-        users.current = id.clone();
-        if let Err(e) = self.store.set_current_user(&self.app_id, id.as_deref()) {
-            tracing::error!(error = %e, "could not persist the current user");
-        }
-        self.events.emit(UserEvent::Switched { user_id: id });
+    async fn lock_writes(&self) -> WriteGuard {
+        self.writes.clone().lock_owned().await
     }
 
-    /// If `user_id` is the current user, make the next logged-in user current instead.
-    fn move_current_off(&self, users: &mut Users, user_id: &str) {
-        if users.current.as_deref() == Some(user_id) {
-            let next = users.first_logged_in(Some(user_id));
-            self.set_current(users, next);
+    /// Write `changes` and what the store lacks besides them (see [`Users::catch_up`]),
+    /// then record the outcome. Nothing is written when there is nothing to write.
+    async fn write(
+        &self,
+        guard: WriteGuard,
+        mut changes: Vec<StoreChange>,
+    ) -> (WriteGuard, Result<(), StoreError>) {
+        self.lock().catch_up(&mut changes);
+        self.write_exactly(guard, changes).await
+    }
+
+    async fn write_exactly(
+        &self,
+        guard: WriteGuard,
+        changes: Vec<StoreChange>,
+    ) -> (WriteGuard, Result<(), StoreError>) {
+        if changes.is_empty() {
+            return (guard, Ok(()));
+        }
+        let store = self.store.clone();
+        let app_id = self.app_id.clone();
+        let (guard, changes, written) = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if store.is_blocking() => {
+                let job = rt.spawn_blocking(move || {
+                    let written = store.apply(&app_id, &changes);
+                    (guard, changes, written)
+                });
+                match job.await {
+                    Ok(done) => done,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => (
+                        self.lock_writes().await,
+                        Vec::new(),
+                        Err(StoreError::with_source("the store write was cancelled", e)),
+                    ),
+                }
+            }
+            _ => {
+                let written = store.apply(&app_id, &changes);
+                (guard, changes, written)
+            }
+        };
+        self.lock().written(&changes, written.is_ok());
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "could not write to the user store");
+        }
+        (guard, written)
+    }
+
+    /// Write the current user (and anything else the store lacks) from synchronous code,
+    /// off the async executor, after any write in progress.
+    fn write_current_soon(&self) {
+        let store = self.store.clone();
+        let app_id = self.app_id.clone();
+        let users = self.users.clone();
+        let job = move |_guard: WriteGuard| {
+            let mut changes = Vec::new();
+            lock(&users).catch_up(&mut changes);
+            if changes.is_empty() {
+                return;
+            }
+            let written = store.apply(&app_id, &changes);
+            lock(&users).written(&changes, written.is_ok());
+            if let Err(e) = written {
+                tracing::error!(error = %e, "could not write the current user to the user store");
+            }
+        };
+        let rt = tokio::runtime::Handle::try_current().ok();
+        match (self.writes.clone().try_lock_owned(), rt) {
+            (Ok(guard), _) if !self.store.is_blocking() => job(guard),
+            (Ok(guard), Some(rt)) => drop(rt.spawn_blocking(move || job(guard))),
+            (Ok(guard), None) => job(guard),
+            (Err(_), Some(rt)) => {
+                let writes = self.writes.clone();
+                drop(rt.spawn_blocking(move || job(writes.blocking_lock_owned())));
+            }
+            (Err(_), None) => job(self.writes.clone().blocking_lock_owned()),
         }
     }
+}
+
+fn lock(users: &Mutex<Users>) -> MutexGuard<'_, Users> {
+    users.lock().unwrap_or_else(|p| p.into_inner())
 }

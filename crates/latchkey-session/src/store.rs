@@ -1,13 +1,16 @@
 //! Persistence of users: the [`UserStore`] trait, [`MemoryStore`] and (feature `file-store`)
-//! `FileStore`.
+//! the on-disk `SqliteStore` (the default) and `FileStore`.
 //!
-//! The trait is **synchronous**: the app reads its users in `build()` (no async, no network)
-//! so that `current_user()` works offline right away, and every change is written through
-//! before the call that made it returns. Stores hold small documents; a file store's
-//! write-fsync-rename takes well under a millisecond on local disks.
+//! The trait is **synchronous**, so that anyone can implement it in a few lines. The app
+//! never calls a blocking store on the async executor: it reads its users once, in
+//! `build()` (no async, no network, so that `current_user()` works offline right away), and
+//! runs every write on tokio's blocking pool ([`UserStore::is_blocking`]), one at a time and
+//! in the order the changes were made in memory. Each persisted change is one call to
+//! [`UserStore::apply`]: one durable write when the store implements it as a transaction.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use latchkey_protocol::Secret;
@@ -129,18 +132,39 @@ impl StoreError {
     }
 }
 
+/// One change to the users an app keeps, as [`UserStore::apply`] receives it.
+// A change list lives for one write and holds one or two changes: boxing the user would
+// cost an allocation per save to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StoreChange {
+    /// Insert or replace one user (a new user goes after the others).
+    SaveUser(StoredUser),
+    /// Forget the user with this id (and clear the current user if it was that one).
+    RemoveUser(String),
+    /// Record the current user (`None`: no current user).
+    SetCurrentUser(Option<String>),
+}
+
 /// Where an app keeps its users. Keyed by app id (not base URL).
 ///
-/// The app calls [`save_user`](Self::save_user) after every change to a user (tokens,
-/// profile, state, device id), [`remove_user`](Self::remove_user) when a user is removed,
-/// and [`set_current_user`](Self::set_current_user) when the current user changes.
-/// Methods are synchronous (see the module docs).
+/// The app reads its users once with [`load`](Self::load) when it is built, then writes
+/// every change with [`apply`](Self::apply): a login saves the user and the current user
+/// together, a logout saves (or removes) the user and moves the current user, and so on.
+/// Methods are synchronous; see [`is_blocking`](Self::is_blocking) for where they run.
+///
+/// Only `load` and the three single-change methods are required. Override
+/// [`apply`](Self::apply) to make a change atomic and durable in one write, and
+/// [`set_aside`](Self::set_aside) to let an app start when the stored data is corrupt.
 ///
 /// ```
-/// use latchkey_session::{MemoryStore, UserStore};
+/// use latchkey_session::{MemoryStore, StoreChange, UserStore};
 /// let store = MemoryStore::new();
 /// store.set_current_user("app-1", Some("u1")).unwrap();
 /// assert_eq!(store.load("app-1").unwrap().current_user_id.as_deref(), Some("u1"));
+/// store.apply("app-1", &[StoreChange::SetCurrentUser(None)]).unwrap();
+/// assert!(store.load("app-1").unwrap().current_user_id.is_none());
 /// assert!(store.load("app-2").unwrap().users.is_empty());
 /// ```
 pub trait UserStore: fmt::Debug + Send + Sync {
@@ -152,6 +176,41 @@ pub trait UserStore: fmt::Debug + Send + Sync {
     fn remove_user(&self, app_id: &str, user_id: &str) -> Result<(), StoreError>;
     /// Record the current user.
     fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError>;
+
+    /// Apply `changes`, in order. The app calls this once per change it makes (never with an
+    /// empty list), and returns its error to the caller (a login that cannot be saved fails).
+    ///
+    /// The default calls the single-change methods one after the other, so a failure can
+    /// leave the first changes applied; the stores of this crate apply the whole list in one
+    /// transaction (all or nothing, one durable write).
+    fn apply(&self, app_id: &str, changes: &[StoreChange]) -> Result<(), StoreError> {
+        for change in changes {
+            match change {
+                StoreChange::SaveUser(user) => self.save_user(app_id, user)?,
+                StoreChange::RemoveUser(id) => self.remove_user(app_id, id)?,
+                StoreChange::SetCurrentUser(id) => self.set_current_user(app_id, id.as_deref())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `load` reported the data of `app_id` as corrupt ([`StoreError::is_corrupt`]): move it
+    /// out of the way, keeping it for inspection, so that the next `load` starts empty.
+    /// Returns where it was kept, if anywhere.
+    ///
+    /// Apps built with the `latchkey` facade do this by default (and send a
+    /// [`UserEvent::StoreRecovered`](crate::UserEvent::StoreRecovered)); the default refuses.
+    fn set_aside(&self, app_id: &str) -> Result<Option<PathBuf>, StoreError> {
+        let _ = app_id;
+        Err(StoreError::new("this store cannot set corrupt data aside"))
+    }
+
+    /// Whether calls can block on I/O. The app runs the writes of a blocking store on
+    /// tokio's blocking pool (`spawn_blocking`), never on the async executor; a store that
+    /// only touches memory returns `false` and is called in place. Default: `true`.
+    fn is_blocking(&self) -> bool {
+        true
+    }
 }
 
 impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
@@ -167,6 +226,15 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
         (**self).set_current_user(app_id, user_id)
     }
+    fn apply(&self, app_id: &str, changes: &[StoreChange]) -> Result<(), StoreError> {
+        (**self).apply(app_id, changes)
+    }
+    fn set_aside(&self, app_id: &str) -> Result<Option<PathBuf>, StoreError> {
+        (**self).set_aside(app_id)
+    }
+    fn is_blocking(&self) -> bool {
+        (**self).is_blocking()
+    }
 }
 
 /// Apply a save to an in-memory document (shared by the stores).
@@ -181,6 +249,17 @@ pub(crate) fn remove(doc: &mut StoredUsers, user_id: &str) {
     doc.users.retain(|u| u.id != user_id);
     if doc.current_user_id.as_deref() == Some(user_id) {
         doc.current_user_id = None;
+    }
+}
+
+/// Apply `changes` to an in-memory document, in order.
+pub(crate) fn apply_all(doc: &mut StoredUsers, changes: &[StoreChange]) {
+    for change in changes {
+        match change {
+            StoreChange::SaveUser(user) => upsert(doc, user),
+            StoreChange::RemoveUser(id) => remove(doc, id),
+            StoreChange::SetCurrentUser(id) => doc.current_user_id = id.clone(),
+        }
     }
 }
 
@@ -218,5 +297,12 @@ impl UserStore for MemoryStore {
     fn set_current_user(&self, app_id: &str, user_id: Option<&str>) -> Result<(), StoreError> {
         self.with(app_id, |d| d.current_user_id = user_id.map(str::to_owned));
         Ok(())
+    }
+    fn apply(&self, app_id: &str, changes: &[StoreChange]) -> Result<(), StoreError> {
+        self.with(app_id, |d| apply_all(d, changes));
+        Ok(())
+    }
+    fn is_blocking(&self) -> bool {
+        false
     }
 }

@@ -2051,3 +2051,9 @@ fn route_templates_hide_ids() {
         assert_eq!(route_template(path), template, "{path}");
     }
 }
+
+// ---------------------------------------------------------------- the user store
+
+mod store;
+
+mod retry_after;

@@ -137,7 +137,7 @@ pub(crate) struct Snapshot {
 
 /// The tokens of one user, with their local expiry. Every change bumps a generation
 /// counter, so a caller can tell whether the tokens changed since it looked.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct TokenCache {
     access: Option<Secret>,
     refresh: Option<Secret>,

@@ -19,6 +19,7 @@ use crate::events::UserEvent;
 use crate::profile::{CachedProfile, UserIdentity, UserProfile, UserState};
 use crate::record::UserCell;
 use crate::refresh::Refresher;
+use crate::registry::Ending;
 use crate::tokens::{TokenSet, decode_access};
 use crate::wire::{self, ApiRequest, UNAUTHORIZED};
 
@@ -224,9 +225,12 @@ impl User {
             .await?;
         let resp = wire::check_status(resp)?;
         let profile: ProfileResponse = wire::parse_json(&resp, "profile")?;
-        self.app.registry().update(&self.cell, |d| {
-            d.profile = CachedProfile::from_response(profile);
-        });
+        self.app
+            .registry()
+            .update(&self.cell, |d| {
+                d.profile = CachedProfile::from_response(profile);
+            })
+            .await;
         Ok(self.profile())
     }
 
@@ -286,19 +290,24 @@ impl User {
             return Err(Error::decode("the link response is for another user", None));
         }
         let tokens = TokenSet::access_only(link.access_token, self.app.now())?;
-        let applied = self.app.registry().update(&self.cell, |d| {
-            if d.state == UserState::LoggedIn {
-                d.tokens.set(tokens);
-                true
-            } else {
-                false
-            }
-        });
+        let applied = self
+            .app
+            .registry()
+            .update(&self.cell, |d| {
+                if d.state == UserState::LoggedIn {
+                    d.tokens.set(tokens);
+                    true
+                } else {
+                    false
+                }
+            })
+            .await;
         if !applied {
             return Err(Error::not_logged_in("the user logged out while linking"));
         }
         self.refresh_profile().await?;
-        self.app.registry().make_current(self.id());
+        // Only fails if the user logged out meanwhile; then there is nothing to make current.
+        let _ = self.app.registry().switch_to_now(&self.cell).await;
         Ok(())
     }
 
@@ -326,42 +335,28 @@ impl User {
     /// Log out, then leave the user in `target` (`LoggedOut`, or `Removed` to forget it).
     pub(crate) async fn log_out_as(&self, target: UserState) -> Result<(), Error> {
         let app = &self.app;
-        let (refresh, saved) = app.registry().update_persisted(&self.cell, |d| {
-            if d.state != UserState::LoggedIn {
-                return None;
-            }
-            let refresh = d.tokens.refresh().cloned();
-            d.end_session(UserState::LoggedOut);
-            refresh
-        });
-        let Some(refresh) = refresh else {
+        let ended = app
+            .registry()
+            .end_session(&self.cell, |d| {
+                if d.state != UserState::LoggedIn {
+                    return None;
+                }
+                let refresh = d.tokens.refresh().cloned();
+                d.end_session(UserState::LoggedOut);
+                Some(Ending {
+                    value: refresh,
+                    event: UserEvent::LoggedOut {
+                        user_id: self.id().to_owned(),
+                    },
+                    remove: target == UserState::Removed,
+                })
+            })
+            .await;
+        // What is left in the store: the user logged out, or (removed) no record at all.
+        let Some((Some(refresh), stored)) = ended else {
             return Ok(());
         };
-        app.registry().logged_out(self.id());
-        app.emit(UserEvent::LoggedOut {
-            user_id: self.id().to_owned(),
-        });
-        // What is left in the store: the record saved above, unless the user is removed,
-        // when only removing the record counts.
-        let stored = if target == UserState::Removed {
-            app.registry().remove(&self.cell)
-        } else {
-            saved
-        };
-        let revoke = async {
-            let url = app.routes().await?.session();
-            let req = wire::build(
-                Method::DELETE,
-                Some(paths::SESSION),
-                &url,
-                Some(&refresh),
-                None,
-            )?;
-            wire::check_status(app.send(req).await?)
-        };
-        if let Err(e) = revoke.await {
-            tracing::warn!(user_id = self.id(), error = %e, "logged out locally, but revoking the session failed");
-        }
+        app.revoke(&refresh).await;
         stored.map_err(Error::store_not_cleared)
     }
 
@@ -454,7 +449,7 @@ impl User {
         if resp.status() == UNAUTHORIZED {
             // The same rule as a refresh answered 401: the session is over. No revoke request
             // is sent (the server just rejected this token).
-            return Err(self.tokens().session_rejected(&resp, &refresh));
+            return Err(self.tokens().session_rejected(&resp, &refresh).await);
         }
         wire::check_status(resp)
     }

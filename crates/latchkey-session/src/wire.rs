@@ -1,6 +1,8 @@
 //! Wire helpers: building requests as realm-web does (with the route they are for), the
 //! bearer header, reading JSON replies and mapping error replies. No state, no I/O.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use latchkey_protocol::routes::{API_PREFIX, paths};
@@ -9,6 +11,7 @@ use latchkey_transport::{DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::retry::retry_after;
 
 /// The largest response body read from the auth routes (location, login, session,
 /// profile, API keys, email/password, delete): 1 MiB. Other requests (for example
@@ -150,7 +153,13 @@ pub(crate) fn server_error(resp: &HttpResponse) -> Error {
     } else {
         None
     };
-    Error::server(status, body, raw.as_deref())
+    let err = Error::server(status, body, raw.as_deref());
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            err.with_retry_after(retry_after(resp.headers(), SystemTime::now()))
+        }
+        _ => err,
+    }
 }
 
 fn is_json(resp: &HttpResponse) -> bool {

@@ -10,7 +10,7 @@ use crate::credentials::Credential;
 use crate::email_password::EmailPasswordAuth;
 use crate::events::EventReceiver;
 #[cfg(feature = "file-store")]
-use crate::store::FileStore;
+use crate::store::SqliteStore;
 use crate::store::{MemoryStore, UserStore};
 use crate::transport::{HttpTransport, SharedTransport};
 use crate::user::User;
@@ -219,7 +219,10 @@ impl AppBuilder {
         self
     }
 
-    /// Keep users in one file per app id under `dir` (a [`FileStore`]).
+    /// Keep users in one SQLite database per app id under `dir` (a [`SqliteStore`]: safe
+    /// for several processes and apps sharing `dir`, crash-safe, owner-only; a directory
+    /// other users can write is refused). The JSON file that earlier versions kept there
+    /// is migrated on first use.
     #[cfg(feature = "file-store")]
     pub fn storage_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.store = StoreChoice::Dir(dir.into());
@@ -252,8 +255,10 @@ impl AppBuilder {
     }
 
     /// How idempotent requests (`GET`, `PUT`) are retried after transient failures
-    /// (default: [`RetryPolicy::default`], two retries with exponential backoff and jitter).
-    /// Logins, registrations, resets, refreshes, logouts and deletions are never retried.
+    /// (default: [`RetryPolicy::default`], two retries with exponential backoff and jitter,
+    /// honouring a server's `Retry-After` on 429 and 503 up to 10 s). Logins,
+    /// registrations, resets, refreshes, logouts and deletions are never retried; their
+    /// errors carry the server's [`Error::retry_after`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -301,18 +306,26 @@ impl AppBuilder {
     }
 
     /// Build the app: validates the configuration and loads cached users from the store.
-    /// No network.
+    /// No network. The store is opened and read here, once, on the calling thread.
     ///
-    /// The default store is a [`FileStore`] in `<platform data dir>/latchkey` with the
+    /// The default store is a [`SqliteStore`] in `<platform data dir>/latchkey` with the
     /// `file-store` feature (memory if there is no data directory), else memory. The default
     /// transport is reqwest (feature `reqwest`), else hyper (feature `hyper`); with neither,
     /// a transport must be given.
+    ///
+    /// If the store reports its data as corrupt, the data is moved aside (kept for
+    /// inspection; [`UserStore::set_aside`]) and the app starts with no users: a warning is
+    /// logged and the first receiver from [`App::subscribe`] gets
+    /// [`UserEvent::StoreRecovered`](crate::events::UserEvent::StoreRecovered). Any other
+    /// store failure (an unreadable file, a directory other users can write) is an
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store) error.
     pub fn build(self) -> Result<App, Error> {
         let base_url = self
             .base_url
             .ok_or_else(|| Error::invalid_config("a base URL is required"))?;
-        let mut config =
-            AppConfig::new(self.app_id, base_url).with_sdk_version(env!("CARGO_PKG_VERSION"));
+        let mut config = AppConfig::new(self.app_id, base_url)
+            .with_sdk_version(env!("CARGO_PKG_VERSION"))
+            .with_corrupt_store_recovery(true);
         if let Some(t) = self.request_timeout {
             config = config.with_request_timeout(t);
         }
@@ -330,7 +343,7 @@ impl AppBuilder {
             StoreChoice::Memory => Arc::new(MemoryStore::new()),
             StoreChoice::Custom(s) => s,
             #[cfg(feature = "file-store")]
-            StoreChoice::Dir(dir) => Arc::new(FileStore::new(dir)),
+            StoreChoice::Dir(dir) => Arc::new(SqliteStore::new(dir)),
             StoreChoice::Default => default_store(),
         };
         Ok(App {
@@ -366,7 +379,7 @@ fn default_transport() -> Result<SharedTransport, Error> {
 fn default_store() -> Arc<dyn UserStore> {
     #[cfg(feature = "file-store")]
     if let Some(dir) = dirs::data_dir() {
-        return Arc::new(FileStore::new(dir.join("latchkey")));
+        return Arc::new(SqliteStore::new(dir.join("latchkey")));
     }
     Arc::new(MemoryStore::new())
 }

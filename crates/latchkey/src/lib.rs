@@ -47,7 +47,7 @@
 //! | `reqwest` | yes | [`transport::ReqwestTransport`], the default transport |
 //! | `hyper` | no | `transport::HyperTransport`, over hyper-util's client (used when `reqwest` is off) |
 //! | `rustls` / `native-tls` | `rustls` | TLS for the built-in transports |
-//! | `file-store` | yes | [`store::FileStore`], the default store, in the platform data directory |
+//! | `file-store` | yes | [`store::SqliteStore`], the default store, in the platform data directory (SQLite, bundled); and [`store::FileStore`] |
 //!
 //! With `default-features = false`, pass your own transport with [`AppBuilder::transport`].
 //!
@@ -60,7 +60,7 @@
 //! |---|---|
 //! | [`credentials`] | the [`Credential`](credentials::Credential) trait, the login body, one credential type per provider |
 //! | [`events`] | [`UserEvent`](events::UserEvent)s from [`App::subscribe`] |
-//! | [`store`] | where users persist: [`UserStore`](store::UserStore), the memory and file stores |
+//! | [`store`] | where users persist: [`UserStore`](store::UserStore), the memory and on-disk stores |
 //! | [`transport`] | the HTTP layer: [`HttpTransport`](transport::HttpTransport), [`transport_fn`](transport::transport_fn), the built-in transports |
 //! | `email_password` | [`EmailPasswordAuth`](email_password::EmailPasswordAuth), from [`App::email_password_auth`] (feature `email-password`) |
 //! | `api_keys` | [`ApiKeys`](api_keys::ApiKeys) and [`ApiKey`](api_keys::ApiKey), from [`User::api_keys`] (feature `api-key`) |
@@ -74,7 +74,9 @@
 //! [`UserEvent::SessionExpired`](events::UserEvent::SessionExpired) and an error for which
 //! [`Error::is_session_expired`] is true; users persist through the
 //! [`UserStore`](store::UserStore) after
-//! every change; secrets never appear in `Debug`, `Display`, logs or errors.
+//! every change (one write per change, off the async executor; a login that cannot be saved
+//! fails with [`ErrorKind::Store`]); secrets never appear in `Debug`, `Display`, logs or
+//! errors.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -102,10 +104,14 @@ pub mod events {
 
 pub mod store {
     //! Where an app keeps its users between runs: a [`UserStore`], the [`MemoryStore`] and,
-    //! with the `file-store` feature, the `FileStore` (the default).
+    //! with the `file-store` feature, the `SqliteStore` (the default: one SQLite database per
+    //! app id, safe for several processes) and the `FileStore` (one locked JSON file per app
+    //! id, the previous default; the `SqliteStore` migrates its files).
     #[cfg(feature = "file-store")]
-    pub use latchkey_session::FileStore;
-    pub use latchkey_session::{MemoryStore, StoreError, StoredUser, StoredUsers, UserStore};
+    pub use latchkey_session::{FileStore, SqliteStore};
+    pub use latchkey_session::{
+        MemoryStore, StoreChange, StoreError, StoredUser, StoredUsers, UserStore,
+    };
 }
 
 pub mod transport {

@@ -138,14 +138,23 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::may_only_use("latchkey-session", "profile", &[]),
     Rule::may_only_use("latchkey-session", "events", &[]),
     Rule::may_only_use("latchkey-session", "store", &["profile"]),
+    // The on-disk stores: file names and permissions below both; the SQLite store reads
+    // the JSON store's files once, to migrate them.
+    Rule::may_only_use("latchkey-session", "disk", &["store"]),
+    Rule::may_only_use("latchkey-session", "file_store", &["disk", "store"]),
+    Rule::may_only_use(
+        "latchkey-session",
+        "sqlite_store",
+        &["disk", "file_store", "store"],
+    ),
     Rule::may_only_use("latchkey-session", "error", &["store", "profile"]),
     Rule::may_only_use("latchkey-session", "config", &["clock", "error", "retry"]),
-    Rule::may_only_use("latchkey-session", "wire", &["error"]),
+    Rule::may_only_use("latchkey-session", "wire", &["error", "retry"]),
     Rule::may_only_use("latchkey-session", "tokens", &["error"]),
     Rule::may_only_use(
         "latchkey-session",
         "client",
-        &["config", "error", "retry", "wire"],
+        &["clock", "config", "error", "retry", "wire"],
     ),
     Rule::may_only_use(
         "latchkey-session",
