@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 pub use clock::Clock;
 pub use config::{
     AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
-    LocalUserpassConfig, ProvidersConfig,
+    DatabaseOptions, LocalUserpassConfig, ProvidersConfig,
 };
 pub use http::ApiError;
 pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
@@ -97,8 +97,20 @@ pub(crate) async fn open_apps_and_store(
     config: &Config,
 ) -> Result<(HashMap<String, Arc<AppRuntime>>, Arc<dyn Store>), ServerError> {
     let apps = open_apps(config)?;
-    let store = store::open(&config.database).await?;
+    let store = open_store(config).await?;
     Ok((apps, store))
+}
+
+/// Open the configured database with its `[database_options]` and bring its schema up
+/// to date (the migrations alone: `latchkey-server migrate`).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    config.validate()?;
+    let store = store::open_with(
+        config.database.expose(),
+        &config.database_options.store_options(),
+    )
+    .await?;
+    Ok(store)
 }
 
 /// Validate `config` and build the hosted apps.

@@ -8,7 +8,7 @@ async fn file_database_survives_restart() {
     let path = dir.path().join("nested").join("latchkey.db");
     // The missing directory is created.
     let mut c = config();
-    c.database = format!("sqlite://{}", path.display());
+    c.database = format!("sqlite://{}", path.display()).into();
 
     let h = start_with(c.clone()).await;
     let t = h.signed_up("keep@example.com", "secret123").await;
@@ -38,7 +38,7 @@ async fn server_starts_on_a_store_the_caller_made() {
     let dir = tempfile::tempdir().unwrap();
     let unused = dir.path().join("configured.db");
     let mut c = config();
-    c.database = format!("sqlite://{}", unused.display());
+    c.database = format!("sqlite://{}", unused.display()).into();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
 
     let server = Server::start_with_store(c, store.clone()).await.unwrap();
