@@ -105,6 +105,49 @@ pub struct Config {
     /// trusted reverse proxy). Default false: the socket address.
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// `[housekeeping]`: the background purge of expired sessions, stale throttle
+    /// buckets and inactive anonymous users.
+    #[serde(default)]
+    pub housekeeping: HousekeepingConfig,
+}
+
+/// The optional top-level `[housekeeping]` table: a background task on every node
+/// deletes expired sessions, stale throttling buckets and inactive anonymous users.
+/// Each purge is one statement, so any number of nodes may run it at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HousekeepingConfig {
+    /// Seconds between two runs (default 600; 0 turns the task off). The first run
+    /// comes one interval after the start.
+    #[serde(default = "default_housekeeping_interval_secs")]
+    pub interval_secs: u64,
+    /// Delete anonymous users (users whose only identities are `anon-user`) that are
+    /// older than this and have not logged in since (no session started since; default
+    /// 90 days, as App Services; 0 keeps them forever). Keep it above the apps'
+    /// `refresh_token_ttl_secs`, so that a user whose session still lives is kept.
+    #[serde(default = "default_anonymous_user_max_idle_secs")]
+    pub anonymous_user_max_idle_secs: u64,
+    /// Keep sessions this many seconds past their expiry before deleting them (default
+    /// 0: at the first run after they expire).
+    #[serde(default)]
+    pub expired_session_grace_secs: u64,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        HousekeepingConfig {
+            interval_secs: default_housekeeping_interval_secs(),
+            anonymous_user_max_idle_secs: default_anonymous_user_max_idle_secs(),
+            expired_session_grace_secs: 0,
+        }
+    }
+}
+
+fn default_housekeeping_interval_secs() -> u64 {
+    600
+}
+
+fn default_anonymous_user_max_idle_secs() -> u64 {
+    90 * 24 * 3600
 }
 
 /// The optional top-level `[database_options]` table: how the server connects to its
@@ -391,6 +434,7 @@ impl Config {
             outbox: true,
             throttle: ThrottleConfig::default(),
             trust_forwarded_for: false,
+            housekeeping: HousekeepingConfig::default(),
         }
     }
 
@@ -401,6 +445,23 @@ impl Config {
             return invalid(format!("database: {e}"));
         }
         self.database_options.validate()?;
+        for (name, value) in [
+            ("interval_secs", self.housekeeping.interval_secs),
+            (
+                "anonymous_user_max_idle_secs",
+                self.housekeeping.anonymous_user_max_idle_secs,
+            ),
+            (
+                "expired_session_grace_secs",
+                self.housekeeping.expired_session_grace_secs,
+            ),
+        ] {
+            if value > MAX_TOKEN_TTL_SECS {
+                return invalid(format!(
+                    "housekeeping.{name} must be at most {MAX_TOKEN_TTL_SECS}"
+                ));
+            }
+        }
         if let Some(url) = &self.public_url {
             let rest = url
                 .strip_prefix("http://")

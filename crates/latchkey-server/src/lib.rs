@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 pub use clock::Clock;
 pub use config::{
     AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
-    DatabaseOptions, LocalUserpassConfig, ProvidersConfig,
+    DatabaseOptions, HousekeepingConfig, LocalUserpassConfig, ProvidersConfig,
 };
 pub use http::ApiError;
 pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
@@ -202,6 +202,9 @@ impl Server {
 
         let hasher = state.hasher.clone();
         tokio::spawn(async move { hasher.warm_up().await });
+        let (stop_housekeeping, stopped) = tokio::sync::watch::channel(());
+        let housekeeping =
+            auth::housekeeping::spawn(state.clone(), config.housekeeping.clone(), stopped);
         let app = http::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -225,6 +228,8 @@ impl Server {
             store,
             shutdown: Some(tx),
             task: Some(task),
+            stop_housekeeping,
+            housekeeping,
         })
     }
 }
@@ -238,6 +243,9 @@ pub struct RunningServer {
     store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Stops the housekeeping task (also when dropped).
+    stop_housekeeping: tokio::sync::watch::Sender<()>,
+    housekeeping: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for RunningServer {
@@ -278,6 +286,10 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.stop_housekeeping.send_replace(());
+        if let Some(housekeeping) = self.housekeeping.take() {
+            let _ = housekeeping.await;
+        }
         if let Some(mut task) = self.task.take()
             && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await
@@ -296,5 +308,6 @@ impl Drop for RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.stop_housekeeping.send_replace(());
     }
 }

@@ -243,6 +243,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// bucket past its memory). Returns how many. Safe to run on several nodes at once.
     async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError>;
 
+    /// Delete the sessions that expired at or before `now`. Returns how many. One
+    /// statement: safe to run on several nodes at once.
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Delete the inactive anonymous users: users whose every identity is `anon-user`,
+    /// created before `inactive_since` and with no session created since, with what they
+    /// own. Returns how many. One statement: safe to run on several nodes at once.
+    async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError>;
+
     /// Close connections (called at shutdown).
     async fn close(&self);
 }

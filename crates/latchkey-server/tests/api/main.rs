@@ -8,6 +8,7 @@ mod common;
 mod cors;
 mod custom_function;
 mod custom_token;
+mod housekeeping;
 mod http_rules;
 mod link;
 mod link_rules;
