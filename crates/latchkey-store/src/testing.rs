@@ -1644,7 +1644,12 @@ pub async fn purge_anonymous_users(s: Arc<dyn Store>) {
     left.sort();
     assert_eq!(left, ["active", "linked", "named", "new"]);
     assert!(!session_exists(s.as_ref(), "stale-session").await);
-    assert!(s.find_identity(APP, "anon-user", "d1").await.unwrap().is_none());
+    assert!(
+        s.find_identity(APP, "anon-user", "d1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(s.purge_anonymous_users(100).await.unwrap(), 0);
 }
 
@@ -1661,8 +1666,10 @@ pub async fn concurrent_purges(s: Arc<dyn Store>) {
     }
     let sessions = all_at_once(&s, |s, _| async move { s.purge_sessions(5).await.unwrap() }).await;
     assert_eq!(sessions.iter().sum::<u64>(), 20, "{sessions:?}");
-    let users =
-        all_at_once(&s, |s, _| async move { s.purge_anonymous_users(5).await.unwrap() }).await;
+    let users = all_at_once(&s, |s, _| async move {
+        s.purge_anonymous_users(5).await.unwrap()
+    })
+    .await;
     assert_eq!(users.iter().sum::<u64>(), 20, "{users:?}");
     assert!(s.list_users(APP).await.unwrap().is_empty());
 }

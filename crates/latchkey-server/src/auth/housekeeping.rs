@@ -38,7 +38,9 @@ pub(crate) async fn run_once(
         0 => 0,
         idle => {
             let idle = i64::try_from(idle).unwrap_or(i64::MAX);
-            store.purge_anonymous_users(now.saturating_sub(idle)).await?
+            store
+                .purge_anonymous_users(now.saturating_sub(idle))
+                .await?
         }
     };
     Ok(Purged {

@@ -299,10 +299,14 @@ impl Throttle {
         }
         // Without `count_email` the email's hit was a check only.
         if !count_email {
-            let email_hits = taken.iter().filter(|h| h.bucket().starts_with("message-email:"));
+            let email_hits = taken
+                .iter()
+                .filter(|h| h.bucket().starts_with("message-email:"));
             release_all(store, email_hits).await;
         }
-        if let Some(h) = taken.iter().find(|h| h.bucket().starts_with("message-email:"))
+        if let Some(h) = taken
+            .iter()
+            .find(|h| h.bucket().starts_with("message-email:"))
             && count_email
             && h.count() == c.max_messages_per_email
         {
@@ -504,7 +508,10 @@ mod tests {
         );
         for name in [&k.pair, &k.id, &k.ip] {
             let name = name.as_deref().unwrap();
-            assert!(!name.contains("someone") && !name.contains("10.9.8.7"), "{name}");
+            assert!(
+                !name.contains("someone") && !name.contains("10.9.8.7"),
+                "{name}"
+            );
         }
     }
 
@@ -517,13 +524,20 @@ mod tests {
         let s = s.as_ref();
         let e = identifier_key("x", "mail", "a@b.c");
         let f = identifier_key("x", "mail", "d@b.c");
-        let attempt = |email, from, count, now| t.message_attempt(s, Some(email), ip(from), count, now);
+        let attempt =
+            |email, from, count, now| t.message_attempt(s, Some(email), ip(from), count, now);
         assert!(attempt(&e, "10.0.0.1", false, 0).await.is_ok());
         t.message_sent(s, &e, 0).await.unwrap();
         assert!(attempt(&e, "10.0.0.1", true, 0).await.is_ok());
         let refused = attempt(&e, "10.0.0.2", true, 5).await.unwrap_err();
         assert!(
-            matches!(refused, Error::TooManyRequests { retry_after_secs: 895, .. }),
+            matches!(
+                refused,
+                Error::TooManyRequests {
+                    retry_after_secs: 895,
+                    ..
+                }
+            ),
             "{refused:?}"
         );
         assert!(attempt(&f, "10.0.0.1", true, 5).await.is_ok());

@@ -231,7 +231,10 @@ mod tests {
         )));
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.error_code().as_str(), "ServiceUnavailable");
-        assert_eq!(e.retry_after(), Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS));
+        assert_eq!(
+            e.retry_after(),
+            Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS)
+        );
         assert!(!e.message().contains("refused"), "{}", e.message());
         let other = ApiError::from(Error::from(crate::store::StoreError::Database("x".into())));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
