@@ -46,17 +46,21 @@ impl StoreError {
 
 /// Whether a database's own error code means "not now" rather than "never":
 /// PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient
-/// resources), 57 (operator intervention: shutdown, cannot connect now, statement
-/// timeout) and 40001/40P01 (serialization failure, deadlock); SQLite's BUSY, LOCKED,
+/// resources), 57 (operator intervention: shutdown, cannot connect now; not 57014, a
+/// cancelled statement such as a `statement_timeout`, which stays a database error) and
+/// 40001/40P01 (serialization failure, deadlock); SQLite's BUSY, LOCKED,
 /// READONLY, IOERR, FULL and CANTOPEN (extended codes included).
 fn unavailable_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<u32>() {
+    // SQLite's codes are numbers below 10 000; PostgreSQL's SQLSTATEs are 5 characters.
+    if code.len() < 5
+        && let Ok(n) = code.parse::<u32>()
+    {
         // SQLite: the primary result code is the low byte of the extended one.
         return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
     }
     code.starts_with("08")
         || code.starts_with("53")
-        || code.starts_with("57")
+        || (code.starts_with("57") && code != "57014")
         || code == "40001"
         || code == "40P01"
 }
@@ -96,12 +100,14 @@ mod tests {
     #[test]
     fn transient_codes() {
         for code in [
-            "08006", "08001", "57P01", "57P03", "57014", "53300", "40001", "5", "517", "8", "13",
-            "14", "1546",
+            "08006", "08001", "57P01", "57P03", "53300", "40001", "5", "517", "8", "13", "14",
+            "1546",
         ] {
             assert!(unavailable_code(code), "{code}");
         }
-        for code in ["23505", "23503", "42P01", "22P02", "1", "19", "2067"] {
+        for code in [
+            "57014", "23505", "23503", "42P01", "22P02", "1", "19", "2067",
+        ] {
             assert!(!unavailable_code(code), "{code}");
         }
         assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
