@@ -708,6 +708,23 @@ macro_rules! impl_store {
                 Ok(row.decision(bucket, &rule, now))
             }
 
+            async fn throttle_check(
+                &self,
+                bucket: &str,
+                rule: ThrottleRule,
+                now: i64,
+            ) -> Result<Option<u64>, StoreError> {
+                let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT hits, expires_at, locked_until FROM throttle WHERE bucket = $1",
+                )
+                .bind(bucket)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(hits, expires_at, locked_until)| {
+                    crate::throttle::refused_for(&rule, hits, expires_at, locked_until, now)
+                }))
+            }
+
             async fn throttle_release(&self, hit: &ThrottleHit) -> Result<bool, StoreError> {
                 let n = sqlx::query(
                     "UPDATE throttle SET hits = hits - 1

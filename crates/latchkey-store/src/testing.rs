@@ -150,6 +150,7 @@ macro_rules! store_conformance_tests {
             concurrent_token_takes,
             concurrent_token_replacements_leave_one_pair,
             throttle_window,
+            throttle_check_counts_nothing,
             throttle_lockout_doubles,
             throttle_release_and_clear,
             throttle_purge,
@@ -1409,6 +1410,26 @@ pub async fn throttle_window(s: Arc<dyn Store>) {
         hit("ip:2", 115).await.is_allowed(),
         "ip:2's window opened at 105"
     );
+}
+
+/// `throttle_check` tells what a hit would decide, and counts nothing.
+pub async fn throttle_check_counts_nothing(s: Arc<dyn Store>) {
+    let window = ThrottleRule::window(2, 10);
+    assert_eq!(s.throttle_check("w", window, 100).await.unwrap(), None);
+    for _ in 0..5 {
+        assert_eq!(s.throttle_check("w", window, 100).await.unwrap(), None);
+    }
+    allowed(s.throttle_hit("w", window, 100).await.unwrap());
+    assert_eq!(s.throttle_check("w", window, 101).await.unwrap(), None);
+    allowed(s.throttle_hit("w", window, 101).await.unwrap());
+    assert_eq!(s.throttle_check("w", window, 104).await.unwrap(), Some(6));
+    assert_eq!(s.throttle_check("w", window, 110).await.unwrap(), None);
+    let lockout = ThrottleRule::lockout(2, 50, 500);
+    allowed(s.throttle_hit("l", lockout, 100).await.unwrap());
+    assert_eq!(s.throttle_check("l", lockout, 100).await.unwrap(), None);
+    allowed(s.throttle_hit("l", lockout, 100).await.unwrap());
+    assert_eq!(s.throttle_check("l", lockout, 120).await.unwrap(), Some(30));
+    assert_eq!(s.throttle_check("l", lockout, 150).await.unwrap(), None);
 }
 
 /// A lockout bucket locks at its `limit`-th hit, for a lockout that doubles each time up

@@ -269,22 +269,30 @@ impl Throttle {
         now: i64,
     ) -> Result<(), Error> {
         let c = &self.config;
-        let mut taken = Vec::new();
+        let rule = |limit| ThrottleRule::window(limit, c.message_window_secs);
+        let email = email.map(|k| bucket("message-email", k));
+        // Without `count_email`, the email's limit is only checked: concurrent requests
+        // (registrations of one email) must not hold places from each other.
         let mut wait = 0u64;
-        let buckets = [
+        if !count_email && let Some(name) = &email {
+            let refused = store
+                .throttle_check(name, rule(c.max_messages_per_email), now)
+                .await?;
+            wait = refused.unwrap_or(0);
+        }
+        let mut taken = Vec::new();
+        let counted = [
             (
                 ip.map(|ip| bucket("message-ip", &ip_key(client_key(ip)))),
                 c.max_messages_per_ip,
             ),
-            (
-                email.map(|k| bucket("message-email", k)),
-                c.max_messages_per_email,
-            ),
+            (email.filter(|_| count_email), c.max_messages_per_email),
         ];
-        for (name, limit) in buckets {
-            let Some(name) = name else { continue };
-            let rule = ThrottleRule::window(limit, c.message_window_secs);
-            match hit(store, &name, rule, now).await {
+        for (name, limit) in counted {
+            let Some(name) = name.filter(|_| wait == 0) else {
+                continue;
+            };
+            match hit(store, &name, rule(limit), now).await {
                 Ok(Ok(h)) => taken.push(h),
                 Ok(Err(retry_after)) => wait = wait.max(retry_after),
                 Err(e) => {
@@ -297,17 +305,9 @@ impl Throttle {
             release_all(store, taken.iter()).await;
             return Err(too_many_messages(wait));
         }
-        // Without `count_email` the email's hit was a check only.
-        if !count_email {
-            let email_hits = taken
-                .iter()
-                .filter(|h| h.bucket().starts_with("message-email:"));
-            release_all(store, email_hits).await;
-        }
         if let Some(h) = taken
             .iter()
             .find(|h| h.bucket().starts_with("message-email:"))
-            && count_email
             && h.count() == c.max_messages_per_email
         {
             tracing::warn!("email throttled after repeated confirmation / reset requests");
