@@ -162,6 +162,7 @@ fn test() -> Result<(), String> {
         &["test", "--workspace", "--all-targets"],
     )?;
     cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
+    postgres::server_suite()?;
     compat()
 }
 

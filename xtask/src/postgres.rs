@@ -86,3 +86,32 @@ fn script() -> Command {
         .current_dir(crate::root());
     cmd
 }
+
+/// The variable that runs the server's test servers on PostgreSQL (latchkey-testkit).
+const DATABASE_VAR: &str = "LATCHKEY_TEST_DATABASE";
+
+/// The server's integration suite (`crates/latchkey-server/tests/api`) a second time,
+/// every test server on a fresh PostgreSQL database. Without a server: fails in CI,
+/// else skipped with a loud note.
+pub(crate) fn server_suite() -> Result<(), String> {
+    let available = started_url().is_some() || env::var_os(URL_VAR).is_some_and(|v| !v.is_empty());
+    if !available {
+        let ci = env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let note = format!(
+            "the server suite on PostgreSQL is SKIPPED: no PostgreSQL ({URL_VAR} unset and \
+             none could be started). Run `eval \"$(.ci/postgres.sh start)\"` first."
+        );
+        if ci {
+            return Err(note);
+        }
+        eprintln!("\n!!!! xtask: {note}\n");
+        return Ok(());
+    }
+    let mut cmd = crate::cargo();
+    cmd.args(["test", "-p", "latchkey-server", "--test", "api"])
+        .env(DATABASE_VAR, "postgres");
+    crate::run(
+        "cargo test -p latchkey-server --test api (on PostgreSQL)",
+        cmd,
+    )
+}

@@ -2,9 +2,13 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"          # port 0 picks any free port
-//! database = "sqlite://latchkey.db"  # or "sqlite::memory:"
+//! database = "sqlite://latchkey.db"  # or "sqlite::memory:", or "postgres://user@host:5432/db"
 //! public_url = "https://auth.example.org"   # optional
 //! admin_token = "a-long-random-admin-token"  # optional
+//!
+//! [database_options]               # optional; see DatabaseOptions
+//! max_connections = 10
+//! password_env = "LATCHKEY_DATABASE_PASSWORD"
 //!
 //! [[apps]]
 //! id = "myapp-abcde"
@@ -26,6 +30,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use latchkey_protocol::Secret;
 use serde::{Deserialize, Serialize};
@@ -53,6 +58,8 @@ pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 1800;
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 5_184_000;
 /// Largest accepted token lifetime (10 years).
 pub const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+/// Largest accepted database timeout (one hour).
+pub const MAX_DATABASE_TIMEOUT_SECS: u64 = 3600;
 /// The app id of [`Config::dev`].
 pub const DEV_APP_ID: &str = "latchkey-dev";
 
@@ -61,8 +68,15 @@ pub const DEV_APP_ID: &str = "latchkey-dev";
 pub struct Config {
     /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// `sqlite://PATH` (the file is created when missing) or `sqlite::memory:`.
-    pub database: String,
+    /// `sqlite://PATH` (the file is created when missing), `sqlite::memory:`, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]` (several nodes may
+    /// share one PostgreSQL database). A [`Secret`]: the URL may hold a password, so it
+    /// never shows in `Debug` or logs.
+    #[serde(serialize_with = "expose_secret")]
+    pub database: Secret,
+    /// `[database_options]`: pool size, timeouts, the PostgreSQL password's variable.
+    #[serde(default, skip_serializing_if = "DatabaseOptions::is_default")]
+    pub database_options: DatabaseOptions,
     /// The externally visible base URL (`http(s)://host[:port][/prefix]`), returned as
     /// `hostname` by the location route. Defaults to `http://<listen address>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +105,138 @@ pub struct Config {
     /// trusted reverse proxy). Default false: the socket address.
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// `[housekeeping]`: the background purge of expired sessions, stale throttle
+    /// buckets and inactive anonymous users.
+    #[serde(default)]
+    pub housekeeping: HousekeepingConfig,
+}
+
+/// The optional top-level `[housekeeping]` table: a background task on every node
+/// deletes expired sessions, stale throttling buckets and inactive anonymous users.
+/// Each purge is one statement, so any number of nodes may run it at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HousekeepingConfig {
+    /// Seconds between two runs (default 600; 0 turns the task off). The first run
+    /// comes one interval after the start.
+    #[serde(default = "default_housekeeping_interval_secs")]
+    pub interval_secs: u64,
+    /// Delete anonymous users (users whose only identities are `anon-user`) that are
+    /// older than this and have not logged in since (no session started since; default
+    /// 90 days, as App Services; 0 keeps them forever). Keep it above the apps'
+    /// `refresh_token_ttl_secs`, so that a user whose session still lives is kept.
+    #[serde(default = "default_anonymous_user_max_idle_secs")]
+    pub anonymous_user_max_idle_secs: u64,
+    /// Keep sessions this many seconds past their expiry before deleting them (default
+    /// 0: at the first run after they expire).
+    #[serde(default)]
+    pub expired_session_grace_secs: u64,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        HousekeepingConfig {
+            interval_secs: default_housekeeping_interval_secs(),
+            anonymous_user_max_idle_secs: default_anonymous_user_max_idle_secs(),
+            expired_session_grace_secs: 0,
+        }
+    }
+}
+
+fn default_housekeeping_interval_secs() -> u64 {
+    600
+}
+
+fn default_anonymous_user_max_idle_secs() -> u64 {
+    90 * 24 * 3600
+}
+
+/// The optional top-level `[database_options]` table: how the server connects to its
+/// `database`. Every key is optional; an absent key takes the engine's default (see
+/// `latchkey_store::StoreOptions`).
+///
+/// ```
+/// let config = latchkey_server::Config::from_toml_str(r#"
+///     listen = "127.0.0.1:0"
+///     database = "postgres://latchkey@db.internal:5432/latchkey"
+///     [database_options]
+///     max_connections = 20
+///     connect_timeout_secs = 5
+///     statement_timeout_secs = 30
+///     password_env = "LATCHKEY_DATABASE_PASSWORD"
+///     [[apps]]
+///     id = "myapp"
+///     signing_secret = "0123456789abcdef0123456789abcdef"
+/// "#).unwrap();
+/// assert_eq!(config.database_options.max_connections, Some(20));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseOptions {
+    /// Most connections in each node's pool (default: 10 on PostgreSQL, 8 for a SQLite
+    /// file; an in-memory SQLite database always has one). With several nodes, keep the
+    /// sum of the nodes' pools below PostgreSQL's `max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Seconds to wait for a connection, connecting included (default: 10 on
+    /// PostgreSQL, 30 on SQLite). A request that cannot get one in time is answered 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// PostgreSQL: the `statement_timeout` of each connection, in seconds (default:
+    /// none). SQLite: how long a statement waits for the database lock (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout_secs: Option<u64>,
+    /// PostgreSQL: the name of an environment variable holding the password, used when
+    /// the URL has none (keeps the secret out of the configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+impl DatabaseOptions {
+    fn is_default(&self) -> bool {
+        *self == DatabaseOptions::default()
+    }
+
+    /// These options as the store takes them.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let mut options = crate::store::StoreOptions::default();
+        if let Some(max) = self.max_connections {
+            options = options.max_connections(max);
+        }
+        if let Some(secs) = self.connect_timeout_secs {
+            options = options.connect_timeout(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.statement_timeout_secs {
+            options = options.statement_timeout(Duration::from_secs(secs));
+        }
+        if let Some(name) = &self.password_env {
+            options = options.password_env(name.clone());
+        }
+        options
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(format!("database_options.{m}")));
+        if self.max_connections == Some(0) {
+            return invalid("max_connections must be at least 1");
+        }
+        for (name, value) in [
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("statement_timeout_secs", self.statement_timeout_secs),
+        ] {
+            if let Some(secs) = value
+                && !(1..=MAX_DATABASE_TIMEOUT_SECS).contains(&secs)
+            {
+                return invalid(&format!(
+                    "{name} must be between 1 and {MAX_DATABASE_TIMEOUT_SECS}"
+                ));
+            }
+        }
+        if let Some(name) = &self.password_env
+            && (name.is_empty() || name.contains(['=', '\0']))
+        {
+            return invalid("password_env must name an environment variable");
+        }
+        Ok(())
+    }
 }
 
 /// One hosted app.
@@ -279,7 +425,8 @@ impl Config {
     pub fn dev() -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database: "sqlite::memory:".to_owned(),
+            database: "sqlite::memory:".into(),
+            database_options: DatabaseOptions::default(),
             public_url: None,
             admin_token: Some(random_secret().into()),
             apps: vec![AppConfig::new(DEV_APP_ID, random_secret()).with_all_providers()],
@@ -287,14 +434,33 @@ impl Config {
             outbox: true,
             throttle: ThrottleConfig::default(),
             trust_forwarded_for: false,
+            housekeeping: HousekeepingConfig::default(),
         }
     }
 
     /// Check every value; [`Config::from_toml_str`] and the server call this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if let Err(e) = crate::store::check_url(&self.database) {
+        if let Err(e) = crate::store::check_url(self.database.expose()) {
             return invalid(format!("database: {e}"));
+        }
+        self.database_options.validate()?;
+        for (name, value) in [
+            ("interval_secs", self.housekeeping.interval_secs),
+            (
+                "anonymous_user_max_idle_secs",
+                self.housekeeping.anonymous_user_max_idle_secs,
+            ),
+            (
+                "expired_session_grace_secs",
+                self.housekeeping.expired_session_grace_secs,
+            ),
+        ] {
+            if value > MAX_TOKEN_TTL_SECS {
+                return invalid(format!(
+                    "housekeeping.{name} must be at most {MAX_TOKEN_TTL_SECS}"
+                ));
+            }
         }
         if let Some(url) = &self.public_url {
             let rest = url
@@ -444,6 +610,80 @@ mod tests {
         format!(
             "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n[[apps]]\nid = \"a\"\nsigning_secret = \"{SECRET}\"\n{app_extra}"
         )
+    }
+
+    fn with_database(database: &str, options: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(&format!(
+            "listen = \"127.0.0.1:0\"\ndatabase = \"{database}\"\n{options}\n[[apps]]\nid = \"a\"\nsigning_secret = \"{SECRET}\"\n"
+        ))
+    }
+
+    #[test]
+    fn postgres_database_and_options() {
+        let c = with_database(
+            "postgres://latchkey:hunter2@db.internal:5432/latchkey?sslmode=require",
+            "[database_options]\nmax_connections = 25\nconnect_timeout_secs = 4\n\
+             statement_timeout_secs = 30\npassword_env = \"PGPASS_LATCHKEY\"",
+        )
+        .unwrap();
+        let o = c.database_options.store_options();
+        assert_eq!(o.max_connections, Some(25));
+        assert_eq!(o.connect_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(o.statement_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(o.password_env.as_deref(), Some("PGPASS_LATCHKEY"));
+        // The URL (and its password) never shows in Debug.
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("db.internal"), "{shown}");
+        // It is written back as it was read (the testkit writes configuration files).
+        let written = toml::to_string(&c).unwrap();
+        assert!(written.contains("hunter2@db.internal"), "{written}");
+        assert_eq!(
+            Config::from_toml_str(&written).unwrap().database_options,
+            c.database_options
+        );
+        for scheme in ["postgresql", "sqlite"] {
+            let url = if scheme == "sqlite" {
+                "sqlite:///var/lib/l.db"
+            } else {
+                "postgresql://u@h/d"
+            };
+            let c = with_database(url, "").unwrap();
+            assert_eq!(c.database_options, DatabaseOptions::default());
+            assert_eq!(c.database_options.store_options(), Default::default());
+        }
+    }
+
+    #[test]
+    fn bad_database_settings_are_refused_without_the_password() {
+        for (url, options, expected) in [
+            ("mysql://u:hunter2@h/d", "", "unsupported database URL"),
+            ("postgres://u:hunter2@h:5432", "", "database"),
+            (
+                "postgres://u@h/d",
+                "[database_options]\nmax_connections = 0",
+                "max_connections",
+            ),
+            (
+                "postgres://u@h/d",
+                "[database_options]\nconnect_timeout_secs = 0",
+                "connect_timeout_secs",
+            ),
+            (
+                "postgres://u@h/d",
+                "[database_options]\nstatement_timeout_secs = 86400",
+                "statement_timeout_secs",
+            ),
+            (
+                "postgres://u@h/d",
+                "[database_options]\npassword_env = \"\"",
+                "password_env",
+            ),
+        ] {
+            let err = with_database(url, options).unwrap_err().to_string();
+            assert!(err.contains(expected), "{url} {options}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

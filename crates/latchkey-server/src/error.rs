@@ -78,6 +78,10 @@ pub enum Error {
     /// The admin API is not configured (no `admin_token`).
     #[error("admin API disabled")]
     AdminDisabled,
+    /// The database cannot serve now (down, unreachable, overloaded, out of space): try
+    /// again after [`UNAVAILABLE_RETRY_AFTER_SECS`]. The cause was logged.
+    #[error("the service is temporarily unavailable; try again later")]
+    Unavailable,
     /// A server-side failure; the cause was logged when the error was made.
     #[error("internal server error")]
     Internal,
@@ -146,9 +150,17 @@ impl Error {
     }
 }
 
+/// The `Retry-After` of an [`Error::Unavailable`] answer, in seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::internal(&e)
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable
+        } else {
+            Error::internal(&e)
+        }
     }
 }
 

@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 pub use clock::Clock;
 pub use config::{
     AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
-    LocalUserpassConfig, ProvidersConfig,
+    DatabaseOptions, HousekeepingConfig, LocalUserpassConfig, ProvidersConfig,
 };
 pub use http::ApiError;
 pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
@@ -97,8 +97,20 @@ pub(crate) async fn open_apps_and_store(
     config: &Config,
 ) -> Result<(HashMap<String, Arc<AppRuntime>>, Arc<dyn Store>), ServerError> {
     let apps = open_apps(config)?;
-    let store = store::open(&config.database).await?;
+    let store = open_store(config).await?;
     Ok((apps, store))
+}
+
+/// Open the configured database with its `[database_options]` and bring its schema up
+/// to date (the migrations alone: `latchkey-server migrate`).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    config.validate()?;
+    let store = store::open_with(
+        config.database.expose(),
+        &config.database_options.store_options(),
+    )
+    .await?;
+    Ok(store)
 }
 
 /// Validate `config` and build the hosted apps.
@@ -190,6 +202,9 @@ impl Server {
 
         let hasher = state.hasher.clone();
         tokio::spawn(async move { hasher.warm_up().await });
+        let (stop_housekeeping, stopped) = tokio::sync::watch::channel(());
+        let housekeeping =
+            auth::housekeeping::spawn(state.clone(), config.housekeeping.clone(), stopped);
         let app = http::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -213,6 +228,8 @@ impl Server {
             store,
             shutdown: Some(tx),
             task: Some(task),
+            stop_housekeeping,
+            housekeeping,
         })
     }
 }
@@ -226,6 +243,9 @@ pub struct RunningServer {
     store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Stops the housekeeping task (also when dropped).
+    stop_housekeeping: tokio::sync::watch::Sender<()>,
+    housekeeping: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for RunningServer {
@@ -266,6 +286,10 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.stop_housekeeping.send_replace(());
+        if let Some(housekeeping) = self.housekeeping.take() {
+            let _ = housekeeping.await;
+        }
         if let Some(mut task) = self.task.take()
             && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await
@@ -284,5 +308,6 @@ impl Drop for RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.stop_housekeeping.send_replace(());
     }
 }

@@ -1,6 +1,9 @@
 //! The `latchkey-server` command.
 //!
 //! - `latchkey-server serve --config FILE`: serve the configured apps.
+//! - `latchkey-server migrate --config FILE`: bring the configured database's schema up
+//!   to date, and exit (`serve` migrates too; this runs the migrations alone, e.g. before
+//!   upgrading the nodes of a cluster).
 //! - `latchkey-server dev`: a throwaway loopback server with one app and every provider on.
 //! - `latchkey-server init [--out FILE]`: write a commented configuration with fresh secrets.
 //! - `latchkey-server admin --config FILE <op>`: administer the configured database
@@ -35,6 +38,12 @@ struct Cli {
 enum Command {
     /// Serve the apps of a TOML configuration file.
     Serve {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Bring the configured database's schema up to date, then exit.
+    Migrate {
         /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
@@ -291,6 +300,13 @@ async fn admin(
     Ok(())
 }
 
+async fn migrate(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let store = latchkey_server::open_store(&Config::load(&config)?).await?;
+    store.close().await;
+    eprintln!("the database schema is up to date");
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -321,6 +337,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             (config, true)
         }
         Command::Init { out } => return init(out),
+        Command::Migrate { config } => return migrate(config).await,
         Command::Admin { config, app, op } => return admin(config, app, op).await,
     };
     let app_id = config

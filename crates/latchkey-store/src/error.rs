@@ -10,6 +10,12 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached or cannot serve now (connection refused or lost,
+    /// no connection free within the connect timeout, the server shutting down or
+    /// starting, a statement timeout, a full disk, a locked or read-only SQLite file):
+    /// the same request may succeed later. Servers answer it 503 with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -30,10 +36,49 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether this is [`StoreError::Unavailable`]: a failure that a retry later may not
+    /// meet.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Whether a database's own error code means "not now" rather than "never":
+/// PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient
+/// resources), 57 (operator intervention: shutdown, cannot connect now; not 57014, a
+/// cancelled statement such as a `statement_timeout`, which stays a database error) and
+/// 40001/40P01 (serialization failure, deadlock); SQLite's BUSY, LOCKED,
+/// READONLY, IOERR, FULL and CANTOPEN (extended codes included).
+fn unavailable_code(code: &str) -> bool {
+    // SQLite's codes are numbers below 10 000; PostgreSQL's SQLSTATEs are 5 characters.
+    if code.len() < 5
+        && let Ok(n) = code.parse::<u32>()
+    {
+        // SQLite: the primary result code is the low byte of the extended one.
+        return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+    }
+    code.starts_with("08")
+        || code.starts_with("53")
+        || (code.starts_with("57") && code != "57014")
+        || code == "40001"
+        || code == "40P01"
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(ref d)
+                if d.code().is_some_and(|code| unavailable_code(&code)) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 StoreError::Corrupt(e.to_string())
             }
@@ -45,5 +90,27 @@ impl From<sqlx::Error> for StoreError {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StoreError::Database(format!("migration failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes() {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "40001", "5", "517", "8", "13", "14",
+            "1546",
+        ] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        for code in [
+            "57014", "23505", "23503", "42P01", "22P02", "1", "19", "2067",
+        ] {
+            assert!(!unavailable_code(code), "{code}");
+        }
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
     }
 }

@@ -14,6 +14,19 @@ use std::sync::LazyLock;
 
 use crate::throttle::MAX_DOUBLINGS;
 
+/// Delete the anonymous users (every identity `anon-user`) created before `$1` that have
+/// no session created since `$1`; their identities, sessions and devices go by the
+/// schema's cascades. One statement: several nodes may run it at once.
+pub(crate) const PURGE_ANONYMOUS_USERS: &str = "
+DELETE FROM users AS u
+WHERE u.created_at < $1
+  AND EXISTS (SELECT 1 FROM identities AS i
+              WHERE i.app_id = u.app_id AND i.user_id = u.id AND i.provider_type = 'anon-user')
+  AND NOT EXISTS (SELECT 1 FROM identities AS i
+                  WHERE i.app_id = u.app_id AND i.user_id = u.id AND i.provider_type <> 'anon-user')
+  AND NOT EXISTS (SELECT 1 FROM sessions AS s
+                  WHERE s.app_id = u.app_id AND s.user_id = u.id AND s.created_at >= $1)";
+
 /// One hit of a [`ThrottleRule::window`](crate::ThrottleRule::window) bucket.
 /// `$1` bucket, `$2` limit, `$3` window seconds, `$4` now.
 pub(crate) const THROTTLE_WINDOW: &str = "
@@ -695,6 +708,23 @@ macro_rules! impl_store {
                 Ok(row.decision(bucket, &rule, now))
             }
 
+            async fn throttle_check(
+                &self,
+                bucket: &str,
+                rule: ThrottleRule,
+                now: i64,
+            ) -> Result<Option<u64>, StoreError> {
+                let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT hits, expires_at, locked_until FROM throttle WHERE bucket = $1",
+                )
+                .bind(bucket)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(hits, expires_at, locked_until)| {
+                    crate::throttle::refused_for(&rule, hits, expires_at, locked_until, now)
+                }))
+            }
+
             async fn throttle_release(&self, hit: &ThrottleHit) -> Result<bool, StoreError> {
                 let n = sqlx::query(
                     "UPDATE throttle SET hits = hits - 1
@@ -720,6 +750,22 @@ macro_rules! impl_store {
             async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError> {
                 Ok(sqlx::query("DELETE FROM throttle WHERE expires_at <= $1")
                     .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query(crate::sql::PURGE_ANONYMOUS_USERS)
+                    .bind(inactive_since)
                     .execute(&self.pool)
                     .await?
                     .rows_affected())

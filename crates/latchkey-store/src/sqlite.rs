@@ -45,6 +45,7 @@ impl SqliteStore {
             url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
         if !memory {
             create_parent_dir(url)?;
+            check_writable(url)?;
         }
         let connect = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -125,14 +126,45 @@ impl SqliteStore {
     }
 }
 
-/// Create the directory of a `sqlite://PATH` database file when it is missing.
-fn create_parent_dir(url: &str) -> Result<(), StoreError> {
+/// The file path of a `sqlite://PATH` URL.
+fn file_path(url: &str) -> &std::path::Path {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    let path = rest.split('?').next().unwrap_or(rest);
-    if let Some(parent) = std::path::Path::new(path).parent()
+    std::path::Path::new(rest.split('?').next().unwrap_or(rest))
+}
+
+/// Refuse a database file that cannot be written (read-only permissions, or a file
+/// that cannot be opened for writing): the server would start and fail every write.
+/// [`StoreError::Config`] naming the path.
+fn check_writable(url: &str) -> Result<(), StoreError> {
+    if url.contains("mode=ro") {
+        return Ok(());
+    }
+    let path = file_path(url);
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let refuse = |why: String| {
+        Err(StoreError::Config(format!(
+            "the database file {} cannot be written: {why}",
+            path.display()
+        )))
+    };
+    if meta.permissions().readonly() {
+        return refuse("it is read-only".to_owned());
+    }
+    if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+        return refuse(e.to_string());
+    }
+    Ok(())
+}
+
+/// Create the directory of a `sqlite://PATH` database file when it is missing.
+fn create_parent_dir(url: &str) -> Result<(), StoreError> {
+    let path = file_path(url);
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
         && !parent.exists()
     {

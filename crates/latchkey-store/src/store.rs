@@ -229,6 +229,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: i64,
     ) -> Result<ThrottleDecision, StoreError>;
 
+    /// Whether a hit of `bucket` with `rule` would be refused at `now`, without counting
+    /// one: `Some(retry_after_secs)` when it would, `None` when it would be allowed. For
+    /// a check that must not hold a place (a route that counts only when it goes on to
+    /// send something); concurrent checks do not block each other.
+    async fn throttle_check(
+        &self,
+        bucket: &str,
+        rule: ThrottleRule,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError>;
+
     /// Give back an allowed hit that turned out not to count (say, a login that succeeded,
     /// for the buckets that count failures only). Returns whether it was given back: not
     /// when the bucket's window (or count since its latest lockout) is no longer the
@@ -242,6 +253,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete the buckets that `now` has expired (a window that has ended, a lockout
     /// bucket past its memory). Returns how many. Safe to run on several nodes at once.
     async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Delete the sessions that expired at or before `now`. Returns how many. One
+    /// statement: safe to run on several nodes at once.
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Delete the inactive anonymous users: users whose every identity is `anon-user`,
+    /// created before `inactive_since` and with no session created since, with what they
+    /// own. Returns how many. One statement: safe to run on several nodes at once.
+    async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

@@ -150,10 +150,14 @@ macro_rules! store_conformance_tests {
             concurrent_token_takes,
             concurrent_token_replacements_leave_one_pair,
             throttle_window,
+            throttle_check_counts_nothing,
             throttle_lockout_doubles,
             throttle_release_and_clear,
             throttle_purge,
             concurrent_throttle_hits_allow_exactly_the_limit,
+            purge_sessions,
+            purge_anonymous_users,
+            concurrent_purges,
             close,
         );
     };
@@ -1408,6 +1412,26 @@ pub async fn throttle_window(s: Arc<dyn Store>) {
     );
 }
 
+/// `throttle_check` tells what a hit would decide, and counts nothing.
+pub async fn throttle_check_counts_nothing(s: Arc<dyn Store>) {
+    let window = ThrottleRule::window(2, 10);
+    assert_eq!(s.throttle_check("w", window, 100).await.unwrap(), None);
+    for _ in 0..5 {
+        assert_eq!(s.throttle_check("w", window, 100).await.unwrap(), None);
+    }
+    allowed(s.throttle_hit("w", window, 100).await.unwrap());
+    assert_eq!(s.throttle_check("w", window, 101).await.unwrap(), None);
+    allowed(s.throttle_hit("w", window, 101).await.unwrap());
+    assert_eq!(s.throttle_check("w", window, 104).await.unwrap(), Some(6));
+    assert_eq!(s.throttle_check("w", window, 110).await.unwrap(), None);
+    let lockout = ThrottleRule::lockout(2, 50, 500);
+    allowed(s.throttle_hit("l", lockout, 100).await.unwrap());
+    assert_eq!(s.throttle_check("l", lockout, 100).await.unwrap(), None);
+    allowed(s.throttle_hit("l", lockout, 100).await.unwrap());
+    assert_eq!(s.throttle_check("l", lockout, 120).await.unwrap(), Some(30));
+    assert_eq!(s.throttle_check("l", lockout, 150).await.unwrap(), None);
+}
+
 /// A lockout bucket locks at its `limit`-th hit, for a lockout that doubles each time up
 /// to the cap; after a lockout the count starts again; clearing forgets the lockouts, and
 /// so does a bucket left alone longer than the cap.
@@ -1572,6 +1596,103 @@ pub fn assert_shipped_migrations(
         .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
         .collect();
     assert_eq!(found, expected);
+}
+
+/// `purge_sessions` deletes the sessions expired at `now`, and only those.
+pub async fn purge_sessions(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "d1", "u1"))
+        .await
+        .unwrap();
+    for (id, expires_at) in [("old", 10), ("edge", 20), ("live", 30)] {
+        let mut record = session(id, "u1", None);
+        record.expires_at = expires_at;
+        s.create_session(&record).await.unwrap();
+    }
+    assert_eq!(s.purge_sessions(20).await.unwrap(), 2);
+    assert!(!session_exists(s.as_ref(), "old").await);
+    assert!(!session_exists(s.as_ref(), "edge").await);
+    assert!(session_exists(s.as_ref(), "live").await);
+    assert_eq!(s.purge_sessions(20).await.unwrap(), 0);
+}
+
+/// `purge_anonymous_users` deletes anonymous users created before the cut-off without a
+/// session since; users with another identity, newer users and active users stay.
+pub async fn purge_anonymous_users(s: Arc<dyn Store>) {
+    let at = |id: &str, created_at: i64| UserRecord {
+        created_at,
+        ..user(id)
+    };
+    // Stale: anonymous, old, an old session.
+    s.create_user_with_identity(&at("stale", 10), &identity("anon-user", "d1", "stale"))
+        .await
+        .unwrap();
+    let mut old = session("stale-session", "stale", None);
+    old.created_at = 50;
+    old.expires_at = 1_000;
+    s.create_session(&old).await.unwrap();
+    // Active: anonymous, old, a recent session.
+    s.create_user_with_identity(&at("active", 10), &identity("anon-user", "d2", "active"))
+        .await
+        .unwrap();
+    let mut recent = session("recent", "active", None);
+    recent.created_at = 150;
+    recent.expires_at = 1_000;
+    s.create_session(&recent).await.unwrap();
+    // New: anonymous, created after the cut-off.
+    s.create_user_with_identity(&at("new", 150), &identity("anon-user", "d3", "new"))
+        .await
+        .unwrap();
+    // Linked: anonymous and another identity.
+    s.create_user_with_identity(&at("linked", 10), &identity("anon-user", "d4", "linked"))
+        .await
+        .unwrap();
+    s.add_identity(&identity("local-userpass", "l1", "linked"))
+        .await
+        .unwrap();
+    // Not anonymous at all.
+    s.create_user_with_identity(&at("named", 10), &identity("custom-token", "c1", "named"))
+        .await
+        .unwrap();
+
+    assert_eq!(s.purge_anonymous_users(100).await.unwrap(), 1);
+    let mut left: Vec<String> = s
+        .list_users(APP)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["active", "linked", "named", "new"]);
+    assert!(!session_exists(s.as_ref(), "stale-session").await);
+    assert!(
+        s.find_identity(APP, "anon-user", "d1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.purge_anonymous_users(100).await.unwrap(), 0);
+}
+
+/// Housekeeping run by many nodes at once deletes each row once, without errors.
+pub async fn concurrent_purges(s: Arc<dyn Store>) {
+    for i in 0..20 {
+        let id = format!("u{i}");
+        s.create_user_with_identity(&user(&id), &identity("anon-user", &id, &id))
+            .await
+            .unwrap();
+        s.create_session(&session(&format!("s{i}"), &id, None))
+            .await
+            .unwrap();
+    }
+    let sessions = all_at_once(&s, |s, _| async move { s.purge_sessions(5).await.unwrap() }).await;
+    assert_eq!(sessions.iter().sum::<u64>(), 20, "{sessions:?}");
+    let users = all_at_once(&s, |s, _| async move {
+        s.purge_anonymous_users(5).await.unwrap()
+    })
+    .await;
+    assert_eq!(users.iter().sum::<u64>(), 20, "{users:?}");
+    assert!(s.list_users(APP).await.unwrap().is_empty());
 }
 
 /// The environment variable that names the PostgreSQL server for tests: an admin URL such

@@ -87,6 +87,24 @@ fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(MAX_SECS).clamp(1, MAX_SECS)
 }
 
+/// How long a hit of a bucket whose row holds `hits`, `expires_at` and `locked_until`
+/// would be refused at `now` (`None`: it would be allowed), as the throttle statements
+/// decide.
+pub(crate) fn refused_for(
+    rule: &ThrottleRule,
+    hits: i64,
+    expires_at: i64,
+    locked_until: i64,
+    now: i64,
+) -> Option<u64> {
+    let until = match rule.kind {
+        RuleKind::Window { .. } if expires_at > now && hits >= rule.limit => expires_at,
+        RuleKind::Lockout { .. } if locked_until > now => locked_until,
+        _ => return None,
+    };
+    Some(u64::try_from((until - now).max(1)).unwrap_or(1))
+}
+
 /// What [`Store::throttle_hit`](crate::Store::throttle_hit) decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -56,7 +56,7 @@ impl FullStack {
             tokio::join!(FakeOidc::google(), FakeOidc::apple(), FakeFacebook::start());
         let mut config = TestServer::config();
         if let Some(database) = database {
-            config.database = database;
+            config.database = database.into();
         }
         let admin_token = config
             .admin_token

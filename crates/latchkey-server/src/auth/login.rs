@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::sessions;
 use super::state::{AppRuntime, ServerState};
-use super::throttle::{identifier_key, too_many_logins};
+use super::throttle::{LoginOutcome, identifier_key, too_many_logins};
 use crate::error::Error;
 use crate::ids::new_object_id;
 use crate::providers::{ProviderRef, VerifiedIdentity};
@@ -75,23 +75,30 @@ pub(crate) async fn login(
         .login_identifier(&request.body)?
         .map(|id| identifier_key(app.id(), provider.name(), id));
     let throttle = &state.throttle;
+    let store = state.store.as_ref();
     let keys = throttle.login_keys(identifier, request.client_ip);
-    if let Err(retry_after) = throttle.check_login(&keys, state.clock.now_secs()) {
-        tracing::info!(
-            app = app.id(),
-            provider = provider.name(),
-            "login refused: throttled"
-        );
-        return Err(too_many_logins(retry_after));
-    }
-    let result = login_checked(state, app, *provider, request).await;
-    match &result {
-        Ok(_) => throttle.login_success(&keys),
-        Err(e) if e.is_rejected_credential() => {
-            throttle.login_failure(&keys, state.clock.now_secs());
+    // Reserved before the check: concurrent attempts never get past the limit.
+    let reservation = match throttle
+        .reserve_login(store, &keys, state.clock.now_secs())
+        .await?
+    {
+        Ok(reservation) => reservation,
+        Err(retry_after) => {
+            tracing::info!(
+                app = app.id(),
+                provider = provider.name(),
+                "login refused: throttled"
+            );
+            return Err(too_many_logins(retry_after));
         }
-        Err(_) => {}
-    }
+    };
+    let result = login_checked(state, app, *provider, request).await;
+    let outcome = match &result {
+        Ok(_) => LoginOutcome::Success,
+        Err(e) if e.is_rejected_credential() => LoginOutcome::Failure,
+        Err(_) => LoginOutcome::NotCounted,
+    };
+    throttle.settle_login(store, reservation, outcome).await;
     result
 }
 

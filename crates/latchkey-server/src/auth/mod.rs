@@ -9,11 +9,13 @@
 //! - [`userpass`]: email/password registration, confirmation and reset.
 //! - [`admin`]: the administrative operations and the admin token.
 //! - [`throttle`] and [`mail`]: failed-login and message limits, the outbox and SMTP.
+//! - [`housekeeping`]: the background purge of expired and stale rows.
 //!
 //! Every function returns [`crate::error::Error`]; nothing here knows about HTTP.
 
 pub(crate) mod admin;
 pub(crate) mod api_keys;
+pub(crate) mod housekeeping;
 pub(crate) mod login;
 pub(crate) mod mail;
 pub(crate) mod sessions;

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::mail;
 use super::state::{AppRuntime, ServerState};
-use super::throttle::{Key, identifier_key, too_many_messages};
+use super::throttle::{Key, identifier_key};
 use crate::error::Error;
 use crate::ids::{new_object_id, new_random_id, sha256_hex};
 use crate::providers::local_userpass::MAX_EMAIL_LEN;
@@ -83,7 +83,7 @@ pub(crate) async fn run(
     body: &Body,
     client_ip: Option<IpAddr>,
 ) -> Result<(), Error> {
-    limit(state, app, body, Limit::of(route), client_ip)?;
+    limit(state, app, body, Limit::of(route), client_ip).await?;
     match route {
         EmailPasswordRoute::Register => register(state, app, body).await,
         EmailPasswordRoute::Confirm => confirm(state, app, body).await,
@@ -105,7 +105,7 @@ fn message_key(app: &AppRuntime, email: &str) -> Key {
 }
 
 /// Apply the message limits to a request.
-fn limit(
+async fn limit(
     state: &ServerState,
     app: &AppRuntime,
     body: &Body,
@@ -119,21 +119,23 @@ fn limit(
         Some(Value::String(e)) => Some(message_key(app, e)),
         _ => None,
     };
-    state
+    let attempt = state
         .throttle
         .message_attempt(
+            state.store.as_ref(),
             email.as_ref(),
             client_ip,
             limit == Limit::Message,
             state.clock.now_secs(),
         )
-        .map_err(|retry_after| {
-            tracing::info!(
-                app = app.id(),
-                "confirmation / reset request refused: throttled"
-            );
-            too_many_messages(retry_after)
-        })
+        .await;
+    if let Err(Error::TooManyRequests { .. }) = &attempt {
+        tracing::info!(
+            app = app.id(),
+            "confirmation / reset request refused: throttled"
+        );
+    }
+    attempt
 }
 
 /// Validate an email address the way App Services does loosely: something@something,
@@ -398,7 +400,12 @@ async fn confirm_email(state: &ServerState, app: &AppRuntime, email: &str) -> Re
 async fn after_register(state: &ServerState, app: &AppRuntime, email: &str) -> Result<(), Error> {
     state
         .throttle
-        .message_sent(&message_key(app, email), state.clock.now_secs());
+        .message_sent(
+            state.store.as_ref(),
+            &message_key(app, email),
+            state.clock.now_secs(),
+        )
+        .await?;
     let cfg = &app.config.providers.local_userpass;
     let Some(url) = cfg.confirmation_webhook_url.as_deref() else {
         return send_message(state, app, email, TokenPurpose::Confirm).await;

@@ -21,7 +21,7 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: Cow<'static, str>,
-    /// `Retry-After` seconds (429 answers).
+    /// `Retry-After` seconds (429 and 503 answers).
     retry_after: Option<u64>,
 }
 
@@ -50,18 +50,23 @@ impl From<Error> for ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests)
             }
             Error::AdminDisabled => (StatusCode::NOT_FOUND, not_found_code()),
+            Error::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Other("ServiceUnavailable".to_owned()),
+            ),
             Error::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::InternalServerError,
             ),
         };
         let mut api = ApiError::new(status, code, e.to_string());
-        if let Error::TooManyRequests {
-            retry_after_secs, ..
-        } = e
-        {
-            api.retry_after = Some(retry_after_secs);
-        }
+        api.retry_after = match e {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(retry_after_secs),
+            Error::Unavailable => Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
         api
     }
 }
@@ -220,6 +225,23 @@ mod tests {
     }
 
     #[test]
+    fn database_outages_are_503_with_retry_after() {
+        let e = ApiError::from(Error::from(crate::store::StoreError::Unavailable(
+            "connection refused".into(),
+        )));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.error_code().as_str(), "ServiceUnavailable");
+        assert_eq!(
+            e.retry_after(),
+            Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS)
+        );
+        assert!(!e.message().contains("refused"), "{}", e.message());
+        let other = ApiError::from(Error::from(crate::store::StoreError::Database("x".into())));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.retry_after(), None);
+    }
+
+    #[test]
     fn throttled_answers_carry_retry_after() {
         let e = ApiError::from(Error::too_many_requests("slow down", 7));
         assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -248,6 +270,7 @@ mod tests {
             Error::UserpassTokenInvalid,
             Error::too_many_requests("x", 1),
             Error::AdminDisabled,
+            Error::Unavailable,
             Error::Internal,
         ];
         for e in all {

@@ -20,19 +20,25 @@ pub fn config() -> Config {
 pub struct Harness {
     pub server: RunningServer,
     pub http: reqwest::Client,
+    /// The PostgreSQL database of a run with LATCHKEY_TEST_DATABASE=postgres.
+    pub database: Option<latchkey_testkit::PostgresTestDb>,
 }
 
 pub async fn start() -> Harness {
     start_with(config()).await
 }
 
-pub async fn start_with(config: Config) -> Harness {
+/// Start a server with `config`; on a fresh PostgreSQL database instead of the
+/// in-memory SQLite one when LATCHKEY_TEST_DATABASE=postgres.
+pub async fn start_with(mut config: Config) -> Harness {
+    let database = latchkey_testkit::test_database(&mut config).await;
     let server = Server::start_with_clock(config, Clock::system())
         .await
         .expect("server starts");
     Harness {
         server,
         http: client(),
+        database,
     }
 }
 

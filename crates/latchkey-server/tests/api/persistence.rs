@@ -8,7 +8,7 @@ async fn file_database_survives_restart() {
     let path = dir.path().join("nested").join("latchkey.db");
     // The missing directory is created.
     let mut c = config();
-    c.database = format!("sqlite://{}", path.display());
+    c.database = format!("sqlite://{}", path.display()).into();
 
     let h = start_with(c.clone()).await;
     let t = h.signed_up("keep@example.com", "secret123").await;
@@ -38,13 +38,14 @@ async fn server_starts_on_a_store_the_caller_made() {
     let dir = tempfile::tempdir().unwrap();
     let unused = dir.path().join("configured.db");
     let mut c = config();
-    c.database = format!("sqlite://{}", unused.display());
+    c.database = format!("sqlite://{}", unused.display()).into();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
 
     let server = Server::start_with_store(c, store.clone()).await.unwrap();
     let h = Harness {
         server,
         http: client(),
+        database: None,
     };
     let t = h.signed_up("mine@example.com", "secret123").await;
     h.refresh(&t.refresh).await.assert_ok_json();
@@ -60,4 +61,33 @@ async fn server_starts_on_a_store_the_caller_made() {
     assert!(Arc::ptr_eq(h.server.store(), &store));
     h.server.shutdown().await;
     assert!(!unused.exists(), "the configured database is not opened");
+}
+
+/// A database file the server cannot write refuses to start, naming its path (it would
+/// otherwise start and fail every login).
+#[tokio::test]
+async fn read_only_database_file_refuses_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.db");
+    let mut c = config();
+    c.database = format!("sqlite://{}", path.display()).into();
+    let h = start_with(c.clone()).await;
+    h.signed_up("keep@example.com", "secret123").await;
+    h.server.shutdown().await;
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let err = latchkey_server::Server::start(c.clone())
+        .await
+        .expect_err("a read-only database must not start");
+    let shown = err.to_string();
+    assert!(shown.contains(&path.display().to_string()), "{shown}");
+    assert!(shown.contains("cannot be written"), "{shown}");
+
+    // Writable again: it starts and has kept its data.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let h = start_with(c).await;
+    h.userpass_tokens("keep@example.com", "secret123").await;
+    h.server.shutdown().await;
 }

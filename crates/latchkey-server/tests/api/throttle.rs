@@ -318,3 +318,44 @@ async fn message_routes_are_limited_per_ip() {
         .await
         .assert_ok_json();
 }
+
+/// Attempts are reserved before the password check: 150 wrong passwords sent at once
+/// for one email from one client let exactly the limit through to a 401; every other
+/// one is refused 429 with `Retry-After`, on either engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_never_pass_the_limit() {
+    const LIMIT: u32 = 5;
+    let mut c = config();
+    c.throttle.max_failures_per_identifier = LIMIT;
+    let h = std::sync::Arc::new(start_with(c).await);
+    h.register("target@example.com", "secret123")
+        .await
+        .assert_no_content();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..150 {
+        let h = h.clone();
+        tasks.spawn(async move { h.userpass("target@example.com", "wrong-password").await });
+    }
+    let (mut unauthorized, mut throttled) = (0, 0);
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        match reply.status.as_u16() {
+            401 => {
+                reply.assert_error(401, "InvalidPassword");
+                unauthorized += 1;
+            }
+            429 => {
+                reply.assert_error(429, "TooManyRequests");
+                assert!(reply.headers.contains_key("retry-after"));
+                throttled += 1;
+            }
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    assert_eq!(unauthorized, LIMIT, "401 answers");
+    assert_eq!(throttled, 150 - LIMIT, "429 answers");
+    // Even the right password is refused now: the pair is locked.
+    h.userpass("target@example.com", "secret123")
+        .await
+        .assert_error(429, "TooManyRequests");
+}

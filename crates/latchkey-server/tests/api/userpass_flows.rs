@@ -200,7 +200,7 @@ async fn confirm_send_errors_and_new_token_invalidates_old() {
 async fn tokens_expire_after_30_minutes_and_are_stored_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = email_config();
-    c.database = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    c.database = format!("sqlite://{}", dir.path().join("db.sqlite").display()).into();
     let h = start_with(c).await;
     up(
         &h,
