@@ -104,7 +104,25 @@ fn bench() -> Result<(), String> {
         "LATCHKEY_SERVER_BIN",
         target.join("release").join("latchkey-server"),
     );
-    run("bench", cmd)
+    run("bench", cmd)?;
+    // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
+    let _postgres = postgres::for_tests();
+    let mut engines = cargo();
+    engines
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "latchkey-testkit",
+            "--example",
+            "bench_engines",
+        ])
+        .env(
+            "LATCHKEY_SERVER_BIN",
+            target.join("release").join("latchkey-server"),
+        );
+    run("bench (storage engines)", engines)
 }
 
 /// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
