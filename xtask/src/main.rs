@@ -5,13 +5,15 @@
 //!   and the realm-web compatibility suite with the wire cross-check;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
-//! - `bench` — latencies as ratios against same-run baselines (release build);
+//! - `bench` — latencies as ratios against same-run baselines (release build), then the
+//!   SDK's store, CPU and memory next to realm-web (`bench_sdk`, docs/benchmarks.md);
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs);
 //! - `layering` — crate dependencies point one way, then `modules`;
 //! - `modules` — no module cycles inside any crate, and the module rules of
 //!   `xtask/src/modules/rules.rs` hold (prints every crate's module graph);
 //! - `postgres start|stop|env|status` — the PostgreSQL server for the tests.
 
+mod bench_sdk;
 mod modules;
 mod postgres;
 mod workspace;
@@ -122,7 +124,8 @@ fn bench() -> Result<(), String> {
             "LATCHKEY_SERVER_BIN",
             target.join("release").join("latchkey-server"),
         );
-    run("bench (storage engines)", engines)
+    run("bench (storage engines)", engines)?;
+    bench_sdk::run(&target)
 }
 
 /// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
@@ -138,13 +141,8 @@ fn compat() -> Result<(), String> {
             "latchkey-server",
         ],
     )?;
+    bench_sdk::ensure_compat_node_modules()?;
     let dir = root().join("tests").join("compat");
-    if !dir.join("node_modules").join("realm-web").exists() {
-        let mut npm = Command::new("npm");
-        npm.args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir);
-        run("npm ci (tests/compat)", npm)?;
-    }
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));

@@ -151,7 +151,9 @@ impl<'a> Refresher<'a> {
                 })
             })
             .await;
-        if ended.is_some() {
+        if let Some(((), written)) = ended {
+            // A store failure is logged by the registry.
+            let _ = written.result().await;
             tracing::info!(
                 user_id = self.user.id(),
                 "refresh token rejected; the user is logged out"

@@ -4,14 +4,14 @@
 //! Every change that persists takes the app's write lock (async) before it changes memory
 //! and keeps it until its store write is done, so the store sees the changes in the order
 //! memory made them, one [`UserStore::apply`] call (one durable write) per change, and
-//! none when nothing persisted changed. Writes of a blocking store run on tokio's blocking
-//! pool, never on the async executor. A write that fails is reported to the caller and
+//! none when nothing persisted changed. Writes of a blocking store run on the app's writer
+//! thread, never on the async executor. A write that fails is reported to the caller and
 //! retried with the next change (the current user, users whose save or removal failed).
 //!
 //! Lock order: the write lock, then the registry's lock, then a user's.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::SystemTime;
 
 use tokio::sync::OwnedMutexGuard;
@@ -30,6 +30,8 @@ pub(crate) struct Registry {
     users: Arc<Mutex<Users>>,
     /// Held from a persisted change in memory to the end of its store write.
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// Runs the writes of a blocking store.
+    writer: Arc<Writer>,
 }
 
 /// The write lock, owned so that a write on the blocking pool keeps it to its end.
@@ -210,6 +212,7 @@ impl Registry {
             events,
             users: Arc::new(Mutex::new(users)),
             writes: Arc::default(),
+            writer: Arc::default(),
         })
     }
 
@@ -291,7 +294,7 @@ impl Registry {
     pub(crate) async fn switch_to_now(&self, user: &Arc<UserCell>) -> Result<(), Error> {
         let guard = self.lock_writes().await;
         self.switch_in_memory(user)?;
-        let _ = self.write(guard, Vec::new()).await;
+        let _ = self.start_write(guard, Vec::new()).result().await;
         Ok(())
     }
 
@@ -346,13 +349,14 @@ impl Registry {
     /// Then, in memory: the user is forgotten if the ending says so, and current moves to
     /// the next logged-in user. Then one store write (the user saved, or removed, with the
     /// current user). Then the events: `Switched` (if current moved), the ending's event,
-    /// `Removed` (if forgotten). Memory is authoritative: the result of the write is
-    /// returned next to the ending's value.
+    /// `Removed` (if forgotten). Memory is authoritative: the write, still on its way, is
+    /// returned next to the ending's value (so that the caller can overlap it with a
+    /// request).
     pub(crate) async fn end_session<T>(
         &self,
         user: &Arc<UserCell>,
         end: impl FnOnce(&mut UserData) -> Option<Ending<T>>,
-    ) -> Option<(T, Result<(), StoreError>)> {
+    ) -> Option<(T, PendingWrite)> {
         let guard = self.lock_writes().await;
         let mut sent = Vec::new();
         let (value, changes) = {
@@ -374,7 +378,7 @@ impl Registry {
             }
             (ending.value, vec![change])
         };
-        let (_guard, written) = self.write(guard, changes).await;
+        let written = self.start_write(guard, changes);
         self.emit(sent);
         Some((value, written))
     }
@@ -398,7 +402,7 @@ impl Registry {
             user_id: user.id().to_owned(),
         });
         let change = StoreChange::RemoveUser(user.id().to_owned());
-        let (_guard, written) = self.write(guard, vec![change]).await;
+        let written = self.start_write(guard, vec![change]).result().await;
         self.emit(sent);
         written
     }
@@ -425,93 +429,200 @@ impl Registry {
             let changed = d.state != UserState::Removed && after != before;
             (r, changed.then_some(StoreChange::SaveUser(after)))
         };
-        let (_guard, written) = self.write(guard, change.into_iter().collect()).await;
-        (r, written)
+        let written = self.start_write(guard, change.into_iter().collect());
+        (r, written.result().await)
     }
 
     async fn lock_writes(&self) -> WriteGuard {
         self.writes.clone().lock_owned().await
     }
 
-    /// Write `changes` and what the store lacks besides them (see [`Users::catch_up`]),
-    /// then record the outcome. Nothing is written when there is nothing to write.
-    async fn write(
-        &self,
-        guard: WriteGuard,
-        mut changes: Vec<StoreChange>,
-    ) -> (WriteGuard, Result<(), StoreError>) {
+    /// Start writing `changes` and what the store lacks besides them (see
+    /// [`Users::catch_up`]); the write lock is released when the write is done. Nothing is
+    /// written when there is nothing to write.
+    fn start_write(&self, guard: WriteGuard, mut changes: Vec<StoreChange>) -> PendingWrite {
         self.lock().catch_up(&mut changes);
-        self.write_exactly(guard, changes).await
+        match self.run_write(changes, move |written| {
+            drop(guard);
+            written
+        }) {
+            Ok(written) => PendingWrite::Done(written),
+            Err(waiting) => PendingWrite::Writing(waiting),
+        }
     }
 
+    /// Write `changes` (exactly) and hand the write lock back when done.
     async fn write_exactly(
         &self,
         guard: WriteGuard,
         changes: Vec<StoreChange>,
     ) -> (WriteGuard, Result<(), StoreError>) {
+        // The guard goes back with the outcome; if the caller is gone, it is released on
+        // the writer thread, after the write.
+        match self.run_write(changes, move |written| (guard, written)) {
+            Ok(done) => done,
+            Err(waiting) => match waiting.await {
+                Ok(done) => done,
+                Err(_) => (self.lock_writes().await, Err(panicked())),
+            },
+        }
+    }
+
+    /// Apply `changes` (none: nothing to do) and pass the outcome to `then`: here for a
+    /// store that does not block (`Ok`), else on the writer thread (`Err`: where `then`'s
+    /// result will arrive).
+    fn run_write<T: Send + 'static>(
+        &self,
+        changes: Vec<StoreChange>,
+        then: impl FnOnce(Result<(), StoreError>) -> T + Send + 'static,
+    ) -> Result<T, tokio::sync::oneshot::Receiver<T>> {
         if changes.is_empty() {
-            return (guard, Ok(()));
+            return Ok(then(Ok(())));
         }
-        let store = self.store.clone();
-        let app_id = self.app_id.clone();
-        let (guard, changes, written) = match tokio::runtime::Handle::try_current() {
-            Ok(rt) if store.is_blocking() => {
-                let job = rt.spawn_blocking(move || {
-                    let written = store.apply(&app_id, &changes);
-                    (guard, changes, written)
-                });
-                match job.await {
-                    Ok(done) => done,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(e) => (
-                        self.lock_writes().await,
-                        Vec::new(),
-                        Err(StoreError::with_source("the store write was cancelled", e)),
-                    ),
-                }
-            }
-            _ => {
-                let written = store.apply(&app_id, &changes);
-                (guard, changes, written)
-            }
-        };
-        self.lock().written(&changes, written.is_ok());
-        if let Err(e) = &written {
-            tracing::error!(error = %e, "could not write to the user store");
+        if !self.store.is_blocking() {
+            return Ok(then(apply(
+                &*self.store,
+                &self.app_id,
+                &self.users,
+                &changes,
+            )));
         }
-        (guard, written)
+        let (store, app_id, users) = (self.store.clone(), self.app_id.clone(), self.users.clone());
+        let (done, waiting) = tokio::sync::oneshot::channel();
+        self.writer.run(Box::new(move || {
+            let _ = done.send(then(apply(&*store, &app_id, &users, &changes)));
+        }));
+        Err(waiting)
     }
 
     /// Write the current user (and anything else the store lacks) from synchronous code,
     /// off the async executor, after any write in progress.
     fn write_current_soon(&self) {
-        let store = self.store.clone();
-        let app_id = self.app_id.clone();
-        let users = self.users.clone();
-        let job = move |_guard: WriteGuard| {
+        let (store, app_id, users) = (self.store.clone(), self.app_id.clone(), self.users.clone());
+        let job = move |guard: WriteGuard| {
             let mut changes = Vec::new();
             lock(&users).catch_up(&mut changes);
-            if changes.is_empty() {
-                return;
+            if !changes.is_empty() {
+                let _ = apply(&*store, &app_id, &users, &changes);
             }
-            let written = store.apply(&app_id, &changes);
-            lock(&users).written(&changes, written.is_ok());
-            if let Err(e) = written {
-                tracing::error!(error = %e, "could not write the current user to the user store");
-            }
+            drop(guard);
         };
-        let rt = tokio::runtime::Handle::try_current().ok();
-        match (self.writes.clone().try_lock_owned(), rt) {
-            (Ok(guard), _) if !self.store.is_blocking() => job(guard),
-            (Ok(guard), Some(rt)) => drop(rt.spawn_blocking(move || job(guard))),
-            (Ok(guard), None) => job(guard),
-            (Err(_), Some(rt)) => {
+        let blocking = self.store.is_blocking();
+        match self.writes.clone().try_lock_owned() {
+            Ok(guard) if !blocking => job(guard),
+            Ok(guard) => self.writer.run(Box::new(move || job(guard))),
+            Err(_) => {
+                // A write is in progress: wait for it on another thread (never on the
+                // writer, which must finish that write first), then queue this one.
                 let writes = self.writes.clone();
-                drop(rt.spawn_blocking(move || job(writes.blocking_lock_owned())));
+                let writer = self.writer.clone();
+                let wait = move || {
+                    let guard = writes.blocking_lock_owned();
+                    if blocking {
+                        writer.run(Box::new(move || job(guard)));
+                    } else {
+                        job(guard);
+                    }
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("latchkey-store-wait".into())
+                    .spawn(wait)
+                {
+                    tracing::error!(error = %e, "could not queue the current user's write; it is written with the next change");
+                }
             }
-            (Err(_), None) => job(self.writes.clone().blocking_lock_owned()),
         }
     }
+}
+
+/// Apply `changes` to `store` and record the outcome in `users` (under its lock, so that
+/// the records follow the order of the writes).
+fn apply(
+    store: &dyn UserStore,
+    app_id: &str,
+    users: &Mutex<Users>,
+    changes: &[StoreChange],
+) -> Result<(), StoreError> {
+    let written = store.apply(app_id, changes);
+    lock(users).written(changes, written.is_ok());
+    if let Err(e) = &written {
+        tracing::error!(error = %e, "could not write to the user store");
+    }
+    written
+}
+
+/// A store write on its way: [`result`](Self::result) waits for it. Nobody is woken when
+/// the write is done before anyone waits, so a write that overlaps a request costs no
+/// extra wake-up.
+pub(crate) enum PendingWrite {
+    /// Done already (nothing to write, or a store that does not block).
+    Done(Result<(), StoreError>),
+    /// On the writer thread.
+    Writing(tokio::sync::oneshot::Receiver<Result<(), StoreError>>),
+}
+
+impl PendingWrite {
+    /// The outcome of the write.
+    pub(crate) async fn result(self) -> Result<(), StoreError> {
+        match self {
+            PendingWrite::Done(written) => written,
+            PendingWrite::Writing(waiting) => waiting.await.unwrap_or_else(|_| Err(panicked())),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread that runs one app's store writes, one at a time and in order, off the async
+/// executor. Started on the first write; it ends when the app's registry is dropped.
+///
+/// One thread per app rather than tokio's blocking pool: handing a write over and back
+/// costs fewer system calls and thread switches (docs/benchmarks.md), and it works without
+/// a tokio runtime.
+#[derive(Default)]
+struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Writer {
+    /// Run `job` on the writer thread (here, if no thread can be started).
+    fn run(&self, job: Job) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match jobs.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                // The thread is gone: start another.
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("latchkey-store".into())
+            .spawn(move || {
+                for job in rx {
+                    // A store that panics fails its write (the caller gets an error), not
+                    // the writes after it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        match started {
+            Ok(_) => {
+                // The receiver lives as long as the thread, which just started.
+                let _ = tx.send(job);
+                *jobs = Some(tx);
+            }
+            Err(e) => {
+                drop(jobs);
+                tracing::warn!(error = %e, "cannot start the user store's writer thread; writing in place");
+                job();
+            }
+        }
+    }
+}
+
+fn panicked() -> StoreError {
+    StoreError::new("the user store panicked during a write")
 }
 
 fn lock(users: &Mutex<Users>) -> MutexGuard<'_, Users> {

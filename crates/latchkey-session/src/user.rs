@@ -352,12 +352,15 @@ impl User {
                 })
             })
             .await;
-        // What is left in the store: the user logged out, or (removed) no record at all.
-        let Some((Some(refresh), stored)) = ended else {
+        // What is left in the store: the user logged out, or (removed) no record at all. The
+        // store write goes on while the session is revoked.
+        let Some((refresh, stored)) = ended else {
             return Ok(());
         };
-        app.revoke(&refresh).await;
-        stored.map_err(Error::store_not_cleared)
+        if let Some(refresh) = refresh {
+            app.revoke(&refresh).await;
+        }
+        stored.result().await.map_err(Error::store_not_cleared)
     }
 
     /// Send an authenticated request to any endpoint of the app, with this user's access

@@ -185,7 +185,7 @@ async fn failed_writes_are_written_again_with_the_next_change() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn blocking_stores_are_written_on_the_blocking_pool() {
+async fn blocking_stores_are_written_off_the_async_executor() {
     for blocking in [true, false] {
         let store = Recording {
             blocking,
@@ -230,6 +230,49 @@ async fn switching_users_is_written_in_order() {
             .as_deref(),
         Some(a.id())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_panics_fails_its_write_not_the_app() {
+    let store = Recording {
+        blocking: true,
+        ..Recording::default()
+    };
+    #[derive(Debug)]
+    struct Panics(Recording, Arc<AtomicBool>);
+    impl UserStore for Panics {
+        fn load(&self, app_id: &str) -> Result<StoredUsers, StoreError> {
+            self.0.load(app_id)
+        }
+        fn save_user(&self, _: &str, _: &StoredUser) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn remove_user(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn set_current_user(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn apply(&self, app_id: &str, changes: &[StoreChange]) -> Result<(), StoreError> {
+            assert!(!self.1.load(Ordering::SeqCst), "a bug in the store");
+            self.0.apply(app_id, changes)
+        }
+    }
+    let panics = Arc::new(AtomicBool::new(true));
+    let app = AppCore::new(
+        AppConfig::new("app-1", "http://base.test/").with_clock(ManualClock::at(LOCAL_NOW)),
+        SharedTransport::new(FakeTransport(Fake::new())),
+        Arc::new(Panics(store.clone(), panics.clone())),
+    )
+    .unwrap();
+    let err = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert!(app.all_users().is_empty());
+    // The writer goes on with the next write.
+    panics.store(false, Ordering::SeqCst);
+    app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    assert_eq!(store.inner.load("app-1").unwrap().users.len(), 1);
 }
 
 #[derive(Debug)]
