@@ -23,7 +23,9 @@ async fn short_lived() -> (
     RecordingTransport<ReqwestTransport>,
 ) {
     let mut config = TestServer::config();
-    config.apps[0].access_token_ttl_secs = 1;
+    // 2 s, not 1: a token minted at x.999 s with a 1 s lifetime expires 1 ms later (whole
+    // seconds), so the login's own profile fetch could already see it expired on a busy machine.
+    config.apps[0].access_token_ttl_secs = 2;
     let admin = config.admin_token.clone().unwrap().into_exposed();
     let server = TestServer::start_with(config).await;
     let recorder = RecordingTransport::new(ReqwestTransport::new());
@@ -63,7 +65,7 @@ async fn a_thousand_callers_share_one_refresh() {
 
     // Expired for the client (1 s lifetime, 1.1 s later) and for the server (its clock
     // is also 31 minutes ahead).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     server.advance_clock(Duration::from_secs(31 * 60));
     assert_eq!(session_posts(&recorder), 0);
 
@@ -121,7 +123,7 @@ async fn concurrent_callers_of_a_revoked_session_share_one_failed_refresh() {
         None,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(200));
     let tasks: Vec<_> = (0..200)
