@@ -302,23 +302,7 @@ impl UserStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::UserState;
-
-    fn user(id: &str) -> StoredUser {
-        StoredUser {
-            id: id.into(),
-            state: UserState::LoggedIn,
-            access_token: Some("AT-secret".into()),
-            refresh_token: Some("RT-secret".into()),
-            access_token_expires_at_ms: Some(1),
-            access_token_lifetime_secs: Some(1800),
-            profile: Default::default(),
-            identities: vec![],
-            user_type: None,
-            device_id: Some("d".into()),
-            provider_type: None,
-        }
-    }
+    use crate::store::test_support::{concurrent_writers_lose_nothing, user};
 
     #[test]
     fn round_trip_per_app_and_no_temp_files_left() {
@@ -471,32 +455,7 @@ mod tests {
     #[test]
     fn several_stores_on_one_directory_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let path = dir.path().to_owned();
-                std::thread::spawn(move || {
-                    // One store each, as separate processes would have.
-                    let store = FileStore::new(path);
-                    for i in 0..20 {
-                        let id = format!("t{t}-u{i}");
-                        store
-                            .apply(
-                                "app",
-                                &[
-                                    StoreChange::SaveUser(user(&id)),
-                                    StoreChange::SetCurrentUser(Some(id.clone())),
-                                ],
-                            )
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let doc = FileStore::new(dir.path()).load("app").unwrap();
-        assert_eq!(doc.users.len(), 80);
+        concurrent_writers_lose_nothing(dir.path(), 20, FileStore::new);
     }
 
     #[test]

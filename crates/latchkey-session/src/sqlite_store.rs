@@ -491,22 +491,7 @@ impl UserStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::profile::UserState;
-
-    fn user(id: &str) -> StoredUser {
-        StoredUser {
-            id: id.into(),
-            state: UserState::LoggedIn,
-            access_token: Some("AT-secret".into()),
-            refresh_token: Some("RT-secret".into()),
-            access_token_expires_at_ms: Some(1),
-            access_token_lifetime_secs: Some(1800),
-            profile: Default::default(),
-            identities: vec![],
-            user_type: None,
-            device_id: Some("d".into()),
-            provider_type: None,
-        }
-    }
+    use crate::store::test_support::{concurrent_writers_lose_nothing, user};
 
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -779,35 +764,9 @@ mod tests {
     }
 
     #[test]
-    fn two_stores_on_one_directory_lose_nothing() {
+    fn several_stores_on_one_directory_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let path = dir.path().to_owned();
-                std::thread::spawn(move || {
-                    let store = SqliteStore::new(path);
-                    for i in 0..25 {
-                        let id = format!("t{t}-u{i}");
-                        store
-                            .apply(
-                                "app",
-                                &[
-                                    StoreChange::SaveUser(user(&id)),
-                                    StoreChange::SetCurrentUser(Some(id.clone())),
-                                ],
-                            )
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let loaded = SqliteStore::new(dir.path()).load("app").unwrap();
-        assert_eq!(loaded.users.len(), 100);
-        let current = loaded.current_user_id.unwrap();
-        assert!(loaded.users.iter().any(|u| u.id == current));
+        concurrent_writers_lose_nothing(dir.path(), 25, SqliteStore::new);
     }
 
     #[test]

@@ -306,3 +306,60 @@ impl UserStore for MemoryStore {
         false
     }
 }
+
+/// What the on-disk stores' tests share.
+#[cfg(all(test, feature = "file-store"))]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::profile::UserState;
+
+    /// A logged-in user with tokens, as stores hold them.
+    pub(crate) fn user(id: &str) -> StoredUser {
+        StoredUser {
+            id: id.into(),
+            state: UserState::LoggedIn,
+            access_token: Some("AT-secret".into()),
+            refresh_token: Some("RT-secret".into()),
+            access_token_expires_at_ms: Some(1),
+            access_token_lifetime_secs: Some(1800),
+            profile: Default::default(),
+            identities: vec![],
+            user_type: None,
+            device_id: Some("d".into()),
+            provider_type: None,
+        }
+    }
+
+    /// Four threads, each with its own store on `dir` (as separate processes would have),
+    /// log in `per_thread` users each, every login one change with the current user; then a
+    /// new store loads every user.
+    pub(crate) fn concurrent_writers_lose_nothing<S: UserStore + 'static>(
+        dir: &std::path::Path,
+        per_thread: usize,
+        open: fn(std::path::PathBuf) -> S,
+    ) {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = dir.to_owned();
+                std::thread::spawn(move || {
+                    let store = open(path);
+                    for i in 0..per_thread {
+                        let id = format!("t{t}-u{i}");
+                        let login = [
+                            StoreChange::SaveUser(user(&id)),
+                            StoreChange::SetCurrentUser(Some(id.clone())),
+                        ];
+                        store.apply("app", &login).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let loaded = open(dir.to_owned()).load("app").unwrap();
+        assert_eq!(loaded.users.len(), 4 * per_thread);
+        let current = loaded.current_user_id.unwrap();
+        assert!(loaded.users.iter().any(|u| u.id == current));
+    }
+}
