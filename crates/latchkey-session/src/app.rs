@@ -105,7 +105,9 @@ impl AppCore {
         all.into_iter().map(|u| self.handle(u)).collect()
     }
 
-    /// Make `user` the current user. It must be logged in and belong to this app.
+    /// Make `user` the current user. It must be logged in and belong to this app. Made at
+    /// once in memory; written to the user store right after, off the async executor (a
+    /// failure is logged, and written again with the next change).
     pub fn switch_user(&self, user: &User) -> Result<(), Error> {
         self.app.registry().switch_to(user.cell())
     }

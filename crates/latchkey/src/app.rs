@@ -102,7 +102,9 @@ impl App {
         self.all_users().into_iter().find(|u| u.id() == user_id)
     }
 
-    /// Make `user` the current user; it must be logged in.
+    /// Make `user` the current user; it must be logged in. The change is made at once in
+    /// memory and written to the user store right after, off the async executor (a failure
+    /// is logged and written again with the next change).
     ///
     /// ```no_run
     /// # fn demo(app: latchkey::App, user: latchkey::User) -> Result<(), latchkey::Error> {
