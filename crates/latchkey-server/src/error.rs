@@ -10,6 +10,20 @@ use std::fmt;
 
 use crate::store::StoreError;
 
+/// Whether a string or key anywhere in `map` holds U+0000, which PostgreSQL cannot store
+/// in text or JSON columns: refused at the edge, so both engines answer alike (400).
+pub(crate) fn holds_nul(map: &serde_json::Map<String, serde_json::Value>) -> bool {
+    fn value(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(value),
+            serde_json::Value::Object(map) => holds_nul(map),
+            _ => false,
+        }
+    }
+    map.iter().any(|(k, v)| k.contains('\0') || value(v))
+}
+
 /// `s` without control characters, at most `max_chars` long: safe to echo in a message.
 pub(crate) fn printable(s: &str, max_chars: usize) -> String {
     s.chars()

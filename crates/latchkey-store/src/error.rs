@@ -46,9 +46,10 @@ impl StoreError {
 
 /// Whether a database's own error code means "not now" rather than "never":
 /// PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient
-/// resources), 57 (operator intervention: shutdown, cannot connect now; not 57014, a
-/// cancelled statement such as a `statement_timeout`, which stays a database error) and
-/// 40001/40P01 (serialization failure, deadlock); SQLite's BUSY, LOCKED,
+/// resources), 57 (operator intervention: shutdown, cannot connect now, and 57014, a
+/// statement cancelled by `statement_timeout` or an operator: the database is too slow or
+/// busy now, and the same request may well pass later) and 40001/40P01 (serialization
+/// failure, deadlock); SQLite's BUSY, LOCKED,
 /// READONLY, IOERR, FULL and CANTOPEN (extended codes included).
 fn unavailable_code(code: &str) -> bool {
     // SQLite's codes are numbers below 10 000; PostgreSQL's SQLSTATEs are 5 characters.
@@ -60,7 +61,7 @@ fn unavailable_code(code: &str) -> bool {
     }
     code.starts_with("08")
         || code.starts_with("53")
-        || (code.starts_with("57") && code != "57014")
+        || code.starts_with("57")
         || code == "40001"
         || code == "40P01"
 }
@@ -100,13 +101,13 @@ mod tests {
     #[test]
     fn transient_codes() {
         for code in [
-            "08006", "08001", "57P01", "57P03", "53300", "40001", "5", "517", "8", "13", "14",
-            "1546",
+            "08006", "08001", "57P01", "57P03", "57014", "53300", "40001", "5", "517", "8", "13",
+            "14", "1546",
         ] {
             assert!(unavailable_code(code), "{code}");
         }
         for code in [
-            "57014", "23505", "23503", "42P01", "22P02", "1", "19", "2067",
+            "23505", "23503", "42P01", "22P02", "22021", "1", "19", "2067",
         ] {
             assert!(!unavailable_code(code), "{code}");
         }

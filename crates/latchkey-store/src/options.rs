@@ -30,7 +30,8 @@ pub struct StoreOptions {
     /// 10 s on PostgreSQL, 30 s on SQLite.
     pub connect_timeout: Option<Duration>,
     /// PostgreSQL: the server's `statement_timeout` (a statement running longer is
-    /// cancelled). SQLite: how long a statement waits for the database lock (its busy
+    /// cancelled, and fails as [`StoreError::Unavailable`](crate::StoreError::Unavailable):
+    /// servers answer it 503 with `Retry-After`). SQLite: how long a statement waits for the database lock (its busy
     /// timeout). Default: none on PostgreSQL, 5 s on SQLite.
     pub statement_timeout: Option<Duration>,
     /// PostgreSQL: the name of an environment variable that holds the password, used

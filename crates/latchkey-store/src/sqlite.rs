@@ -67,7 +67,16 @@ impl SqliteStore {
                 connect
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal),
-                SqlitePoolOptions::new().max_connections(options.max_connections.unwrap_or(8)),
+                SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.unwrap_or(8))
+                    // A connection whose COMMIT or ROLLBACK failed (a full disk, an I/O
+                    // error) can come back still inside a transaction, holding the write
+                    // lock: every later write would wait for it and fail "database is
+                    // locked", forever. Close such a connection (closing releases its
+                    // locks) instead of pooling it; the pool opens a fresh one.
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                    }),
             )
         };
         let pool = match options.connect_timeout {

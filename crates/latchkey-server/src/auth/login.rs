@@ -128,7 +128,8 @@ async fn login_checked(
     let ctx = state.provider_context(app);
     let verified = provider
         .authenticate(&ctx, &app.config.providers, &body)
-        .await?;
+        .await?
+        .storable()?;
     let now = state.clock.now_secs();
     let user = user_for_identity(state, app, &verified, now).await?;
     if user.disabled {
@@ -240,7 +241,8 @@ async fn link_identity(
     let ctx = state.provider_context(app);
     let verified = provider
         .authenticate(&ctx, &app.config.providers, body)
-        .await?;
+        .await?
+        .storable()?;
     let now = state.clock.now_secs();
     let taken = || Error::account_name_in_use("the identity is already linked to another user");
     match state

@@ -260,7 +260,10 @@ fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
         // serde_json's syntax errors name a position, never the content.
         .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))?;
     match ejson::to_plain(value) {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) if !crate::error::holds_nul(&map) => Ok(map),
+        Value::Object(_) => Err(Error::bad_request(
+            "request body must not hold NUL (U+0000) characters",
+        )),
         _ => Err(Error::bad_request("request body must be a JSON object")),
     }
 }
@@ -278,6 +281,9 @@ impl FromRequest<SharedState> for CustomDataBody {
             .await
             .map_err(|_| Error::bad_request("cannot read request body"))?;
         match serde_json::from_slice::<Value>(&bytes).map(ejson::to_plain) {
+            Ok(Value::Object(map)) if crate::error::holds_nul(&map) => {
+                Err(Error::bad_request("custom data must not hold NUL (U+0000) characters").into())
+            }
             Ok(v @ Value::Object(_)) => Ok(CustomDataBody(v)),
             _ => Err(Error::bad_request("custom data must be a JSON object").into()),
         }
@@ -297,6 +303,14 @@ mod tests {
         let e = json_object(b"{nope").unwrap_err();
         assert!(matches!(e, Error::BadRequest(_)), "400 BadRequest: {e:?}");
         assert!(json_object(b"[1]").is_err());
+        for nul in [
+            &br#"{"a":"x\u0000"}"#[..],
+            br#"{"a\u0000":1}"#,
+            br#"{"a":[{"b":"\u0000"}]}"#,
+        ] {
+            let e = json_object(nul).unwrap_err();
+            assert!(e.to_string().contains("NUL"), "{e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,19 @@ pub(crate) struct VerifiedIdentity {
     pub(crate) data: Map<String, Value>,
 }
 
+impl VerifiedIdentity {
+    /// Refuses an identity that no store can keep: an id or profile value holding
+    /// U+0000 (PostgreSQL stores no NUL in text or JSON), whatever the provider vouched.
+    pub(crate) fn storable(self) -> Result<Self, Error> {
+        if self.id.contains('\0') || crate::error::holds_nul(&self.data) {
+            return Err(Error::auth_failed(
+                "the identity's id or profile data holds a NUL (U+0000) character",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// What a provider may use while verifying a credential of one app.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ProviderContext<'a> {

@@ -548,3 +548,23 @@ async fn embedded_key_headers_are_ignored() {
     let token = jsonwebtoken::encode(&header, &claims("victim"), &attacker.encoding).unwrap();
     assert_rejected(&h, &token, "invalid signature").await;
 }
+
+/// An identity provider vouching for a NUL (U+0000) in the subject or in profile data is
+/// refused (401) on every engine: PostgreSQL could not store it.
+#[tokio::test]
+async fn nul_in_subject_or_metadata_is_refused() {
+    let mut custom = hs256_config(&[KEY1]);
+    custom.metadata_fields = vec![field("name", None, false)];
+    let h = start_with(with_custom(custom)).await;
+    let msg = login(&h, &hs256(KEY1, &claims("a\u{0}b")))
+        .await
+        .assert_error(401, "AuthError");
+    assert!(msg.contains("NUL"), "{msg}");
+    let mut c = claims("nul-name");
+    c["name"] = json!("Jean\u{0}");
+    login(&h, &hs256(KEY1, &c))
+        .await
+        .assert_error(401, "AuthError");
+    c["name"] = json!("Jean");
+    login(&h, &hs256(KEY1, &c)).await.assert_ok_json();
+}

@@ -140,3 +140,39 @@ async fn bad_path_encoding_is_json() {
     assert_eq!(r.status.as_u16(), 400, "{}", r.text);
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
 }
+
+/// U+0000 anywhere in a body is refused with a 400 before any store sees it, so SQLite
+/// and PostgreSQL (which stores no NUL in text or JSON) answer alike.
+#[tokio::test]
+async fn nul_characters_are_400_on_every_engine() {
+    let h = start().await;
+    let register = h.app_url(APP, "/auth/providers/local-userpass/register");
+    for (url, body) in [
+        (
+            register.as_str(),
+            r#"{"email":"nul\u0000@example.com","password":"secret123"}"#,
+        ),
+        (
+            register.as_str(),
+            r#"{"email":"ok@example.com","password":"secret\u0000123"}"#,
+        ),
+        (
+            &h.app_url(APP, "/auth/providers/local-userpass/login"),
+            r#"{"username":"a@example.com","password":"x\u0000"}"#,
+        ),
+        (
+            &h.app_url(APP, "/auth/providers/anon-user/login"),
+            r#"{"options":{"device":{"deviceId":"\u0000"}}}"#,
+        ),
+    ] {
+        let msg = h
+            .send(Method::POST, url, None, Some(body))
+            .await
+            .assert_error(400, "BadRequest");
+        assert!(msg.contains("NUL"), "{msg}");
+    }
+    // Nothing was stored: the email registers cleanly afterwards.
+    h.register("ok@example.com", "secret123")
+        .await
+        .assert_no_content();
+}

@@ -248,3 +248,120 @@ async fn postgres_stopped_mid_run_is_503_then_serves_again() {
     h.server.shutdown().await;
     drop(pg);
 }
+
+/// A tmpfs of `size` mounted on a fresh temporary folder, unmounted on drop. Needs root
+/// (mount(2)); `None` with a note otherwise, failing in CI, where the runner is root.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = is_root()
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+                .arg("tmpfs")
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(SmallDisk { dir });
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a small tmpfs for the full-disk test (runs as root)"
+        );
+        eprintln!("note: skipping the full-disk test: mounting a tmpfs needs root");
+        None
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the file system holding `path` with one file until the disk is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// A full disk under the SQLite file: every write answers 503 with `Retry-After` (never
+/// 500), reads keep working, nothing written before is lost, and when space is freed the
+/// server serves again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sqlite_disk_is_503_then_serves_again() {
+    if latchkey_testkit::postgres_requested() {
+        return; // SQLite-only.
+    }
+    let Some(disk) = SmallDisk::mount("4m") else {
+        return;
+    };
+    let mut c = config();
+    c.database = format!("sqlite://{}", disk.path().join("latchkey.db").display()).into();
+    let h = start_with(c).await;
+    let before = h.signed_up("up@example.com", "secret123").await;
+    let filler = disk.path().join("filler");
+    fill(&filler);
+
+    // Every write answers 503 (a page SQLite still had free may take one now and then);
+    // never a 500.
+    let mut refused = 0;
+    for i in 0..20 {
+        let r = h.login("anon-user", json!({})).await;
+        if r.status.as_u16() != 200 {
+            assert_unavailable(&r, "anonymous login on a full disk");
+            refused += 1;
+        }
+        let r = h
+            .register(&format!("new{i}@example.com"), "secret123")
+            .await;
+        if r.status.as_u16() != 204 {
+            assert_unavailable(&r, "register on a full disk");
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 30,
+        "only {refused} of 40 writes refused on a full disk"
+    );
+    // Reads need no space.
+    h.profile(&before.access).await.assert_ok_json();
+
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let r = h.login("anon-user", json!({})).await;
+        if r.status.as_u16() == 200 {
+            break;
+        }
+        assert_unavailable(&r, "after space was freed");
+        assert!(
+            freed.elapsed() < Duration::from_secs(20),
+            "no recovery in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "writes served again {:?} after space was freed ({attempts} attempts)",
+        freed.elapsed()
+    );
+    h.refresh(&before.refresh).await.assert_ok_json();
+    h.userpass_tokens("up@example.com", "secret123").await;
+    h.server.shutdown().await;
+}
