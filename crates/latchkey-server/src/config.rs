@@ -493,6 +493,18 @@ impl Config {
                 "admin_token must be at least {MIN_ADMIN_TOKEN_LEN} bytes long"
             ));
         }
+        // A placeholder copied from an example ("…64 hex digits…", "change me") has
+        // spaces or non-ASCII characters; a real token (`init`, `openssl rand -hex 32`)
+        // has neither, and fits in an `Authorization` header as is.
+        if let Some(token) = &self.admin_token
+            && !token.expose().bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid(
+                "admin_token must be printable ASCII without spaces (a placeholder? \
+                 generate one with `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
         if self.apps.is_empty() {
             return invalid("at least one [[apps]] entry is required".into());
         }
@@ -502,6 +514,11 @@ impl Config {
                     "smtp.tls must be \"none\", \"starttls\" or \"tls\", got {:?}",
                     smtp.tls
                 ));
+            }
+            if smtp.username.is_some() != smtp.password.is_some() {
+                return invalid(
+                    "smtp.username and smtp.password go together: set both or neither".into(),
+                );
             }
             if smtp.host.is_empty() || !smtp.from.contains('@') {
                 return invalid(
@@ -1005,6 +1022,36 @@ mod tests {
                 "{path:?}: {err}"
             );
             assert!(u.line.is_some(), "{err}");
+        }
+    }
+
+    #[test]
+    fn placeholder_admin_token_and_half_smtp_login_are_refused() {
+        // The placeholder of docs/server.md's complete example.
+        let placeholder = format!("admin_token = \"…64 hex digits…\"\n{}", toml_with(""));
+        let err = Config::from_toml_str(&placeholder).unwrap_err().to_string();
+        assert!(err.contains("admin_token must be printable ASCII"), "{err}");
+        let spaced = format!(
+            "admin_token = \"change me to a long token\"\n{}",
+            toml_with("")
+        );
+        assert!(Config::from_toml_str(&spaced).is_err());
+        let real = format!("admin_token = \"{SECRET}\"\n{}", toml_with(""));
+        assert!(Config::from_toml_str(&real).is_ok());
+
+        let smtp = |login: &str| {
+            let text = toml_with("").replace(
+                "[[apps]]",
+                &format!("[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\n{login}\n[[apps]]"),
+            );
+            Config::from_toml_str(&text).map_err(|e| e.to_string())
+        };
+        assert!(smtp("").is_ok());
+        assert!(smtp("username = \"u\"\npassword = \"p\"").is_ok());
+        for half in ["username = \"u\"", "password = \"hunter2\""] {
+            let err = smtp(half).unwrap_err();
+            assert!(err.contains("set both or neither"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
         }
     }
 
