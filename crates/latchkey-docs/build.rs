@@ -44,6 +44,38 @@ fn main() {
         .unwrap();
     }
     fs::write(out.join("pages.rs"), modules).expect("write pages.rs");
+
+    let readme = fs::read_to_string(root.join("README.md")).expect("README.md");
+    fs::write(out.join("readme_program.rs"), readme_program(&readme))
+        .expect("write readme_program.rs");
+}
+
+/// The README's SDK program (the block after `<!-- test: rust-program -->`) for
+/// tests/readme_program.rs, with only what the test must change: its `main` is named
+/// `readme_main`, and its base URL is that of the test's server.
+fn readme_program(readme: &str) -> String {
+    const MARKER: &str = "<!-- test: rust-program -->";
+    const URL: &str = "\"http://127.0.0.1:8080\"";
+    let start = readme
+        .find(MARKER)
+        .unwrap_or_else(|| panic!("README.md: no `{MARKER}` before the SDK program"));
+    let rest = &readme[start + MARKER.len()..];
+    let rest = rest.trim_start();
+    assert!(
+        rest.starts_with("```rust"),
+        "README.md: `{MARKER}` must be followed by a ```rust block"
+    );
+    let body = &rest[rest.find('\n').expect("fence line") + 1..];
+    let code = &body[..body.find("\n```").expect("README.md: unclosed SDK program") + 1];
+    for needle in ["async fn main()", URL] {
+        assert!(
+            code.matches(needle).count() == 1,
+            "README.md: the SDK program must contain `{needle}` once (tests/readme_program.rs \
+             of latchkey-docs replaces it)"
+        );
+    }
+    code.replace("async fn main()", "async fn readme_main()")
+        .replace(URL, "readme_base_url()")
 }
 
 /// Opening fences without a language become ```` ```text ````; every other line is kept.

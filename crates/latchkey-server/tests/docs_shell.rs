@@ -15,6 +15,8 @@
 //!   or server block prints on stdout, line by line. `…` inside a line matches any text; a
 //!   line that is only `…` matches any number of lines.
 //!
+//! (`<!-- test: rust-program -->` marks a Rust program that `latchkey-docs` runs.)
+//!
 //! Each page runs in a fresh empty directory (also `HOME`) with the built `latchkey-server`
 //! first on `PATH`, in a network namespace of its own (`unshare`), so that the pages' fixed
 //! ports (8080) are free whatever else runs on the machine, and nothing is substituted in
@@ -118,6 +120,8 @@ fn marked_blocks(page: &str, text: &str) -> Vec<Block> {
                 );
                 last.output = Some((line, code));
             }
+            // Run by crates/latchkey-docs/tests/readme_program.rs.
+            "rust-program" => {}
             other => panic!("{page}:{}: unknown marker `test: {other}`", i + 1),
         }
         i = next;
