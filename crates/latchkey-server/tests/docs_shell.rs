@@ -175,12 +175,12 @@ fn lines_of(text: &str) -> Vec<&str> {
 /// `harness/current`.
 fn script(blocks: &[Block], harness: &Path) -> String {
     let h = harness.display();
-    let mut s = format!(
+    let mut s = String::from(
         r#"set -eE -o pipefail
 trap 'echo "failed at line $LINENO of the block: $BASH_COMMAND" >&2' ERR
 ip link set lo up
 SERVER_PID=
-stop_server() {{
+stop_server() {
   if [ -n "$SERVER_PID" ]; then
     kill -TERM "$SERVER_PID"
     local rc=0
@@ -188,9 +188,9 @@ stop_server() {{
     SERVER_PID=
     if [ "$rc" -ne 0 ]; then echo "the server exited with status $rc after SIGTERM" >&2; return 1; fi
   fi
-}}
+}
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-"#
+"#,
     );
     for (i, block) in blocks.iter().enumerate() {
         writeln!(s, "echo {i} > {h}/current").unwrap();
@@ -317,11 +317,9 @@ fn run_page(page: &str, blocks: &[Block], unshare: &[&str]) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut script_err = String::new();
-    if let Some(mut err) = group.0.stderr.take() {
-        if status.is_some() {
-            use std::io::Read;
-            let _ = err.read_to_string(&mut script_err);
-        }
+    if let (Some(mut err), Some(_)) = (group.0.stderr.take(), status) {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut script_err);
     }
     drop(group);
 
