@@ -17,10 +17,12 @@
 //!
 //! (`<!-- test: rust-program -->` marks a Rust program that `latchkey-docs` runs.)
 //!
-//! Each page runs in a fresh empty directory (also `HOME`) with the built `latchkey-server`
-//! first on `PATH`, in a network namespace of its own (`unshare`), so that the pages' fixed
-//! ports (8080) are free whatever else runs on the machine, and nothing is substituted in
-//! the commands.
+//! Each page runs in a fresh directory (also `HOME`) holding only a link to the checkout's
+//! `.ci/` (for docs/deploying.md's `.ci/postgres.sh`, which gets a `LATCHKEY_PG_STATE` of
+//! its own and is stopped after the page), with the built `latchkey-server` first on
+//! `PATH`, in a network namespace of its own (`unshare`), so that the pages' fixed ports
+//! (8080) are free whatever else runs on the machine, and nothing is substituted in the
+//! commands.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -218,7 +220,8 @@ done"#
 }
 
 /// How to enter a network namespace of one's own here: `unshare -n` as root, `unshare -rn`
-/// (a user namespace too) otherwise. None when neither works.
+/// (a user namespace too, in which `.ci/postgres.sh` cannot switch to the `postgres` user)
+/// otherwise. None when neither works.
 fn unshare() -> Option<Vec<&'static str>> {
     [vec!["unshare", "-n"], vec!["unshare", "-rn"]]
         .into_iter()
@@ -259,6 +262,13 @@ fn run_page(page: &str, blocks: &[Block], unshare: &[&str]) -> Vec<String> {
     for d in [&work, &harness, &bin] {
         std::fs::create_dir(d).unwrap();
     }
+    std::os::unix::fs::symlink(repo_root().join(".ci"), work.join(".ci")).unwrap();
+    // Outside the temporary directory (0700): the `postgres` user must reach it.
+    let pg_state = std::env::temp_dir().join(format!(
+        "latchkey-docs-pg-{}-{}",
+        std::process::id(),
+        page.replace('/', "-")
+    ));
     std::os::unix::fs::symlink(
         env!("CARGO_BIN_EXE_latchkey-server"),
         bin.join("latchkey-server"),
@@ -298,6 +308,8 @@ fn run_page(page: &str, blocks: &[Block], unshare: &[&str]) -> Vec<String> {
         .current_dir(&work)
         .env("PATH", path)
         .env("HOME", &work)
+        .env("LATCHKEY_PG_STATE", &pg_state)
+        .env_remove("LATCHKEY_TEST_POSTGRES_URL")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -322,6 +334,16 @@ fn run_page(page: &str, blocks: &[Block], unshare: &[&str]) -> Vec<String> {
         let _ = err.read_to_string(&mut script_err);
     }
     drop(group);
+    // A PostgreSQL the page started and did not stop (it failed half-way).
+    if pg_state.exists() {
+        let _ = Command::new("bash")
+            .arg(repo_root().join(".ci/postgres.sh"))
+            .arg("stop")
+            .env("LATCHKEY_PG_STATE", &pg_state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 
     let read = |name: String| std::fs::read_to_string(harness.join(name)).unwrap_or_default();
     let current = read("current".into());
@@ -419,6 +441,18 @@ fn shell_blocks_of_the_documentation_run_as_written() {
     let mut failures = Vec::new();
     let mut count = 0;
     for (name, blocks) in pages.iter().filter(|(_, b)| !b.is_empty()) {
+        let needs_postgres = blocks.iter().any(|b| b.code.contains(".ci/postgres.sh"));
+        if needs_postgres && unshare.contains(&"-rn") {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root: {name} needs `unshare -n` for .ci/postgres.sh"
+            );
+            eprintln!(
+                "\n!!!!! SKIPPED {name}: its PostgreSQL walkthrough needs root (.ci/postgres.sh \
+                 runs PostgreSQL as the `postgres` user) !!!!!\n"
+            );
+            continue;
+        }
         count += blocks.len();
         failures.extend(run_page(name, blocks, &unshare));
     }
