@@ -4,6 +4,8 @@
 //! marked `no_run`. A snippet that stops compiling fails the test suite.
 //!
 //! Blocks tagged `no_run` need a server; `ignore` is kept for the templates of code
-//! that lives inside the server crate (docs/contributing.md).
+//! that lives inside the server crate (docs/contributing.md). The README's SDK program
+//! (marked `<!-- test: rust-program -->`) is also run, twice, against a server configured
+//! as `latchkey-server dev` by `tests/readme_program.rs`.
 
 include!(concat!(env!("OUT_DIR"), "/pages.rs"));
