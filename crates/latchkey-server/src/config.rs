@@ -24,8 +24,9 @@
 //! auto_confirm = false
 //! ```
 //!
-//! Unknown keys are ignored (the configuration grows with every provider), but
-//! every value that is read is validated.
+//! A key or table that no configuration type reads is refused at start, naming the
+//! key, its line and the nearest valid key ([`UnknownKey`]); every value that is read
+//! is validated.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub use crate::providers::{
     MIN_HS256_KEY_LEN, MetadataField, ProvidersConfig, SigningAlgorithm,
 };
 pub use crate::settings::ConfigError;
+pub use crate::strict::UnknownKey;
 
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
@@ -65,6 +67,7 @@ pub const DEV_APP_ID: &str = "latchkey-dev";
 
 /// The whole server configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
     pub listen: SocketAddr,
@@ -115,6 +118,7 @@ pub struct Config {
 /// deletes expired sessions, stale throttling buckets and inactive anonymous users.
 /// Each purge is one statement, so any number of nodes may run it at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HousekeepingConfig {
     /// Seconds between two runs (default 600; 0 turns the task off). The first run
     /// comes one interval after the start.
@@ -170,6 +174,7 @@ fn default_anonymous_user_max_idle_secs() -> u64 {
 /// assert_eq!(config.database_options.max_connections, Some(20));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseOptions {
     /// Most connections in each node's pool (default: 10 on PostgreSQL, 8 for a SQLite
     /// file; an in-memory SQLite database always has one). With several nodes, keep the
@@ -241,6 +246,7 @@ impl DatabaseOptions {
 
 /// One hosted app.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// The client app id used in app-scoped routes, e.g. `myapp-abcde`.
     pub id: String,
@@ -261,6 +267,7 @@ pub struct AppConfig {
 /// The optional top-level `[smtp]` table: confirmation and reset emails are also
 /// sent over SMTP when it is present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// SMTP server host name.
     pub host: String,
@@ -295,6 +302,7 @@ fn default_smtp_tls() -> String {
 /// The top-level `[throttle]` table: limits on FAILED logins and on confirmation /
 /// reset messages (in memory, per process).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
     /// Consecutive failures allowed per identifier (e.g. email) FROM ONE CLIENT
     /// (IPv4 address or IPv6 /64) before a cool-down for that pair.
@@ -398,7 +406,7 @@ impl Config {
     /// assert!(latchkey_server::Config::from_toml_str("listen = 1").is_err());
     /// ```
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(s).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config = crate::strict::from_toml_str(s)?;
         config.validate()?;
         Ok(config)
     }
@@ -485,6 +493,18 @@ impl Config {
                 "admin_token must be at least {MIN_ADMIN_TOKEN_LEN} bytes long"
             ));
         }
+        // A placeholder copied from an example ("…64 hex digits…", "change me") has
+        // spaces or non-ASCII characters; a real token (`init`, `openssl rand -hex 32`)
+        // has neither, and fits in an `Authorization` header as is.
+        if let Some(token) = &self.admin_token
+            && !token.expose().bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid(
+                "admin_token must be printable ASCII without spaces (a placeholder? \
+                 generate one with `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
         if self.apps.is_empty() {
             return invalid("at least one [[apps]] entry is required".into());
         }
@@ -494,6 +514,11 @@ impl Config {
                     "smtp.tls must be \"none\", \"starttls\" or \"tls\", got {:?}",
                     smtp.tls
                 ));
+            }
+            if smtp.username.is_some() != smtp.password.is_some() {
+                return invalid(
+                    "smtp.username and smtp.password go together: set both or neither".into(),
+                );
             }
             if smtp.host.is_empty() || !smtp.from.contains('@') {
                 return invalid(
@@ -694,7 +719,6 @@ mod tests {
             database = "sqlite:///tmp/x.db"
             public_url = "https://auth.example.org/"
             admin_token = "0123456789abcdef0123"
-            future_key = "ignored"
             [[apps]]
             id = "myapp-abcde"
             signing_secret = "0123456789abcdef0123456789abcdef"
@@ -782,6 +806,253 @@ mod tests {
             back.apps[0].providers.custom_token.signing_keys,
             c.apps[0].providers.custom_token.signing_keys
         );
+    }
+
+    /// The misspellings a newcomer made (issue 16), each refused with its line and the
+    /// key that was meant.
+    #[test]
+    fn misspelled_keys_are_refused_with_a_suggestion() {
+        let head = format!(
+            "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n[[apps]]\nid = \"a\"\nsigning_secret = \"{SECRET}\"\n"
+        );
+        let top = "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n";
+        let app = format!("[[apps]]\nid = \"a\"\nsigning_secret = \"{SECRET}\"\n");
+        for (text, key, line, table, meant) in [
+            (
+                format!("{head}[apps.providers.local-userpass]\nauto_confrim = true\n"),
+                "auto_confrim",
+                7,
+                Some("apps.providers.local-userpass"),
+                Some("auto_confirm"),
+            ),
+            (
+                format!("{top}[throtle]\nlockout_secs = 60\n{app}"),
+                "throtle",
+                3,
+                None,
+                Some("throttle"),
+            ),
+            (
+                format!("{head}[apps.providers.local_userpass]\nenabled = true\n"),
+                "local_userpass",
+                6,
+                Some("apps.providers"),
+                Some("local-userpass"),
+            ),
+            (
+                format!("{head}[apps.providers.anon-user]\nenabeld = false\n"),
+                "enabeld",
+                7,
+                Some("apps.providers.anon-user"),
+                Some("enabled"),
+            ),
+            (
+                format!("{head}[apps.providers.anon_user]\n"),
+                "anon_user",
+                6,
+                Some("apps.providers"),
+                Some("anon-user"),
+            ),
+            (
+                format!("{head}acess_token_ttl_secs = 60\n"),
+                "acess_token_ttl_secs",
+                6,
+                Some("apps"),
+                Some("access_token_ttl_secs"),
+            ),
+            (
+                format!("public-url = \"https://a.example\"\n{head}"),
+                "public-url",
+                1,
+                None,
+                Some("public_url"),
+            ),
+            (
+                format!("{top}[smpt]\nhost = \"h\"\nfrom = \"a@b.c\"\n{app}"),
+                "smpt",
+                3,
+                None,
+                Some("smtp"),
+            ),
+            (
+                format!("{top}[throttle]\nlockout_sec = 60\n{app}"),
+                "lockout_sec",
+                4,
+                Some("throttle"),
+                Some("lockout_secs"),
+            ),
+            (
+                format!("{top}[[app]]\nid = \"a\"\nsigning_secret = \"{SECRET}\"\n"),
+                "app",
+                3,
+                None,
+                Some("apps"),
+            ),
+            (
+                format!("{top}trust_forwarded = true\n{app}"),
+                "trust_forwarded",
+                3,
+                None,
+                Some("trust_forwarded_for"),
+            ),
+            (
+                format!("{top}[database_option]\nmax_connections = 2\n{app}"),
+                "database_option",
+                3,
+                None,
+                Some("database_options"),
+            ),
+            (
+                format!("{head}providers = {{ anon-user = {{ enabeld = true }} }}\n"),
+                "enabeld",
+                6,
+                Some("apps"),
+                Some("enabled"),
+            ),
+            (
+                format!(
+                    "{head}[apps.providers.custom-token]\nsigning_keys = [\"{SECRET}\"]\n\
+                     metadata_fields = [{{ name = \"n\", requried = true }}]\n"
+                ),
+                "requried",
+                8,
+                Some("apps.providers.custom-token"),
+                Some("required"),
+            ),
+            // Too far from every key for a guess: the valid keys are listed instead.
+            (
+                format!("{head}[apps.providers.google]\n"),
+                "google",
+                6,
+                Some("apps.providers"),
+                None,
+            ),
+        ] {
+            let err = Config::from_toml_str(&text).unwrap_err();
+            let ConfigError::UnknownKey(u) = &err else {
+                panic!("{key}: not an unknown key: {err}");
+            };
+            assert_eq!(u.key, key, "{err}");
+            assert_eq!(u.line, Some(line), "{key}: {err}");
+            assert_eq!(u.table.as_deref(), table, "{key}: {err}");
+            assert_eq!(u.suggestion.as_deref(), meant, "{key}: {err}");
+            let shown = err.to_string();
+            assert!(
+                shown.contains(&format!("`{key}` at line {line}")),
+                "{shown}"
+            );
+            match meant {
+                Some(m) => assert!(shown.contains(&format!("did you mean `{m}`?")), "{shown}"),
+                None => assert!(shown.contains("oauth2-google"), "{shown}"),
+            }
+            assert!(!shown.contains(SECRET), "{shown}");
+        }
+    }
+
+    /// Every table of a full configuration refuses a misspelled key: a new table (or a
+    /// provider's) without `#[serde(deny_unknown_fields)]` fails here.
+    #[test]
+    fn every_table_refuses_a_misspelled_key() {
+        let mut config = Config::dev();
+        config.smtp = Some(SmtpConfig {
+            host: "smtp.example.org".into(),
+            port: 587,
+            username: Some("u".into()),
+            password: Some("p".into()),
+            tls: "starttls".into(),
+            from: "a@example.org".into(),
+        });
+        config.database_options.max_connections = Some(2);
+        config.apps[0].providers.custom_token.metadata_fields = vec![MetadataField {
+            name: "n".into(),
+            field_name: None,
+            required: true,
+        }];
+        let full: toml::Table = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert!(Config::from_toml_str(&full.to_string()).is_ok());
+
+        // Every (table path, key) of the document, arrays of tables included.
+        fn walk(t: &toml::Table, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+            if let Some(k) = t.keys().next() {
+                out.push((path.clone(), k.clone()));
+            }
+            for (k, v) in t {
+                let mut p = path.clone();
+                p.push(k.clone());
+                match v {
+                    toml::Value::Table(inner) => walk(inner, p, out),
+                    toml::Value::Array(a) => {
+                        if let Some(toml::Value::Table(inner)) = a.first() {
+                            p.push("0".into());
+                            walk(inner, p, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut tables = Vec::new();
+        walk(&full, Vec::new(), &mut tables);
+        assert!(tables.len() >= 15, "{tables:?}");
+        for (path, key) in tables {
+            let mut doc = full.clone();
+            let mut t = &mut doc;
+            for seg in path.iter().filter(|s| s.parse::<usize>().is_err()) {
+                t = match t.get_mut(seg.as_str()).unwrap() {
+                    toml::Value::Table(inner) => inner,
+                    toml::Value::Array(a) => match a.first_mut().unwrap() {
+                        toml::Value::Table(inner) => inner,
+                        _ => unreachable!(),
+                    },
+                    _ => unreachable!(),
+                };
+            }
+            let value = t.remove(&key).unwrap();
+            let mut wrong = key.clone();
+            wrong.insert(key.len() - 1, 'x');
+            t.insert(wrong.clone(), value);
+            let err = Config::from_toml_str(&doc.to_string()).unwrap_err();
+            let ConfigError::UnknownKey(u) = &err else {
+                panic!("{path:?} {wrong}: {err}");
+            };
+            assert_eq!(u.key, wrong, "{err}");
+            assert_eq!(
+                u.suggestion.as_deref(),
+                Some(key.as_str()),
+                "{path:?}: {err}"
+            );
+            assert!(u.line.is_some(), "{err}");
+        }
+    }
+
+    #[test]
+    fn placeholder_admin_token_and_half_smtp_login_are_refused() {
+        // The placeholder of docs/server.md's complete example.
+        let placeholder = format!("admin_token = \"…64 hex digits…\"\n{}", toml_with(""));
+        let err = Config::from_toml_str(&placeholder).unwrap_err().to_string();
+        assert!(err.contains("admin_token must be printable ASCII"), "{err}");
+        let spaced = format!(
+            "admin_token = \"change me to a long token\"\n{}",
+            toml_with("")
+        );
+        assert!(Config::from_toml_str(&spaced).is_err());
+        let real = format!("admin_token = \"{SECRET}\"\n{}", toml_with(""));
+        assert!(Config::from_toml_str(&real).is_ok());
+
+        let smtp = |login: &str| {
+            let text = toml_with("").replace(
+                "[[apps]]",
+                &format!("[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\n{login}\n[[apps]]"),
+            );
+            Config::from_toml_str(&text).map_err(|e| e.to_string())
+        };
+        assert!(smtp("").is_ok());
+        assert!(smtp("username = \"u\"\npassword = \"p\"").is_ok());
+        for half in ["username = \"u\"", "password = \"hunter2\""] {
+            let err = smtp(half).unwrap_err();
+            assert!(err.contains("set both or neither"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -190,3 +190,104 @@ mod tests {
         assert!(long.contains(&"p".repeat(64)) && !long.contains(&"p".repeat(65)));
     }
 }
+
+/// docs/errors.md lists every code and status the server answers; these tests keep it
+/// true.
+#[cfg(test)]
+mod errors_md {
+    use super::Error;
+    use crate::ApiError;
+
+    /// One value of every variant: the `match` fails to compile when a variant is added.
+    fn every_error() -> Vec<Error> {
+        let all = vec![
+            Error::BadRequest("x".into()),
+            Error::MissingAuth,
+            Error::InvalidSession("x".into()),
+            Error::InvalidPassword,
+            Error::AuthFailed("x".into()),
+            Error::AppNotFound("x".into()),
+            Error::ProviderNotFound("x".into()),
+            Error::AppDomainMismatch,
+            Error::AccountNameInUse("x".into()),
+            Error::UserNotFound,
+            Error::UserDisabled,
+            Error::ApiKeyNotFound,
+            Error::ApiKeyNameTaken,
+            Error::UserAlreadyConfirmed,
+            Error::UserpassTokenInvalid,
+            Error::TooManyRequests {
+                message: "x".into(),
+                retry_after_secs: 1,
+            },
+            Error::AdminDisabled,
+            Error::Unavailable,
+            Error::Internal,
+        ];
+        for e in &all {
+            match e {
+                Error::BadRequest(_)
+                | Error::MissingAuth
+                | Error::InvalidSession(_)
+                | Error::InvalidPassword
+                | Error::AuthFailed(_)
+                | Error::AppNotFound(_)
+                | Error::ProviderNotFound(_)
+                | Error::AppDomainMismatch
+                | Error::AccountNameInUse(_)
+                | Error::UserNotFound
+                | Error::UserDisabled
+                | Error::ApiKeyNotFound
+                | Error::ApiKeyNameTaken
+                | Error::UserAlreadyConfirmed
+                | Error::UserpassTokenInvalid
+                | Error::TooManyRequests { .. }
+                | Error::AdminDisabled
+                | Error::Unavailable
+                | Error::Internal => {}
+            }
+        }
+        all
+    }
+
+    /// The (code, status) rows of the table in docs/errors.md.
+    fn documented() -> Vec<(String, u16)> {
+        include_str!("../../../docs/errors.md")
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                let status = cells.next()?.parse().ok()?;
+                Some((code.to_owned(), status))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_error_is_listed() {
+        let method = http::Method::GET;
+        let mut answered: Vec<ApiError> = every_error().into_iter().map(ApiError::from).collect();
+        // The answers made outside the domain: the router's and the body limit's.
+        answered.push(ApiError::payload_too_large());
+        answered.push(ApiError::route_not_found(&method, "/x"));
+        answered.push(ApiError::method_not_allowed(&method, "/x"));
+        let answered: Vec<(String, u16)> = answered
+            .iter()
+            .map(|a| (a.error_code().as_str().to_owned(), a.status().as_u16()))
+            .collect();
+        let documented = documented();
+        assert!(documented.len() >= 20, "{documented:?}");
+        for pair in &answered {
+            assert!(
+                documented.contains(pair),
+                "{pair:?} is answered but missing from docs/errors.md"
+            );
+        }
+        for pair in &documented {
+            assert!(
+                answered.contains(pair),
+                "docs/errors.md lists {pair:?}, which the server never answers"
+            );
+        }
+    }
+}

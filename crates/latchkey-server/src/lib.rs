@@ -34,6 +34,7 @@ mod outbound;
 mod password;
 mod providers;
 mod settings;
+mod strict;
 #[doc(inline)]
 pub use latchkey_store as store;
 pub mod tokens;

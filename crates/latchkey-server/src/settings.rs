@@ -24,6 +24,9 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid config: {0}")]
     Invalid(String),
+    /// A key or table that no configuration type reads (usually a misspelling).
+    #[error("invalid config: {0}")]
+    UnknownKey(crate::strict::UnknownKey),
 }
 
 /// [`ConfigError::Invalid`] about the `[apps.providers.<provider>]` table of `app`.

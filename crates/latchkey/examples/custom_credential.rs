@@ -6,7 +6,7 @@
 //! who the user is.
 //!
 //! ```text
-//! LATCHKEY_URL=http://127.0.0.1:8080 LATCHKEY_APP_ID=myapp-abcde \
+//! LATCHKEY_URL=http://127.0.0.1:8080 LATCHKEY_APP_ID=latchkey-dev \
 //!     cargo run -p latchkey --example custom_credential
 //! ```
 //!
@@ -63,10 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "LATCHKEY_URL is not set; the login body would have the keys {keys:?} (plus options)."
         );
-        println!("Start a server (cargo run -p latchkey-server) and set LATCHKEY_URL to log in.");
+        println!(
+            "Start a server (`latchkey-server dev --port 8080`, see docs/server.md) and set LATCHKEY_URL (and LATCHKEY_APP_ID=latchkey-dev) to log in."
+        );
         return Ok(());
     };
-    let app_id = std::env::var("LATCHKEY_APP_ID").unwrap_or_else(|_| "myapp-abcde".into());
+    let app_id = std::env::var("LATCHKEY_APP_ID").unwrap_or_else(|_| "latchkey-dev".into());
     let app = App::builder(app_id)
         .base_url(url)
         .in_memory_store()

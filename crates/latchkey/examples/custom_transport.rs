@@ -3,18 +3,18 @@
 //! [`App`](latchkey::App) with `AppBuilder::transport`.
 //!
 //! ```text
-//! LATCHKEY_URL=http://127.0.0.1:8080 LATCHKEY_APP_ID=myapp-abcde \
+//! LATCHKEY_URL=http://127.0.0.1:8080 LATCHKEY_APP_ID=latchkey-dev \
 //!     cargo run -p latchkey --example custom_transport
 //! ```
 //!
 //! Without `LATCHKEY_URL` it explains itself and exits.
 
 use latchkey::http::HeaderValue;
+use latchkey::transport::ReqwestTransport;
 use latchkey::transport::{
     HttpRequest, HttpResponse, HttpTransport, RequestOptions, TransportError,
 };
 use latchkey::{App, Credentials};
-use latchkey_transport_reqwest::ReqwestTransport;
 
 /// Adds `X-Tenant: <tenant>` to every request, then delegates to reqwest.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ struct TenantHeader {
     tenant: HeaderValue,
 }
 
-#[async_trait::async_trait]
+#[latchkey::async_trait]
 impl HttpTransport for TenantHeader {
     async fn send(
         &self,
@@ -48,10 +48,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let Ok(url) = std::env::var("LATCHKEY_URL") else {
         println!("LATCHKEY_URL is not set; built {transport:?}.");
-        println!("Start a server (cargo run -p latchkey-server) and set LATCHKEY_URL to try it.");
+        println!(
+            "Start a server (`latchkey-server dev --port 8080`, see docs/server.md) and set LATCHKEY_URL (and LATCHKEY_APP_ID=latchkey-dev) to try it."
+        );
         return Ok(());
     };
-    let app_id = std::env::var("LATCHKEY_APP_ID").unwrap_or_else(|_| "myapp-abcde".into());
+    let app_id = std::env::var("LATCHKEY_APP_ID").unwrap_or_else(|_| "latchkey-dev".into());
     let app = App::builder(app_id)
         .base_url(url)
         .in_memory_store()

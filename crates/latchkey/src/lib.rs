@@ -92,6 +92,9 @@ pub use latchkey_session::{
 };
 pub use user::User;
 
+/// Re-exported so that a custom [`transport::HttpTransport`] or [`store::UserStore`] needs
+/// no extra dependency: write `#[latchkey::async_trait]` on the `impl`.
+pub use async_trait::async_trait;
 pub use bytes;
 pub use http;
 /// Re-exported so that custom data types and function payloads need no extra dependency.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use latchkey_protocol::routes::paths;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::state::SharedState;
 
@@ -63,7 +63,13 @@ pub(crate) fn router(state: SharedState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
         .layer(cors())
-        .layer(TraceLayer::new_for_http())
+        // One span per request (method, path) and one INFO line per response (status,
+        // latency): `RUST_LOG=info,tower_http=info` is an access log (docs/operations.md).
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
 }
 
 /// CORS for realm-web in browsers (protocol.md §1.6): echo the Origin, allow

@@ -12,6 +12,7 @@ use crate::settings::{ConfigError, yes};
 
 /// Anonymous provider settings (`[apps.providers.anon-user]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnonUserConfig {
     /// Whether anonymous login is allowed. True when the table is present and the key is not.
     #[serde(default = "yes")]

@@ -33,6 +33,7 @@ const ID_LEN: usize = 24;
 /// API key provider settings (`[apps.providers.api-key]`: user keys through the client
 /// API, server keys through the admin API).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// Whether API keys can log in and users can manage their keys. True when the table
     /// is present and the key is not.

@@ -26,6 +26,7 @@ const LABEL: &str = "Apple";
 /// client_ids = ["com.example.web"]  # optional, more accepted audiences
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppleConfig {
     /// Whether the provider accepts logins. True when the table is present and the key is not.
     #[serde(default = "yes")]

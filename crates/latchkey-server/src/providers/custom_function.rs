@@ -109,6 +109,7 @@ impl fmt::Debug for CustomFunction {
 /// payload is verified by a webhook (configuration) or an in-process Rust function
 /// ([`CustomFunctionConfig::function`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomFunctionConfig {
     /// Whether custom-function login is allowed. True when the table is present and the
     /// key is not.

@@ -44,6 +44,7 @@ pub enum SigningAlgorithm {
 
 /// One `metadata_fields` entry of `custom-token`: a claim copied into the profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetadataField {
     /// Dotted path into the token's claims, e.g. `user_data.name`; a literal dot in a
     /// claim name is written `\.` (e.g. `http://example\.com/id`).
@@ -99,6 +100,7 @@ impl MetadataField {
 /// metadata_fields = [{ name = "user_data.name", field_name = "name", required = true }]
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomTokenConfig {
     /// Whether the provider accepts logins. True when the table is present and the key is not.
     #[serde(default = "yes")]

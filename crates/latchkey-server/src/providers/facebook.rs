@@ -41,6 +41,7 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// app_secret = "..."
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FacebookConfig {
     /// Whether the provider accepts logins. True when the table is present and the key is not.
     #[serde(default = "yes")]

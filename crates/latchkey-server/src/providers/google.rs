@@ -38,6 +38,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// client_secret = "GOCSPX-..."      # needed only for authCode logins
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GoogleConfig {
     /// Whether the provider accepts logins. True when the table is present and the key is not.
     #[serde(default = "yes")]

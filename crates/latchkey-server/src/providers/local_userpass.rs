@@ -20,6 +20,7 @@ pub(crate) const MAX_EMAIL_LEN: usize = 254;
 
 /// Email/password provider settings (`[apps.providers.local-userpass]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocalUserpassConfig {
     /// Whether email/password login and registration are allowed. True when the table is
     /// present and the key is not.

@@ -51,6 +51,7 @@ pub(crate) use common::{Provider, ProviderContext, VerifiedIdentity, required_st
 /// The `[apps.providers.*]` tables: one per provider, a provider whose table is absent
 /// is disabled.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProvidersConfig {
     /// `[apps.providers.anon-user]`.
     #[serde(default, rename = "anon-user")]

@@ -625,7 +625,7 @@ fn config_keys_parse_and_validate() {
         "outbox = false\ntrust_forwarded_for = true",
         "confirmation_webhook_url = \"http://127.0.0.1:9/c\"\nreset_webhook_url = \"https://h/r\"\n\
          webhook_secret = \"s3cr3t-value\"\nconfirmation_url = \"https://a/c\"\nreset_url = \"https://a/r\"\n\
-         email_from = \"x@y.z\"\n[smtp]\nhost = \"mail\"\npassword = \"smtp-pass-value\"\nfrom = \"a@b.c\"\n\
+         email_from = \"x@y.z\"\n[smtp]\nhost = \"mail\"\nusername = \"latchkey\"\npassword = \"smtp-pass-value\"\nfrom = \"a@b.c\"\n\
          [throttle]\nmax_failures_per_ip = 7",
     )
     .unwrap();

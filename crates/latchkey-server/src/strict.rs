@@ -1,0 +1,256 @@
+//! Strict configuration parsing: a key or table that no configuration type reads is
+//! refused at start, with its line and the nearest valid key.
+//!
+//! Nothing here lists keys by hand; they come from the types:
+//!
+//! - every configuration struct carries `#[serde(deny_unknown_fields)]`, so serde's
+//!   "unknown field `x`, expected one of `a`, `b`" names the valid keys of that table,
+//!   and toml's span of the error gives the line. A field added to a struct is a valid
+//!   key at once. (`deny_unknown_fields` does not combine with `#[serde(flatten)]`: a
+//!   table that needs `flatten` keeps strictness through the second guard below.)
+//! - as a second guard, the whole parse runs through `serde_ignored`, so a key ignored
+//!   by a struct that lacks the attribute (or sits behind `flatten`) is refused too,
+//!   named by its full path.
+//!
+//! The test `every_table_refuses_a_misspelled_key` in `config.rs` misspells one key of
+//! every table of a full configuration and checks the suggestion, so a new table
+//! without the attribute fails it.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use crate::settings::ConfigError;
+
+/// A configuration key or table that no configuration type reads.
+///
+/// Its `Display` names the key, the table it is in, its line and, when one is close,
+/// the valid key it was probably meant to be:
+///
+/// ```
+/// let err = latchkey_server::Config::from_toml_str(
+///     "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n[throtle]\n",
+/// )
+/// .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid config: unknown key `throtle` at line 3 (top level); did you mean `throttle`?"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownKey {
+    /// The key as written (for a table header, the header's unknown part).
+    pub key: String,
+    /// The table it is in, e.g. `apps.providers.local-userpass`; `None` at top level.
+    pub table: Option<String>,
+    /// 1-based line of the key, when known.
+    pub line: Option<usize>,
+    /// The nearest valid key, when one is close enough to be a likely misspelling.
+    pub suggestion: Option<String>,
+    /// Every valid key of that table, when known.
+    pub valid: Vec<String>,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown key `{}`", self.key)?;
+        if let Some(line) = self.line {
+            write!(f, " at line {line}")?;
+        }
+        match &self.table {
+            Some(table) => write!(f, " in [{table}]")?,
+            None => write!(f, " (top level)")?,
+        }
+        match &self.suggestion {
+            Some(s) => write!(f, "; did you mean `{s}`?"),
+            None if !self.valid.is_empty() => {
+                write!(f, "; valid keys here: {}", self.valid.join(", "))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parse `text` into `T`, refusing every key that `T` does not read.
+pub(crate) fn from_toml_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let mut ignored: Option<String> = None;
+    let de = toml::Deserializer::new(text);
+    let value = serde_ignored::deserialize(de, |path| {
+        ignored.get_or_insert_with(|| path.to_string());
+    })
+    .map_err(|e| from_toml_error(text, &e))?;
+    if let Some(path) = ignored {
+        return Err(ConfigError::UnknownKey(from_ignored_path(text, &path)));
+    }
+    Ok(value)
+}
+
+/// Turn toml's error into [`ConfigError::UnknownKey`] when serde reported an unknown
+/// field, and into [`ConfigError::Parse`] otherwise.
+fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message();
+    let Some(rest) = message.strip_prefix("unknown field ") else {
+        return ConfigError::Parse(e.to_string());
+    };
+    // "unknown field `k`, expected one of `a`, `b`" | "expected `a` or `b`" |
+    // "expected `a`" | "there are no fields": the backquoted words, key first.
+    let mut quoted = rest.split('`').skip(1).step_by(2).map(str::to_owned);
+    let Some(key) = quoted.next() else {
+        return ConfigError::Parse(e.to_string());
+    };
+    let valid: Vec<String> = quoted.collect();
+    let line = e.span().map(|span| line_of(text, span.start));
+    ConfigError::UnknownKey(UnknownKey {
+        suggestion: nearest(&key, &valid),
+        table: line.and_then(|l| table_at(text, l, &key)),
+        key,
+        line,
+        valid,
+    })
+}
+
+/// An unknown key found by `serde_ignored` (a struct without `deny_unknown_fields`):
+/// `path` is dotted, e.g. `apps.0.providers.x.y`.
+fn from_ignored_path(text: &str, path: &str) -> UnknownKey {
+    let (table, key) = match path.rsplit_once('.') {
+        Some((table, key)) => {
+            // Array indices (`apps.0`) are not part of a table's name.
+            let table: Vec<&str> = table
+                .split('.')
+                .filter(|s| s.parse::<usize>().is_err() && *s != "?")
+                .collect();
+            (Some(table.join(".")), key)
+        }
+        None => (None, path),
+    };
+    let line = text.lines().position(|l| {
+        let l = l.trim_start().trim_start_matches('[').trim_start();
+        l.strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with(['=', ']', '.']))
+            || l.contains(&format!(".{key}]"))
+            || l.contains(&format!(".{key}."))
+    });
+    UnknownKey {
+        key: key.to_owned(),
+        table: table.filter(|t| !t.is_empty()),
+        line: line.map(|l| l + 1),
+        suggestion: None,
+        valid: Vec::new(),
+    }
+}
+
+/// The 1-based line of byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The table that line `line` (1-based) belongs to: the nearest header at or above it,
+/// less the unknown `key` itself when the line is that header (`[throtle]`,
+/// `[apps.providers.local_userpass]`).
+fn table_at(text: &str, line: usize, key: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let upto = line.min(lines.len());
+    let header = lines[..upto].iter().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[').then(|| {
+            let end = l.find(']').unwrap_or(l.len());
+            l[..end].trim_start_matches('[').trim().to_owned()
+        })
+    })?;
+    let header_line = lines[upto.saturating_sub(1)].trim_start().starts_with('[');
+    let table = if header_line {
+        match header.split_once(key) {
+            Some((before, _)) => before.trim_end_matches('.').to_owned(),
+            None => header,
+        }
+    } else {
+        header
+    };
+    (!table.is_empty()).then_some(table)
+}
+
+/// The valid key closest to `key`, if close enough to be a misspelling of it: `-` and
+/// `_` count as the same, and case is ignored.
+fn nearest(key: &str, valid: &[String]) -> Option<String> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let key_n = norm(key);
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&key_n, &norm(v)), v))
+        .filter(|(d, v)| *d <= (v.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_key() {
+        let valid: Vec<String> = ["enabled", "auto_confirm", "reset_url", "anon-user"]
+            .map(String::from)
+            .into();
+        assert_eq!(nearest("enabeld", &valid).as_deref(), Some("enabled"));
+        assert_eq!(
+            nearest("auto_confrim", &valid).as_deref(),
+            Some("auto_confirm")
+        );
+        assert_eq!(nearest("anon_user", &valid).as_deref(), Some("anon-user"));
+        assert_eq!(nearest("Enabled", &valid).as_deref(), Some("enabled"));
+        assert_eq!(nearest("webhook", &valid), None);
+        assert_eq!(nearest("x", &valid), None);
+    }
+
+    #[test]
+    fn lines_and_tables() {
+        let text = "a = 1\n[t]\nb = 2\n\n[[apps]]\n[apps.providers.x]\nc = 3\n";
+        assert_eq!(line_of(text, 0), 1);
+        assert_eq!(line_of(text, text.find("c =").unwrap()), 7);
+        assert_eq!(table_at(text, 1, "a"), None);
+        assert_eq!(table_at(text, 3, "b").as_deref(), Some("t"));
+        assert_eq!(table_at(text, 2, "t"), None);
+        assert_eq!(
+            table_at(text, 6, "x").as_deref(),
+            Some("apps.providers"),
+            "the unknown part of a header is not its table"
+        );
+        assert_eq!(table_at(text, 7, "c").as_deref(), Some("apps.providers.x"));
+    }
+
+    /// A struct without `deny_unknown_fields` still refuses unknown keys.
+    #[test]
+    fn ignored_keys_are_refused_too() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Loose {
+            a: u32,
+            #[serde(default)]
+            inner: Vec<Inner>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            b: u32,
+        }
+        assert!(from_toml_str::<Loose>("a = 1\n[[inner]]\nb = 2\n").is_ok());
+        let ConfigError::UnknownKey(e) =
+            from_toml_str::<Loose>("a = 1\n[[inner]]\nb = 2\nbee = 3\n").unwrap_err()
+        else {
+            panic!("not an unknown key")
+        };
+        assert_eq!(e.key, "bee");
+        assert_eq!(e.table.as_deref(), Some("inner"));
+        assert_eq!(e.line, Some(4));
+        let ConfigError::UnknownKey(e) = from_toml_str::<Loose>("a = 1\nz = 2\n").unwrap_err()
+        else {
+            panic!("not an unknown key")
+        };
+        assert_eq!((e.key.as_str(), e.table, e.line), ("z", None, Some(2)));
+    }
+}
