@@ -196,7 +196,7 @@ outbox = true
 # Take the client IP from X-Forwarded-For (only behind a trusted reverse proxy).
 trust_forwarded_for = false
 
-# Throttling (in memory, per process; see docs/server.md). A client is an IPv4
+# Throttling (kept in the database: shared by every node; see docs/server.md). A client is an IPv4
 # address or an IPv6 /64.
 [throttle]
 # Failed logins per email from one client, then a cool-down (doubling).
