@@ -300,7 +300,7 @@ fn default_smtp_tls() -> String {
 }
 
 /// The top-level `[throttle]` table: limits on FAILED logins and on confirmation /
-/// reset messages (in memory, per process).
+/// reset messages (counted in the database, so shared by every node).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
