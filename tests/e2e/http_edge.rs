@@ -252,26 +252,42 @@ async fn keepalive_connection_serves_several_requests() {
     }
 }
 
-/// Connections the server at `port` has accepted and not closed (Linux; `None`
-/// elsewhere): sockets in `/proc/net/tcp{,6}` whose local port is the server's and
-/// that have an inode (connections still waiting in the listen queue have none).
-fn accepted_connections(port: u16) -> Option<usize> {
+/// How many of the connections from `clients` (their local ports) the server at
+/// `port` has accepted and not closed (Linux; `None` elsewhere): this process's
+/// sockets (`/proc/self/fd`) that `/proc/net/tcp{,6}` shows established from `port`
+/// to one of `clients`. Connections still waiting in the listen queue belong to no
+/// process.
+fn accepted_connections(port: u16, clients: &std::collections::HashSet<u16>) -> Option<usize> {
+    let ours: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
     let mut count = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).ok()?;
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state), Some(inode)) =
-                (fields.get(1), fields.get(3), fields.get(9))
+            let (Some(local), Some(remote), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(2), fields.get(3), fields.get(9))
             else {
                 continue;
             };
-            let local_port = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let port_of = |a: &str| {
+                a.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            let from_client = port_of(remote).is_some_and(|p| clients.contains(&p));
             // 01: ESTABLISHED.
-            if local_port == Some(port) && *state == "01" && *inode != "0" {
+            if port_of(local) == Some(port)
+                && from_client
+                && *state == "01"
+                && ours.contains(*inode)
+            {
                 count += 1;
             }
         }
@@ -289,9 +305,13 @@ async fn attack_connection_flood_capped() {
     }
     // Without the cap, all 200 are accepted within milliseconds.
     let port = addr(&server).port();
+    let clients = idle
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
     let mut seen = 0;
     for _ in 0..15 {
-        if let Some(accepted) = accepted_connections(port) {
+        if let Some(accepted) = accepted_connections(port, &clients) {
             seen = seen.max(accepted);
             assert!(
                 accepted <= 50,
@@ -300,7 +320,7 @@ async fn attack_connection_flood_capped() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if accepted_connections(port).is_some() {
+    if accepted_connections(port, &clients).is_some() {
         assert!(seen > 0, "the flood was not accepted at all");
     }
     // The flood goes away: the waiting connections get their turn.
