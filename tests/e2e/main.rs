@@ -9,6 +9,7 @@ mod email_flows;
 mod email_password;
 mod guide;
 mod hardening;
+mod http_edge;
 mod kit;
 mod offline;
 mod providers;

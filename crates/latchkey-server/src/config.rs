@@ -40,6 +40,7 @@ use crate::ids::random_secret;
 use crate::settings::{expose_optional_secret, expose_secret, yes};
 
 // Each provider's table is defined next to the provider's code.
+pub use crate::http::HttpConfig;
 pub use crate::providers::{
     APPLE_ISSUER, APPLE_JWKS_URL, AnonUserConfig, ApiKeyConfig, AppleConfig, AudienceMatch,
     CustomFunctionConfig, CustomTokenConfig, DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL,
@@ -112,6 +113,9 @@ pub struct Config {
     /// buckets and inactive anonymous users.
     #[serde(default)]
     pub housekeeping: HousekeepingConfig,
+    /// `[http]`: connection cap and read/idle timeouts (slowloris protection).
+    #[serde(default, skip_serializing_if = "HttpConfig::is_default")]
+    pub http: HttpConfig,
 }
 
 /// The optional top-level `[housekeeping]` table: a background task on every node
@@ -262,6 +266,12 @@ pub struct AppConfig {
     /// Authentication providers. A provider whose table is absent is disabled.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// Web origins whose browser pages may call this app ("Allowed Request Origins"),
+    /// e.g. `["https://app.example"]`; `["*"]` allows any. Default none: browsers may
+    /// not call the app cross-origin (other clients send no `Origin` and are not
+    /// affected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// The optional top-level `[smtp]` table: confirmation and reset emails are also
@@ -422,7 +432,8 @@ impl Config {
 
     /// A development configuration: `127.0.0.1:0`, an in-memory database and one app
     /// [`DEV_APP_ID`] with a random signing secret and every implemented provider on
-    /// (email/password with auto-confirm).
+    /// (email/password with auto-confirm), which browser pages of any origin may call
+    /// (`allowed_origins = ["*"]`).
     ///
     /// ```
     /// let config = latchkey_server::Config::dev();
@@ -443,7 +454,18 @@ impl Config {
             throttle: ThrottleConfig::default(),
             trust_forwarded_for: false,
             housekeeping: HousekeepingConfig::default(),
+            http: HttpConfig::default(),
         }
+        .allow_any_origin()
+    }
+
+    /// Let browser pages of any origin call every app (`allowed_origins = ["*"]`), as
+    /// [`Config::dev`] does.
+    pub fn allow_any_origin(mut self) -> Config {
+        for app in &mut self.apps {
+            app.allowed_origins = vec![crate::http::cors::ANY_ORIGIN.to_owned()];
+        }
+        self
     }
 
     /// Check every value; [`Config::from_toml_str`] and the server call this.
@@ -453,6 +475,7 @@ impl Config {
             return invalid(format!("database: {e}"));
         }
         self.database_options.validate()?;
+        self.http.validate()?;
         for (name, value) in [
             ("interval_secs", self.housekeeping.interval_secs),
             (
@@ -576,6 +599,7 @@ impl AppConfig {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             providers: ProvidersConfig::default(),
+            allowed_origins: Vec::new(),
         }
     }
 
@@ -621,6 +645,7 @@ impl AppConfig {
                 ));
             }
         }
+        crate::http::cors::validate_allowed_origins(&self.id, &self.allowed_origins)?;
         self.providers.validate(&self.id)
     }
 }

@@ -46,14 +46,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::Clock;
 pub use config::{
     AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
-    DatabaseOptions, HousekeepingConfig, LocalUserpassConfig, ProvidersConfig,
+    DatabaseOptions, HousekeepingConfig, HttpConfig, LocalUserpassConfig, ProvidersConfig,
 };
 pub use http::ApiError;
 pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
@@ -170,13 +169,10 @@ impl Server {
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> Result<RunningServer, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = http::conn::bind(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
@@ -206,21 +202,9 @@ impl Server {
         let (stop_housekeeping, stopped) = tokio::sync::watch::channel(());
         let housekeeping =
             auth::housekeeping::spawn(state.clone(), config.housekeeping.clone(), stopped);
-        let app = http::router(state);
+        let app = http::router(state, http::cors::CorsPolicy::new(&config.apps));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(http::conn::serve(listener, app, config.http.clone(), rx));
         tracing::info!(%local_addr, apps = config.apps.len(), "latchkey-server started");
         Ok(RunningServer {
             local_addr,
@@ -237,6 +221,9 @@ impl Server {
 
 /// A server serving in the background. Dropping it stops accepting connections;
 /// [`RunningServer::shutdown`] also waits for in-flight requests.
+///
+/// The server caps its open connections and closes slow or idle ones (the `[http]`
+/// table, [`HttpConfig`]).
 pub struct RunningServer {
     local_addr: SocketAddr,
     url: String,

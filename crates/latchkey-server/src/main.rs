@@ -366,6 +366,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     key.expose()
                 ));
             }
+            text.push_str("CORS: browser pages of any origin may call this app (dev only)\n");
             text.push_str(&format!(
                 "admin API: curl -H 'Authorization: Bearer <admin token>' \
                  http://{addr}/admin/v1/apps/{app_id}/users\n"

@@ -116,7 +116,10 @@ mod tests {
             Clock::system(),
             addr,
         ));
-        let router = crate::http::router(state.clone());
+        let router = crate::http::router(
+            state.clone(),
+            crate::http::cors::CorsPolicy::new(&config.apps),
+        );
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         (state, app, format!("http://{addr}/api/client/v2.0"))
     }

@@ -71,6 +71,11 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The `error_code` of a 413: realm-core's name for a request body over the server's
+/// limit (Realm Swift documents `RLMAppErrorReadSizeLimitExceeded` as "The request
+/// body size exceeded a server-configured limit").
+pub(crate) const READ_SIZE_LIMIT_EXCEEDED: &str = "ReadSizeLimitExceeded";
+
 fn not_found_code() -> ErrorCode {
     ErrorCode::Other("NotFound".to_owned())
 }
@@ -115,12 +120,50 @@ impl ApiError {
         ErrorBody::new(self.code.clone(), self.message.clone())
     }
 
-    /// 413 `BadRequest`: the request body is too large.
+    /// 413 `ReadSizeLimitExceeded` (the code realm-core knows for a request body
+    /// over the server's limit): the request body is too large.
     pub fn payload_too_large() -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BadRequest,
+            ErrorCode::Other(READ_SIZE_LIMIT_EXCEEDED.to_owned()),
             "request body too large",
+        )
+    }
+
+    /// 415 `BadRequest`: a request body that is not JSON.
+    pub fn unsupported_media_type() -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "request body must be JSON (Content-Type: application/json)",
+        )
+    }
+
+    /// 408 `BadRequest`: the request body did not arrive in time. The answer closes
+    /// the connection (`Connection: close`).
+    pub fn request_timeout() -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BadRequest,
+            "request body not received in time",
+        )
+    }
+
+    /// 414 `BadRequest`: the request target is longer than the server reads.
+    pub fn uri_too_long() -> Self {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            ErrorCode::BadRequest,
+            "request URI too long",
+        )
+    }
+
+    /// 403 `DomainNotAllowed`: the request's `Origin` may not call this app.
+    pub fn origin_not_allowed() -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::DomainNotAllowed,
+            "origin not allowed",
         )
     }
 
@@ -148,6 +191,9 @@ impl ApiError {
     pub fn from_status(status: StatusCode) -> Self {
         match status {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(),
+            StatusCode::URI_TOO_LONG => ApiError::uri_too_long(),
+            StatusCode::REQUEST_TIMEOUT => ApiError::request_timeout(),
             StatusCode::NOT_FOUND => ApiError::new(status, not_found_code(), "not found"),
             StatusCode::METHOD_NOT_ALLOWED => {
                 ApiError::new(status, method_not_allowed_code(), "method not allowed")
@@ -194,6 +240,12 @@ impl IntoResponse for ApiError {
             && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
         }
         resp
     }

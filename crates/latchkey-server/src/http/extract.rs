@@ -24,6 +24,7 @@ use http::{HeaderMap, StatusCode, header};
 use latchkey_protocol::ejson;
 use serde_json::{Map, Value};
 
+use super::conn::BodyReadTimeout;
 use super::error::ApiError;
 use crate::auth::login::{self, LoginTarget};
 use crate::auth::sessions::{self, SessionAuth};
@@ -223,11 +224,47 @@ impl FromRequestParts<SharedState> for ClientIp {
     }
 }
 
-/// The request body, within [`MAX_BODY_BYTES`].
-async fn body_bytes(req: Request, state: &SharedState) -> Result<Bytes, StatusCode> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|rejection| rejection.status())
+/// Whether a `Content-Type` value is JSON (`application/json`, any parameters).
+fn is_json(value: &http::HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// The JSON request body, within [`MAX_BODY_BYTES`] and the connection's body-read
+/// timeout ([`BodyReadTimeout`]).
+///
+/// The body must be labelled JSON: a `Content-Type` other than `application/json`
+/// (realm-core adds `;charset=utf-8`) is 415, and so is a non-blank body without
+/// one. A blank body may come without a `Content-Type` (realm-web sends none on
+/// body-less calls). Requiring JSON means a browser cannot send a body to these
+/// routes cross-origin without a CORS preflight.
+async fn json_body(req: Request, state: &SharedState) -> Result<Bytes, ApiError> {
+    let labelled = match req.headers().get(header::CONTENT_TYPE) {
+        Some(v) if is_json(v) => true,
+        Some(_) => return Err(ApiError::unsupported_media_type()),
+        None => false,
+    };
+    let timeout = req
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .copied()
+        .unwrap_or_default();
+    let read = tokio::time::timeout(timeout.0, Bytes::from_request(req, state));
+    let bytes = match read.await {
+        Err(_elapsed) => return Err(ApiError::request_timeout()),
+        Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::payload_too_large());
+        }
+        Ok(Err(_)) => return Err(Error::bad_request("cannot read request body").into()),
+        Ok(Ok(bytes)) => bytes,
+    };
+    if !labelled && !bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    Ok(bytes)
 }
 
 /// A request body parsed as (canonical or relaxed) Extended JSON into a plain JSON
@@ -240,13 +277,7 @@ impl FromRequest<SharedState> for EJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await.map_err(|status| {
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large()
-            } else {
-                Error::bad_request("cannot read request body").into()
-            }
-        })?;
+        let bytes = json_body(req, state).await?;
         Ok(EJson(json_object(&bytes)?))
     }
 }
@@ -277,9 +308,7 @@ impl FromRequest<SharedState> for CustomDataBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state)
-            .await
-            .map_err(|_| Error::bad_request("cannot read request body"))?;
+        let bytes = json_body(req, state).await?;
         match serde_json::from_slice::<Value>(&bytes).map(ejson::to_plain) {
             Ok(Value::Object(map)) if crate::error::holds_nul(&map) => {
                 Err(Error::bad_request("custom data must not hold NUL (U+0000) characters").into())

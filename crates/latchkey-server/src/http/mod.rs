@@ -1,17 +1,18 @@
-//! The HTTP layer: routes, CORS, body limits, extractors ([`extract`]), and the
-//! guarantee that every error (including the framework's own rejections and
-//! fallbacks) is a JSON body with `Content-Type: application/json`. Domain errors
-//! become JSON answers in one place ([`error`]). No rule lives here: a handler
-//! parses, calls one domain function and renders its answer.
+//! The HTTP layer: the connection edge ([`conn`]: accept loop, connection cap,
+//! timeouts), routes, CORS ([`cors`]), body and URI limits, extractors
+//! ([`extract`]), and the guarantee that every error (including the framework's own
+//! rejections and fallbacks, and hyper's answers to unparsable requests) is a JSON
+//! body with `Content-Type: application/json`. Domain errors become JSON answers in
+//! one place ([`error`]). No rule lives here: a handler parses, calls one domain
+//! function and renders its answer.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::http::{HeaderValue, Method, Request, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use latchkey_protocol::routes::paths;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::state::SharedState;
@@ -19,20 +20,27 @@ use crate::auth::state::SharedState;
 mod admin;
 mod api_keys;
 mod client;
+pub(crate) mod conn;
+pub(crate) mod cors;
 mod error;
 mod extract;
 mod response;
 mod userpass;
 
+pub use conn::HttpConfig;
 pub use error::ApiError;
 use extract::MAX_BODY_BYTES;
 use response::APPLICATION_JSON;
 
-/// The response header realm-web reads in the OAuth link flow.
-const X_BAAS_LOCATION: HeaderName = HeaderName::from_static("x-baas-location");
+/// Longest accepted request target (path and query); a longer one is answered 414.
+pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest accepted header block (names and values); a larger one is answered 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most accepted header lines; more are answered 431.
+pub(crate) const MAX_HEADER_COUNT: usize = 64;
 
-/// The whole application.
-pub(crate) fn router(state: SharedState) -> Router {
+/// The whole application; `cors` is the apps' CORS policy.
+pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>) -> Router {
     Router::new()
         .route(paths::LOCATION, get(client::location))
         .route(paths::LOGIN, post(client::login))
@@ -62,7 +70,8 @@ pub(crate) fn router(state: SharedState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
-        .layer(cors())
+        .layer(middleware::from_fn(head_limits))
+        .layer(middleware::from_fn_with_state(cors, cors::cors))
         // One span per request (method, path) and one INFO line per response (status,
         // latency): `RUST_LOG=info,tower_http=info` is an access log (docs/operations.md).
         .layer(
@@ -72,21 +81,24 @@ pub(crate) fn router(state: SharedState) -> Router {
         )
 }
 
-/// CORS for realm-web in browsers (protocol.md §1.6): echo the Origin, allow
-/// credentials, expose `X-BAAS-Location`.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .allow_credentials(true)
-        .expose_headers([X_BAAS_LOCATION])
+/// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over
+/// [`MAX_HEADER_BYTES`] or [`MAX_HEADER_COUNT`]. (hyper's own, larger limits bound
+/// the memory a request head can take; see [`conn`].)
+async fn head_limits(req: Request<axum::body::Body>, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return ApiError::uri_too_long().into_response();
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADER_COUNT || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::from_status(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -69,6 +69,7 @@ async fn init_output_loads_and_serves_and_admin_ops_work() {
         .post(format!(
             "{url}/api/client/v2.0/app/myapp/auth/providers/anon-user/login"
         ))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await

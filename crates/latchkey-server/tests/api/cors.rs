@@ -1,4 +1,4 @@
-//! CORS for realm-web in browsers (protocol.md §1.6).
+//! CORS for realm-web in browsers (protocol.md §1.6), for the origins an app allows.
 
 use reqwest::Method;
 
@@ -11,9 +11,19 @@ fn header(r: &Reply, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A server whose app allows the two origins these tests use.
+async fn start_allowing() -> Harness {
+    let mut c = config();
+    c.apps[0].allowed_origins = vec![
+        "https://app.example.org".into(),
+        "http://localhost:3000".into(),
+    ];
+    start_with(c).await
+}
+
 #[tokio::test]
 async fn preflight_echoes_origin_and_allows_auth_headers() {
-    let h = start().await;
+    let h = start_allowing().await;
     let resp = h
         .http
         .request(Method::OPTIONS, h.url(&format!("{PREFIX}/auth/profile")))
@@ -32,7 +42,8 @@ async fn preflight_echoes_origin_and_allows_auth_headers() {
         header(&r, "access-control-allow-origin"),
         "https://app.example.org"
     );
-    assert_eq!(header(&r, "access-control-allow-credentials"), "true");
+    // Bearer headers need no credentials mode; the server sets no cookie.
+    assert_eq!(header(&r, "access-control-allow-credentials"), "");
     let methods = header(&r, "access-control-allow-methods").to_ascii_uppercase();
     for m in ["GET", "POST", "PUT", "DELETE", "OPTIONS"] {
         assert!(methods.contains(m), "{methods}");
@@ -46,7 +57,7 @@ async fn preflight_echoes_origin_and_allows_auth_headers() {
 
 #[tokio::test]
 async fn actual_responses_carry_cors_headers_even_on_errors() {
-    let h = start().await;
+    let h = start_allowing().await;
     let resp = h
         .http
         .get(h.app_url(APP, "/location"))
@@ -60,7 +71,8 @@ async fn actual_responses_carry_cors_headers_even_on_errors() {
         header(&r, "access-control-allow-origin"),
         "http://localhost:3000"
     );
-    assert_eq!(header(&r, "access-control-allow-credentials"), "true");
+    // Bearer headers need no credentials mode; the server sets no cookie.
+    assert_eq!(header(&r, "access-control-allow-credentials"), "");
     assert!(
         header(&r, "access-control-expose-headers")
             .to_ascii_lowercase()

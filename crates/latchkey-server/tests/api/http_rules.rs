@@ -23,7 +23,7 @@ async fn oversized_body_is_413_json() {
         "x".repeat(70 * 1024)
     );
     let r = h.send(Method::POST, &url, None, Some(&big)).await;
-    r.assert_error(413, "BadRequest");
+    r.assert_error(413, "ReadSizeLimitExceeded");
     // Also when the length is not announced up front (chunked).
     let addr = h.server.local_addr();
     let path = format!("{PREFIX}/app/{APP}/auth/providers/local-userpass/login");
