@@ -78,7 +78,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// assert_eq!(config.http.idle_timeout_secs, 60);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Seconds a client has to send a whole request head (request line and headers),
     /// from the opening of the connection or the first byte of a later request
