@@ -274,9 +274,13 @@ impl FromRequest<SharedState> for CustomDataBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state)
-            .await
-            .map_err(|_| Error::bad_request("cannot read request body"))?;
+        let bytes = body_bytes(req, state).await.map_err(|status| {
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large()
+            } else {
+                Error::bad_request("cannot read request body").into()
+            }
+        })?;
         match serde_json::from_slice::<Value>(&bytes).map(ejson::to_plain) {
             Ok(v @ Value::Object(_)) => Ok(CustomDataBody(v)),
             _ => Err(Error::bad_request("custom data must be a JSON object").into()),
