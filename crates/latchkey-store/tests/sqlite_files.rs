@@ -3,16 +3,29 @@
 
 use std::path::Path;
 
-use latchkey_store::{StoreError, UserRecord};
+use latchkey_store::{IdentityRecord, Store, StoreError, UserRecord};
 
-fn user(id: &str) -> UserRecord {
-    UserRecord {
+/// Write a user `u1` (and its identity) to `store`.
+async fn add_user(store: &dyn Store) {
+    let user = UserRecord {
         app_id: "a".into(),
-        id: id.into(),
+        id: "u1".into(),
         created_at: 1,
         disabled: false,
         custom_data: None,
-    }
+    };
+    let identity = IdentityRecord {
+        app_id: "a".into(),
+        provider_type: "anon-user".into(),
+        id: "d1".into(),
+        user_id: "u1".into(),
+        data: Default::default(),
+        created_at: 1,
+    };
+    store
+        .create_user_with_identity(&user, &identity)
+        .await
+        .unwrap();
 }
 
 #[cfg(unix)]
@@ -35,20 +48,7 @@ async fn attack_sqlite_database_file_is_created_owner_only() {
     let store = latchkey_store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    store
-        .create_user_with_identity(
-            &user("u1"),
-            &latchkey_store::IdentityRecord {
-                app_id: "a".into(),
-                provider_type: "anon-user".into(),
-                id: "d1".into(),
-                user_id: "u1".into(),
-                data: Default::default(),
-                created_at: 1,
-            },
-        )
-        .await
-        .unwrap();
+    add_user(&*store).await;
     // While the store is open, the write-ahead log and the shared memory exist.
     for path in [
         db.clone(),
@@ -87,20 +87,7 @@ async fn attack_a_path_containing_memory_is_a_file() {
         let path = dir.path().join(name);
         let url = format!("sqlite://{}", path.display());
         let store = latchkey_store::open(&url).await.unwrap();
-        store
-            .create_user_with_identity(
-                &user("u1"),
-                &latchkey_store::IdentityRecord {
-                    app_id: "a".into(),
-                    provider_type: "anon-user".into(),
-                    id: "d1".into(),
-                    user_id: "u1".into(),
-                    data: Default::default(),
-                    created_at: 1,
-                },
-            )
-            .await
-            .unwrap();
+        add_user(&*store).await;
         store.close().await;
         assert!(path.is_file(), "{url}: no file");
         let again = latchkey_store::open(&url).await.unwrap();

@@ -230,6 +230,15 @@ async fn body_bytes(req: Request, state: &SharedState) -> Result<Bytes, StatusCo
         .map_err(|rejection| rejection.status())
 }
 
+/// The answer to a body that could not be read: 413 over [`MAX_BODY_BYTES`], else 400.
+fn body_error(status: StatusCode) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large()
+    } else {
+        Error::bad_request("cannot read request body").into()
+    }
+}
+
 /// A request body parsed as (canonical or relaxed) Extended JSON into a plain JSON
 /// object. An empty body is an empty object: realm-core sends `""` with a JSON content
 /// type on body-less requests.
@@ -240,13 +249,7 @@ impl FromRequest<SharedState> for EJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await.map_err(|status| {
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large()
-            } else {
-                Error::bad_request("cannot read request body").into()
-            }
-        })?;
+        let bytes = body_bytes(req, state).await.map_err(body_error)?;
         Ok(EJson(json_object(&bytes)?))
     }
 }
@@ -274,13 +277,7 @@ impl FromRequest<SharedState> for CustomDataBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await.map_err(|status| {
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large()
-            } else {
-                Error::bad_request("cannot read request body").into()
-            }
-        })?;
+        let bytes = body_bytes(req, state).await.map_err(body_error)?;
         match serde_json::from_slice::<Value>(&bytes).map(ejson::to_plain) {
             Ok(v @ Value::Object(_)) => Ok(CustomDataBody(v)),
             _ => Err(Error::bad_request("custom data must be a JSON object").into()),
