@@ -5,6 +5,7 @@ mod support;
 
 mod api_keys;
 mod concurrency;
+mod data_rules;
 mod email_flows;
 mod email_password;
 mod guide;

@@ -26,7 +26,11 @@ pub mod routes;
 pub mod secret;
 pub mod types;
 
-pub use claims::{AccessTokenClaims, ClaimsError, RefreshTokenClaims, TokenType};
+pub use claims::{
+    AccessTokenClaims, ClaimsError, CustomDataError, MAX_ACCESS_TOKEN_LIFETIME_SECS,
+    MAX_CUSTOM_DATA_BYTES, MAX_CUSTOM_DATA_DEPTH, MAX_REFRESH_TOKEN_LIFETIME_SECS,
+    MIN_REFRESH_TOKEN_LIFETIME_SECS, RefreshTokenClaims, TokenType, check_custom_data,
+};
 pub use credential::{Credential, CredentialError, LoginBody};
 pub use error::{ErrorBody, ErrorCode};
 pub use object_id::ObjectId;

@@ -50,6 +50,10 @@ pub use crate::providers::{
 };
 pub use crate::settings::ConfigError;
 pub use crate::strict::UnknownKey;
+pub use latchkey_protocol::{
+    MAX_ACCESS_TOKEN_LIFETIME_SECS, MAX_REFRESH_TOKEN_LIFETIME_SECS,
+    MIN_REFRESH_TOKEN_LIFETIME_SECS,
+};
 
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
@@ -59,7 +63,9 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 1800;
 /// Default refresh-token lifetime (60 days, as App Services).
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 5_184_000;
-/// Largest accepted token lifetime (10 years).
+/// Largest accepted housekeeping duration (10 years). Token lifetimes have their own
+/// bounds: [`MAX_ACCESS_TOKEN_LIFETIME_SECS`], [`MIN_REFRESH_TOKEN_LIFETIME_SECS`] and
+/// [`MAX_REFRESH_TOKEN_LIFETIME_SECS`].
 pub const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Largest accepted database timeout (one hour).
 pub const MAX_DATABASE_TIMEOUT_SECS: u64 = 3600;
@@ -634,19 +640,46 @@ impl AppConfig {
                 self.signing_secret.len()
             ));
         }
-        for (name, ttl) in [
-            ("access_token_ttl_secs", self.access_token_ttl_secs),
-            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
-        ] {
-            if ttl == 0 || ttl > MAX_TOKEN_TTL_SECS {
-                return invalid(format!(
-                    "app {:?}: {name} must be between 1 and {MAX_TOKEN_TTL_SECS}",
-                    self.id
-                ));
-            }
-        }
+        self.validate_token_lifetimes()?;
         crate::http::cors::validate_allowed_origins(&self.id, &self.allowed_origins)?;
         self.providers.validate(&self.id)
+    }
+
+    /// The token lifetimes' bounds, one documented constant each in `latchkey-protocol`:
+    /// `access_token_ttl_secs` in 1 ..= [`MAX_ACCESS_TOKEN_LIFETIME_SECS`] (the longest
+    /// the SDK accepts), `refresh_token_ttl_secs` in [`MIN_REFRESH_TOKEN_LIFETIME_SECS`]
+    /// ..= [`MAX_REFRESH_TOKEN_LIFETIME_SECS`] and not shorter than the access token.
+    fn validate_token_lifetimes(&self) -> Result<(), ConfigError> {
+        let bounds = [
+            (
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs,
+                1,
+                MAX_ACCESS_TOKEN_LIFETIME_SECS,
+            ),
+            (
+                "refresh_token_ttl_secs",
+                self.refresh_token_ttl_secs,
+                MIN_REFRESH_TOKEN_LIFETIME_SECS,
+                MAX_REFRESH_TOKEN_LIFETIME_SECS,
+            ),
+        ];
+        for (name, ttl, min, max) in bounds {
+            if !(min..=max).contains(&ttl) {
+                return Err(ConfigError::Invalid(format!(
+                    "app {:?}: {name} must be between {min} and {max} seconds, got {ttl}",
+                    self.id
+                )));
+            }
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err(ConfigError::Invalid(format!(
+                "app {:?}: refresh_token_ttl_secs ({}) must not be shorter than \
+                 access_token_ttl_secs ({})",
+                self.id, self.refresh_token_ttl_secs, self.access_token_ttl_secs
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -748,7 +781,7 @@ mod tests {
             id = "myapp-abcde"
             signing_secret = "0123456789abcdef0123456789abcdef"
             access_token_ttl_secs = 60
-            refresh_token_ttl_secs = 120
+            refresh_token_ttl_secs = 3600
             [apps.providers.anon-user]
             enabled = false
             [apps.providers.local-userpass]

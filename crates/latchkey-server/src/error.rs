@@ -39,6 +39,9 @@ pub enum Error {
     /// A request value is missing, malformed or out of range.
     #[error("{0}")]
     BadRequest(Cow<'static, str>),
+    /// A request value is larger than its bound (413, like a body over the body limit).
+    #[error("{0}")]
+    PayloadTooLarge(Cow<'static, str>),
     /// The request carries no credentials where they are required.
     #[error("must authenticate first")]
     MissingAuth,

@@ -178,6 +178,8 @@ impl Server {
             source,
         })?;
 
+        // Before serving: the emails of earlier releases take their canonical form.
+        auth::userpass::canonicalize_stored_emails(store.as_ref()).await?;
         let state = Arc::new(ServerState::new(
             &config,
             apps,

@@ -10,9 +10,12 @@ use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, Secret};
 
 use crate::error::Error;
 
-/// The longest access-token lifetime (`exp - iat`) the SDK accepts: one year. Longer (or
-/// non-positive) lifetimes are a [`ErrorKind::Decode`](crate::ErrorKind::Decode) error.
-pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest access-token lifetime (`exp - iat`) the SDK accepts: one year
+/// ([`latchkey_protocol::MAX_ACCESS_TOKEN_LIFETIME_SECS`], the bound the server's
+/// configuration check enforces too). Longer (or non-positive) lifetimes are a
+/// [`ErrorKind::Decode`](crate::ErrorKind::Decode) error.
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration =
+    Duration::from_secs(latchkey_protocol::MAX_ACCESS_TOKEN_LIFETIME_SECS);
 
 /// How long before its local expiry a token is refreshed: 60 s, or 10% of the lifetime
 /// for tokens shorter than 10 minutes; never more than half the lifetime, so a token just

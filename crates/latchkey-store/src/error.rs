@@ -42,6 +42,18 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// The same error with `context` (what was being done, to which database) before its
+    /// message; the kind stays. `context` must hold no secret.
+    pub(crate) fn context(self, context: &str) -> StoreError {
+        match self {
+            StoreError::Database(m) => StoreError::Database(format!("{context}: {m}")),
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("{context}: {m}")),
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{context}: {m}")),
+            StoreError::Config(m) => StoreError::Config(format!("{context}: {m}")),
+            other => other,
+        }
+    }
 }
 
 /// Whether a database's own error code means "not now" rather than "never":

@@ -95,7 +95,7 @@ pub use options::StoreOptions;
 pub use postgres::PgStore;
 pub use records::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
-    TokenPurpose, UserRecord, UserpassRecord, UserpassTokenRecord,
+    TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

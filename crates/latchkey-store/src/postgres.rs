@@ -19,7 +19,7 @@ use crate::throttle::{RuleKind, ThrottleRow};
 use crate::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
     StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
-    UserRecord, UserpassRecord, UserpassTokenRecord,
+    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// The PostgreSQL migrations (`migrations/postgres/*.sql`), embedded at compile time.
@@ -69,8 +69,12 @@ impl PgStore {
         &self.target
     }
 
+    /// Run the migrations. Errors name the server and database (never the password).
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::from(e).context(&format!("cannot migrate {}", self.target)))?;
         Ok(())
     }
 }

@@ -101,7 +101,9 @@ pub struct UserpassRecord {
     pub app_id: String,
     /// Credential id (24-hex ObjectId), also the `local-userpass` identity id.
     pub id: String,
-    /// Email address, case-sensitive as in App Services.
+    /// Email address, compared exactly by the store. The server stores the canonical
+    /// form (lowercased, NFKC, the domain in IDNA ASCII form; see docs/security.md);
+    /// databases of earlier releases may hold other spellings.
     pub email: String,
     /// argon2id PHC string.
     #[sqlx(try_from = "String")]
@@ -112,6 +114,18 @@ pub struct UserpassRecord {
     pub created_at: i64,
     /// Last change, Unix seconds.
     pub updated_at: i64,
+}
+
+/// The email of one row of email/password credentials (see
+/// [`Store::list_userpass_emails`](crate::Store::list_userpass_emails)).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserpassEmail {
+    /// App id.
+    pub app_id: String,
+    /// Credential id.
+    pub id: String,
+    /// Email address as stored.
+    pub email: String,
 }
 
 /// Who an API key belongs to.

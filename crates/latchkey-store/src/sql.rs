@@ -550,6 +550,60 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            async fn list_userpass_emails(
+                &self,
+                after: Option<(&str, &str)>,
+                limit: u32,
+            ) -> Result<Vec<UserpassEmail>, StoreError> {
+                let (app_id, id) = after.unwrap_or(("", ""));
+                Ok(sqlx::query_as(
+                    "SELECT app_id, id, email FROM userpass_credentials
+                     WHERE $1 = 0 OR app_id > $2 OR (app_id = $2 AND id > $3)
+                     ORDER BY app_id, id
+                     LIMIT $4",
+                )
+                .bind(i32::from(after.is_some()))
+                .bind(app_id)
+                .bind(id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn set_userpass_email(
+                &self,
+                app_id: &str,
+                id: &str,
+                old: &str,
+                new: &str,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE userpass_credentials SET email = $1
+                     WHERE app_id = $2 AND id = $3 AND email = $4",
+                )
+                .bind(new)
+                .bind(app_id)
+                .bind(id)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE userpass_tokens SET email = $1 WHERE app_id = $2 AND email = $3",
+                )
+                .bind(new)
+                .bind(app_id)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn set_userpass_status(
                 &self,
                 app_id: &str,

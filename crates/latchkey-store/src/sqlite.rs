@@ -14,7 +14,7 @@ use crate::throttle::{RuleKind, ThrottleRow};
 use crate::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
     StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
-    UserRecord, UserpassRecord, UserpassTokenRecord,
+    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// The SQLite migrations (`migrations/sqlite/*.sql`), embedded at compile time.
@@ -24,6 +24,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file's path (or `:memory:`), for messages.
+    target: String,
 }
 
 impl SqliteStore {
@@ -37,17 +39,31 @@ impl SqliteStore {
     /// an in-memory database keeps exactly one connection), `connect_timeout` (waiting
     /// for a connection) and `statement_timeout` (the busy timeout: how long a statement
     /// waits for the database lock).
+    ///
+    /// A database file this call creates is created owner-only (`0600` on Unix; SQLite
+    /// gives its `-wal` and `-shm` files the database file's mode), and a directory it
+    /// creates `0700`: the file holds password hashes and outbox tokens. Only
+    /// `sqlite::memory:`, `sqlite://:memory:` and a `mode=memory` parameter are
+    /// in-memory databases; any other URL names a file, whatever its path contains.
+    /// Errors name the file.
     pub async fn connect_with(
         url: &str,
         options: &StoreOptions,
     ) -> Result<SqliteStore, StoreError> {
-        let memory =
-            url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
+        let memory = is_memory(url);
+        let target = if memory {
+            ":memory:".to_owned()
+        } else {
+            file_path(url).display().to_string()
+        };
+        let opened = |e: StoreError| e.context(&format!("cannot open SQLite database {target}"));
         if !memory {
             create_parent_dir(url)?;
             check_writable(url)?;
+            create_private_file(url).map_err(opened)?;
         }
-        let connect = SqliteConnectOptions::from_str(url)?
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| opened(e.into()))?
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(options.statement_timeout.unwrap_or(Duration::from_secs(5)));
@@ -83,14 +99,28 @@ impl SqliteStore {
             Some(timeout) => pool.acquire_timeout(timeout),
             None => pool,
         };
-        let pool = pool.connect_with(connect).await?;
-        Ok(SqliteStore { pool })
+        let pool = pool
+            .connect_with(connect)
+            .await
+            .map_err(|e| opened(e.into()))?;
+        Ok(SqliteStore { pool, target })
     }
 
-    /// Adopt the databases of earlier releases, then run the migrations.
+    /// The database file's path, or `:memory:`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Adopt the databases of earlier releases, then run the migrations. Errors name the
+    /// file.
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        self.adopt_legacy_migrations().await?;
-        MIGRATOR.run(&self.pool).await?;
+        let failed =
+            |e: StoreError| e.context(&format!("cannot migrate SQLite database {}", self.target));
+        self.adopt_legacy_migrations().await.map_err(failed)?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| failed(e.into()))?;
         Ok(())
     }
 
@@ -135,13 +165,89 @@ impl SqliteStore {
     }
 }
 
-/// The file path of a `sqlite://PATH` URL.
-fn file_path(url: &str) -> &std::path::Path {
+/// The database part and the parameters of a `sqlite:` URL, split as sqlx splits them.
+fn database_and_params(url: &str) -> (&str, Option<&str>) {
     let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    std::path::Path::new(rest.split('?').next().unwrap_or(rest))
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    match rest.split_once('?') {
+        Some((database, params)) => (database, Some(params)),
+        None => (rest, None),
+    }
+}
+
+/// Whether `url` names an in-memory database, exactly as sqlx decides: the database part
+/// is `:memory:` (`sqlite::memory:`, `sqlite://:memory:`), or a parameter says
+/// `mode=memory`. A file path that merely contains `:memory:` is a file.
+fn is_memory(url: &str) -> bool {
+    let (database, params) = database_and_params(url);
+    database == ":memory:"
+        || params.is_some_and(|p| {
+            url::form_urlencoded::parse(p.as_bytes()).any(|(k, v)| k == "mode" && v == "memory")
+        })
+}
+
+/// The file path of a `sqlite://PATH` URL (percent-decoded, as sqlx opens it).
+fn file_path(url: &str) -> std::path::PathBuf {
+    let (database, _) = database_and_params(url);
+    std::path::PathBuf::from(percent_decode(database))
+}
+
+/// `%XX` sequences decoded (sqlx decodes the database part so that `?` and `#` can be
+/// in a file name); anything that is not valid UTF-8 afterwards is left as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
+/// Create the database file, empty (an empty file is an empty SQLite database), readable
+/// and writable by its owner only, when it does not exist yet. SQLite creates the `-wal`
+/// and `-shm` files with the database file's permissions. An existing file keeps its
+/// permissions (an operator may have chosen them); one that others can read is warned
+/// about.
+fn create_private_file(url: &str) -> Result<(), StoreError> {
+    let path = file_path(url);
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(&path) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format_args!("{mode:o}"),
+                        "the database file holds password hashes and tokens but other users \
+                         may read it; consider chmod 600"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Database(format!(
+            "cannot create the database file: {e}"
+        ))),
+    }
 }
 
 /// Refuse a database file that cannot be written (read-only permissions, or a file
@@ -152,7 +258,7 @@ fn check_writable(url: &str) -> Result<(), StoreError> {
         return Ok(());
     }
     let path = file_path(url);
-    let Ok(meta) = std::fs::metadata(path) else {
+    let Ok(meta) = std::fs::metadata(&path) else {
         return Ok(());
     };
     let refuse = |why: String| {
@@ -164,7 +270,7 @@ fn check_writable(url: &str) -> Result<(), StoreError> {
     if meta.permissions().readonly() {
         return refuse("it is read-only".to_owned());
     }
-    if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+    if let Err(e) = std::fs::OpenOptions::new().append(true).open(&path) {
         return refuse(e.to_string());
     }
     Ok(())
@@ -177,7 +283,11 @@ fn create_parent_dir(url: &str) -> Result<(), StoreError> {
         && !parent.as_os_str().is_empty()
         && !parent.exists()
     {
-        std::fs::create_dir_all(parent).map_err(|e| {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|e| {
             StoreError::Database(format!(
                 "cannot create database directory {}: {e}",
                 parent.display()

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
     StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassRecord, UserpassTokenRecord,
+    UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// Storage used by the server. Implementations must be safe for concurrent use, from one
@@ -158,6 +158,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         app_id: &str,
         email: &str,
     ) -> Result<Option<UserpassRecord>, StoreError>;
+
+    /// The emails of the credentials of every app, at most `limit` rows, in
+    /// `(app_id, id)` order after the row `after` (`(app_id, id)`; `None`: from the
+    /// first). For a start-up pass over every row, a page at a time.
+    async fn list_userpass_emails(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<UserpassEmail>, StoreError>;
+
+    /// Change the email of the credentials `id` from `old` to `new`, and move the token
+    /// pairs of `old` to `new`, in one transaction. `Ok(false)` when those credentials do
+    /// not have the email `old` (any more); [`StoreError::Conflict`], and nothing changed,
+    /// when other credentials of the app have `new`.
+    async fn set_userpass_email(
+        &self,
+        app_id: &str,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Change the status of credentials. Returns whether they exist.
     async fn set_userpass_status(

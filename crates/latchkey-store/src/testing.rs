@@ -41,7 +41,7 @@ use tokio::sync::Barrier;
 use crate::{
     ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, PgStore,
     SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassRecord, UserpassTokenRecord,
+    UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// A store under test, with whatever must outlive it (e.g. its temporary directory).
@@ -132,6 +132,8 @@ macro_rules! store_conformance_tests {
             devices,
             userpass_credentials,
             duplicate_email_is_a_conflict,
+            userpass_emails_are_listed_in_pages,
+            set_userpass_email_moves_tokens_and_refuses_a_taken_email,
             delete_userpass_takes_its_tokens,
             userpass_tokens_are_single_use,
             userpass_tokens_expire,
@@ -803,6 +805,117 @@ pub async fn duplicate_email_is_a_conflict(s: Arc<dyn Store>) {
     assert_eq!(
         s.find_userpass(APP, "x@y.z").await.unwrap().unwrap().id,
         "c1"
+    );
+}
+
+/// `list_userpass_emails` pages through every app's credentials in `(app_id, id)`
+/// order, each row once.
+pub async fn userpass_emails_are_listed_in_pages(s: Arc<dyn Store>) {
+    assert!(s.list_userpass_emails(None, 10).await.unwrap().is_empty());
+    for (id, email) in [("c3", "c@y.z"), ("c1", "A@y.z"), ("c2", "b@y.z")] {
+        s.create_userpass(&credentials(id, email)).await.unwrap();
+    }
+    s.create_userpass(&UserpassRecord {
+        app_id: OTHER_APP.into(),
+        ..credentials("c0", "A@y.z")
+    })
+    .await
+    .unwrap();
+    let row = |app: &str, id: &str, email: &str| UserpassEmail {
+        app_id: app.into(),
+        id: id.into(),
+        email: email.into(),
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = s
+            .list_userpass_emails(after.as_ref().map(|(a, i)| (a.as_str(), i.as_str())), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2, "{page:?}");
+        let Some(last) = page.last() else { break };
+        after = Some((last.app_id.clone(), last.id.clone()));
+        seen.extend(page);
+    }
+    let mut expected = vec![
+        row(APP, "c1", "A@y.z"),
+        row(APP, "c2", "b@y.z"),
+        row(APP, "c3", "c@y.z"),
+        row(OTHER_APP, "c0", "A@y.z"),
+    ];
+    expected.sort_by(|a, b| (&a.app_id, &a.id).cmp(&(&b.app_id, &b.id)));
+    assert_eq!(seen, expected);
+}
+
+/// `set_userpass_email` renames one row and moves its email's token pairs; it refuses
+/// (changing nothing) a name other credentials of the app have, and a stale `old`.
+pub async fn set_userpass_email_moves_tokens_and_refuses_a_taken_email(s: Arc<dyn Store>) {
+    s.create_userpass(&credentials("c1", "X@Y.z"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c2", "taken@y.z"))
+        .await
+        .unwrap();
+    s.create_userpass(&credentials("c3", "Taken@y.z"))
+        .await
+        .unwrap();
+    s.replace_userpass_token(&token("X@Y.z", TokenPurpose::Reset, "x", 100))
+        .await
+        .unwrap();
+    s.replace_userpass_token(&token("Taken@y.z", TokenPurpose::Reset, "t", 100))
+        .await
+        .unwrap();
+
+    assert!(
+        s.set_userpass_email(APP, "c1", "X@Y.z", "x@y.z")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.find_userpass(APP, "X@Y.z").await.unwrap(), None);
+    assert_eq!(
+        s.find_userpass(APP, "x@y.z").await.unwrap().unwrap().id,
+        "c1"
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "x")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("x@y.z")
+    );
+    // A stale old email, or another row's id: nothing changes.
+    assert!(
+        !s.set_userpass_email(APP, "c1", "X@Y.z", "z@y.z")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_userpass_email(APP, "c2", "x@y.z", "z@y.z")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.find_userpass(APP, "z@y.z").await.unwrap(), None);
+
+    // The canonical spelling is taken: a conflict, and both rows and the token stay.
+    let taken = s
+        .set_userpass_email(APP, "c3", "Taken@y.z", "taken@y.z")
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict)), "{taken:?}");
+    assert_eq!(
+        s.find_userpass(APP, "Taken@y.z").await.unwrap().unwrap().id,
+        "c3"
+    );
+    assert_eq!(
+        s.find_userpass(APP, "taken@y.z").await.unwrap().unwrap().id,
+        "c2"
+    );
+    assert_eq!(
+        take(&*s, TokenPurpose::Reset, "t")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Taken@y.z")
     );
 }
 

@@ -73,7 +73,7 @@ pub(crate) async fn login(
     }
     let identifier = provider
         .login_identifier(&request.body)?
-        .map(|id| identifier_key(app.id(), provider.name(), id));
+        .map(|id| identifier_key(app.id(), provider.name(), &id));
     let throttle = &state.throttle;
     let store = state.store.as_ref();
     let keys = throttle.login_keys(identifier, request.client_ip);

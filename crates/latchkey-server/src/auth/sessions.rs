@@ -32,7 +32,12 @@ fn sign_error(e: TokenError) -> Error {
     Error::internal(&e)
 }
 
-/// A new access token for `session`.
+/// A new access token for `session`, which the server itself can read back.
+///
+/// Custom data outside the bounds of `latchkey_protocol::check_custom_data` (stored by
+/// an earlier release, or written to the database directly) is left out of the token,
+/// with a warning, rather than issuing a token that no request could use: the user
+/// keeps working, without `user_data`, until an operator fixes the data.
 fn access_token(
     app: &AppRuntime,
     session: &SessionRecord,
@@ -40,6 +45,21 @@ fn access_token(
     now: i64,
 ) -> Result<Secret, Error> {
     let ttl = i64::try_from(app.config.access_token_ttl_secs).unwrap_or(i64::MAX);
+    let user_data = match &user.custom_data {
+        Some(data) => match latchkey_protocol::check_custom_data(data) {
+            Ok(()) => Some(data.clone()),
+            Err(e) => {
+                tracing::warn!(
+                    app = app.id(),
+                    user = %user.id,
+                    reason = %e,
+                    "custom data left out of the access token; replace it with the admin API"
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let claims = AccessTokenClaims {
         sub: user.id.clone(),
         exp: now.saturating_add(ttl),
@@ -48,12 +68,16 @@ fn access_token(
         typ: TokenType::Access,
         baas_device_id: Some(session.device_id.clone()),
         baas_domain_id: Some(app.id().to_owned()),
-        user_data: user.custom_data.clone(),
+        user_data,
     };
-    app.keys
-        .sign_access(&claims)
-        .map(Secret::from)
-        .map_err(sign_error)
+    let token = app.keys.sign_access(&claims).map_err(sign_error)?;
+    // Never issue a token the server cannot read (its own limits decide, not the claims').
+    if let Err(e) = app.keys.verify_access(&token, now) {
+        return Err(Error::internal(&format_args!(
+            "issued an access token the server cannot read back: {e}"
+        )));
+    }
+    Ok(Secret::from(token))
 }
 
 /// A refresh token naming `session` (valid until the session expires).

@@ -19,10 +19,11 @@ use super::state::{AppRuntime, ServerState};
 use super::throttle::{Key, identifier_key};
 use crate::error::Error;
 use crate::ids::{new_object_id, new_random_id, sha256_hex};
-use crate::providers::local_userpass::MAX_EMAIL_LEN;
+use crate::providers::local_userpass::{canonical_email, find_credentials};
 use crate::providers::required_str;
 use crate::store::{
-    CredentialStatus, OutboxRecord, StoreError, TokenPurpose, UserpassRecord, UserpassTokenRecord,
+    CredentialStatus, OutboxRecord, Store, StoreError, TokenPurpose, UserpassRecord,
+    UserpassTokenRecord,
 };
 use crate::webhooks::call_json;
 
@@ -99,8 +100,12 @@ pub(crate) async fn run(
     }
 }
 
-/// The message-throttling key of `email` in `app`.
+/// The message-throttling key of `email` in `app`: of its canonical form, so that every
+/// spelling of an address shares one limit (as written when it has none; such a
+/// request is then refused).
 fn message_key(app: &AppRuntime, email: &str) -> Key {
+    let canonical = canonical_email(email);
+    let email = canonical.as_deref().unwrap_or(email);
     identifier_key(app.id(), "local-userpass messages", email)
 }
 
@@ -138,18 +143,6 @@ async fn limit(
     attempt
 }
 
-/// Validate an email address the way App Services does loosely: something@something,
-/// no whitespace, bounded length.
-fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && email.len() <= MAX_EMAIL_LEN
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 /// Validate a password's length in characters.
 fn check_password(password: &str) -> Result<(), Error> {
     let n = password.chars().count();
@@ -161,15 +154,14 @@ fn check_password(password: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `register` `{email, password}`: store the credentials (confirmed at once with
-/// `auto_confirm`); else run the confirmation function, or send the confirmation
-/// message.
+/// `register` `{email, password}`: store the credentials under the email's canonical
+/// form (see [`canonical_email`]; a spelling of a registered address is 409
+/// `AccountNameInUse`), confirmed at once with `auto_confirm`; else run the
+/// confirmation function, or send the confirmation message.
 async fn register(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(), Error> {
-    let email = required_str(body, "email")?;
+    let email = canonical_email(required_str(body, "email")?)?;
+    let email = email.as_str();
     let password = Secret::new(required_str(body, "password")?);
-    if !valid_email(email) {
-        return Err(Error::bad_request("email invalid"));
-    }
     check_password(password.expose())?;
     // Hash before looking for a duplicate so both outcomes cost the same.
     let password_hash = state
@@ -261,14 +253,14 @@ async fn take_token(
     })
 }
 
+/// The credentials an email names (see [`find_credentials`]), or
+/// [`Error::UserNotFound`]. Later steps use the record's stored email.
 async fn credentials(
     state: &ServerState,
     app: &AppRuntime,
     email: &str,
 ) -> Result<UserpassRecord, Error> {
-    state
-        .store
-        .find_userpass(app.id(), email)
+    find_credentials(state.store.as_ref(), app.id(), email)
         .await?
         .ok_or(Error::UserNotFound)
 }
@@ -428,17 +420,16 @@ async fn confirm(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(
 
 /// `confirm/send` `{email}`.
 async fn confirm_send(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(), Error> {
-    let email = required_str(body, "email")?;
-    let record = credentials(state, app, email).await?;
+    let record = credentials(state, app, required_str(body, "email")?).await?;
     if record.status == CredentialStatus::Confirmed {
         return Err(Error::UserAlreadyConfirmed);
     }
-    send_message(state, app, email, TokenPurpose::Confirm).await
+    send_message(state, app, &record.email, TokenPurpose::Confirm).await
 }
 
 /// `confirm/call` `{email}`.
 async fn confirm_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(), Error> {
-    let email = required_str(body, "email")?;
+    let given = required_str(body, "email")?;
     let Some(url) = app
         .config
         .providers
@@ -450,10 +441,11 @@ async fn confirm_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Res
             "confirmation is not handled by a function (no confirmation_webhook_url)",
         ));
     };
-    let record = credentials(state, app, email).await?;
+    let record = credentials(state, app, given).await?;
     if record.status == CredentialStatus::Confirmed {
         return Err(Error::UserAlreadyConfirmed);
     }
+    let email = record.email.as_str();
     match run_confirmation(state, app, url, email).await? {
         Ok(Status::Success | Status::Pending) => Ok(()),
         Ok(Status::Fail) => {
@@ -467,7 +459,7 @@ async fn confirm_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Res
 
 /// `reset/send` `{email}`.
 async fn reset_send(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(), Error> {
-    let email = required_str(body, "email")?;
+    let given = required_str(body, "email")?;
     if app
         .config
         .providers
@@ -477,8 +469,8 @@ async fn reset_send(state: &ServerState, app: &AppRuntime, body: &Body) -> Resul
     {
         return Err(Error::bad_request("reset is handled by a function"));
     }
-    credentials(state, app, email).await?;
-    send_message(state, app, email, TokenPurpose::Reset).await
+    let record = credentials(state, app, given).await?;
+    send_message(state, app, &record.email, TokenPurpose::Reset).await
 }
 
 /// Set a new password and revoke every session of the user.
@@ -530,7 +522,7 @@ async fn reset(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(),
 
 /// `reset/call` `{email, password, arguments}`.
 async fn reset_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Result<(), Error> {
-    let email = required_str(body, "email")?;
+    let given = required_str(body, "email")?;
     let password = Secret::new(required_str(body, "password")?);
     let arguments = match body.get("arguments") {
         None | Some(Value::Null) => Vec::new(),
@@ -549,7 +541,8 @@ async fn reset_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Resul
         ));
     };
     check_password(password.expose())?;
-    credentials(state, app, email).await?;
+    let record = credentials(state, app, given).await?;
+    let email = record.email.as_str();
     let (token, token_id) = new_token_pair(state, app, email, TokenPurpose::Reset).await?;
     let payload = json!({
         "username": email,
@@ -572,19 +565,121 @@ async fn reset_call(state: &ServerState, app: &AppRuntime, body: &Body) -> Resul
     }
 }
 
+/// Rows read at a time by [`canonicalize_stored_emails`].
+const CANONICALIZE_PAGE: u32 = 500;
+
+/// What [`canonicalize_stored_emails`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct EmailReport {
+    /// Rows whose email was rewritten to its canonical form.
+    pub(crate) canonicalized: u64,
+    /// `(app, credential id, the other credential id)`: rows left as they are because
+    /// other credentials already have their canonical form.
+    pub(crate) collisions: Vec<(String, String, String)>,
+    /// `(app, credential id)`: rows left as they are because their email has no
+    /// canonical form (an invisible or control character, an invalid domain).
+    pub(crate) invalid: Vec<(String, String)>,
+}
+
+/// The user of credentials `id`, for messages ("-" when it has not logged in yet).
+async fn credential_user(store: &dyn Store, app_id: &str, id: &str) -> String {
+    match store
+        .find_identity(app_id, ProviderType::EmailPassword.as_str(), id)
+        .await
+    {
+        Ok(Some(identity)) => identity.user_id,
+        _ => "-".to_owned(),
+    }
+}
+
+/// Start-up step: bring the emails that earlier releases stored as written to their
+/// canonical form ([`canonical_email`]), every app's, a page at a time; each row is
+/// rewritten with its token pairs in one transaction, so a crash part-way is resumed at
+/// the next start.
+///
+/// Nothing is merged: a row whose canonical form other credentials already have (two
+/// accounts that are one address, e.g. `Victim@example.com` beside
+/// `victim@example.com`) is left as it is and reported at error level with both
+/// credential ids and their user ids, at every start until an operator resolves it (see
+/// docs/security.md); each stays reachable by the spelling it was registered with (see
+/// [`find_credentials`]). Rows whose email has no canonical form are reported too.
+pub(crate) async fn canonicalize_stored_emails(
+    store: &dyn Store,
+) -> Result<EmailReport, StoreError> {
+    let mut report = EmailReport::default();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = store
+            .list_userpass_emails(
+                after.as_ref().map(|(a, i)| (a.as_str(), i.as_str())),
+                CANONICALIZE_PAGE,
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.app_id.clone(), last.id.clone()));
+        for row in page {
+            let canonical = match canonical_email(&row.email) {
+                Ok(canonical) if canonical == row.email => continue,
+                Ok(canonical) => canonical,
+                Err(e) => {
+                    tracing::error!(
+                        app = %row.app_id,
+                        credential = %row.id,
+                        user = %credential_user(store, &row.app_id, &row.id).await,
+                        reason = %e,
+                        "stored email has no canonical form; left as it is (reachable by                          its exact spelling only): the operator decides (docs/security.md)"
+                    );
+                    report.invalid.push((row.app_id, row.id));
+                    continue;
+                }
+            };
+            match store
+                .set_userpass_email(&row.app_id, &row.id, &row.email, &canonical)
+                .await
+            {
+                Ok(true) => report.canonicalized += 1,
+                Ok(false) => {}
+                Err(StoreError::Conflict) => {
+                    let other = store
+                        .find_userpass(&row.app_id, &canonical)
+                        .await?
+                        .map_or_else(|| "-".to_owned(), |r| r.id);
+                    tracing::error!(
+                        app = %row.app_id,
+                        credential = %row.id,
+                        user = %credential_user(store, &row.app_id, &row.id).await,
+                        other_credential = %other,
+                        other_user = %credential_user(store, &row.app_id, &other).await,
+                        "email collision: two credentials are one canonical address; both                          kept, each reachable by its own spelling, nothing merged: the                          operator decides (docs/security.md)"
+                    );
+                    report.collisions.push((row.app_id, row.id, other));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if report.canonicalized > 0 {
+        tracing::info!(
+            rows = report.canonicalized,
+            "stored emails brought to their canonical form"
+        );
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn email_rules() {
-        assert!(valid_email("a@b.c"));
-        assert!(valid_email("Some.One+tag@example.org"));
-        assert!(!valid_email("nobody"));
-        assert!(!valid_email("@b.c"));
-        assert!(!valid_email("a@"));
-        assert!(!valid_email("a b@c.d"));
-        assert!(!valid_email(&format!("{}@b.c", "x".repeat(300))));
+        assert!(canonical_email("a@b.c").is_ok());
+        assert!(canonical_email("Some.One+tag@example.org").is_ok());
+        assert!(canonical_email("nobody").is_err());
+        assert!(canonical_email("@b.c").is_err());
+        assert!(canonical_email("a@").is_err());
+        assert!(canonical_email("a b@c.d").is_err());
+        assert!(canonical_email(&format!("{}@b.c", "x".repeat(300))).is_err());
     }
 
     #[test]

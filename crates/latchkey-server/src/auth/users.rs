@@ -1,7 +1,7 @@
 //! Users: the profile, deleting oneself, and the administrative operations on users
 //! (list, show, delete, disable, enable, revoke sessions, custom data).
 
-use latchkey_protocol::{Identity, ProfileResponse};
+use latchkey_protocol::{CustomDataError, Identity, ProfileResponse};
 use serde_json::{Map, Value, json};
 
 use super::api_keys::user_type;
@@ -140,8 +140,18 @@ pub(crate) async fn revoke_sessions(
     Ok(json!({"revoked_sessions": revoked}))
 }
 
-/// Replace a user's custom data (a JSON object; placed in the access token's
-/// `user_data` claim at every issuance).
+/// Check custom data against the bounds every access token must stay readable within
+/// ([`MAX_CUSTOM_DATA_DEPTH`](latchkey_protocol::MAX_CUSTOM_DATA_DEPTH) levels: 400;
+/// [`MAX_CUSTOM_DATA_BYTES`](latchkey_protocol::MAX_CUSTOM_DATA_BYTES) bytes: 413).
+pub(crate) fn check_custom_data(data: &Map<String, Value>) -> Result<(), Error> {
+    latchkey_protocol::check_custom_data(data).map_err(|e| match e {
+        CustomDataError::TooLarge => Error::PayloadTooLarge(e.to_string().into()),
+        _ => Error::bad_request(e.to_string()),
+    })
+}
+
+/// Replace a user's custom data (a JSON object, within [`check_custom_data`]'s bounds;
+/// placed in the access token's `user_data` claim at every issuance).
 pub(crate) async fn set_custom_data(
     state: &ServerState,
     app: &str,
@@ -151,6 +161,7 @@ pub(crate) async fn set_custom_data(
     let Value::Object(data) = data else {
         return Err(Error::bad_request("custom data must be a JSON object"));
     };
+    check_custom_data(&data)?;
     if !state.store.set_custom_data(app, id, Some(&data)).await? {
         return Err(Error::UserNotFound);
     }

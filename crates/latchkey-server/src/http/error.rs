@@ -29,6 +29,11 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let (status, code) = match &e {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            // The status and code of every other oversize body.
+            Error::PayloadTooLarge(_) => {
+                let too_large = ApiError::payload_too_large();
+                (too_large.status, too_large.code)
+            }
             Error::MissingAuth => (StatusCode::UNAUTHORIZED, ErrorCode::MissingAuthReq),
             Error::InvalidSession(_) => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidSession),
             Error::InvalidPassword => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidPassword),

@@ -1,6 +1,8 @@
 //! What every provider implements ([`Provider`]) and what it is given
 //! ([`ProviderContext`]), and the identity it proves ([`VerifiedIdentity`]).
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use latchkey_protocol::LoginBody;
 use serde_json::{Map, Value};
@@ -92,7 +94,7 @@ pub(crate) trait Provider: Send + Sync + 'static {
 
     /// The identifier (e.g. an email) that failed logins are counted for, besides the
     /// client address; checked before any credential is.
-    fn login_identifier<'b>(&self, _body: &'b LoginBody) -> Result<Option<&'b str>, Error> {
+    fn login_identifier<'b>(&self, _body: &'b LoginBody) -> Result<Option<Cow<'b, str>>, Error> {
         Ok(None)
     }
 

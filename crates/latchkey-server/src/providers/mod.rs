@@ -11,6 +11,8 @@
 //! of its table, its [`ProvidersConfig`] field and its [`REGISTRY`] entry (see
 //! `docs/contributing.md`, "Adding a server provider").
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use latchkey_protocol::LoginBody;
 use serde::{Deserialize, Serialize};
@@ -116,7 +118,7 @@ pub(crate) trait Registered: Send + Sync {
     /// [`Provider::throttled`].
     fn throttled(&self) -> bool;
     /// [`Provider::login_identifier`].
-    fn login_identifier<'b>(&self, body: &'b LoginBody) -> Result<Option<&'b str>, Error>;
+    fn login_identifier<'b>(&self, body: &'b LoginBody) -> Result<Option<Cow<'b, str>>, Error>;
     /// [`Provider::link_refusal`].
     fn link_refusal(&self) -> Option<&'static str>;
     /// [`Provider::enable_for_dev`] on this provider's table.
@@ -159,7 +161,7 @@ impl<P: Provider> Registered for Entry<P> {
         self.provider.throttled()
     }
 
-    fn login_identifier<'b>(&self, body: &'b LoginBody) -> Result<Option<&'b str>, Error> {
+    fn login_identifier<'b>(&self, body: &'b LoginBody) -> Result<Option<Cow<'b, str>>, Error> {
         self.provider.login_identifier(body)
     }
 

@@ -22,8 +22,9 @@ where
 async fn expired_sessions_and_inactive_anonymous_users_are_purged() {
     let mut c = config();
     c.housekeeping.interval_secs = 1;
-    c.housekeeping.anonymous_user_max_idle_secs = 100;
-    c.apps[0].refresh_token_ttl_secs = 50;
+    c.housekeeping.anonymous_user_max_idle_secs = 2000;
+    // The shortest session the configuration accepts (30 minutes).
+    c.apps[0].refresh_token_ttl_secs = 1800;
     c.throttle.max_failures_per_ip = 1;
     let h = start_with(c).await;
     let store = h.server.store().clone();
@@ -42,8 +43,8 @@ async fn expired_sessions_and_inactive_anonymous_users_are_purged() {
     h.refresh(&anon.refresh).await.assert_ok_json();
     assert!(store.get_user(APP, &anon.user_id).await.unwrap().is_some());
 
-    // 1000 s later: both sessions expired, the anonymous user idle, the window over.
-    h.server.clock().advance(Duration::from_secs(1000));
+    // 4000 s later: both sessions expired, the anonymous user idle, the window over.
+    h.server.clock().advance(Duration::from_secs(4000));
     eventually("delete the idle anonymous user", || async {
         store.get_user(APP, &anon.user_id).await.unwrap().is_none()
     })

@@ -33,10 +33,15 @@ async fn wrong_password_and_unknown_email_answer_the_same() {
     let unknown = h.userpass("nobody@example.com", "wrong-password").await;
     unknown.assert_error(401, "InvalidPassword");
     assert_eq!(wrong.text, unknown.text);
-    // Emails are case-sensitive, as in App Services.
+    // Emails are canonical (lowercased, as Firebase Auth and GoTrue; issue 10 item 3):
+    // another case of the address is the same account, and its wrong password the same
+    // answer.
     h.userpass("USER@example.com", "right-password")
         .await
-        .assert_error(401, "InvalidPassword");
+        .assert_ok_json();
+    let wrong_case = h.userpass("USER@example.com", "wrong-password").await;
+    wrong_case.assert_error(401, "InvalidPassword");
+    assert_eq!(wrong.text, wrong_case.text);
 }
 
 #[tokio::test]
