@@ -205,6 +205,7 @@ mod errors_md {
     fn every_error() -> Vec<Error> {
         let all = vec![
             Error::BadRequest("x".into()),
+            Error::PayloadTooLarge("x".into()),
             Error::MissingAuth,
             Error::InvalidSession("x".into()),
             Error::InvalidPassword,
@@ -230,6 +231,7 @@ mod errors_md {
         for e in &all {
             match e {
                 Error::BadRequest(_)
+                | Error::PayloadTooLarge(_)
                 | Error::MissingAuth
                 | Error::InvalidSession(_)
                 | Error::InvalidPassword
@@ -270,8 +272,15 @@ mod errors_md {
     fn every_error_is_listed() {
         let method = http::Method::GET;
         let mut answered: Vec<ApiError> = every_error().into_iter().map(ApiError::from).collect();
-        // The answers made outside the domain: the router's and the body limit's.
+        // The answers made outside the domain: the router's, the HTTP edge's and the
+        // body limit's (431 and hyper's own 400 are written by `http::conn` with the
+        // code of `from_status`).
         answered.push(ApiError::payload_too_large());
+        answered.push(ApiError::unsupported_media_type());
+        answered.push(ApiError::request_timeout());
+        answered.push(ApiError::uri_too_long());
+        answered.push(ApiError::origin_not_allowed());
+        answered.push(ApiError::from_status(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         answered.push(ApiError::route_not_found(&method, "/x"));
         answered.push(ApiError::method_not_allowed(&method, "/x"));
         let answered: Vec<(String, u16)> = answered
