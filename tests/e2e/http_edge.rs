@@ -295,8 +295,12 @@ fn accepted_connections(port: u16, clients: &std::collections::HashSet<u16>) -> 
     Some(count)
 }
 
+/// The flood tests count sockets of this process: one at a time.
+static FLOODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn attack_connection_flood_capped() {
+    let _one_flood = FLOODS.lock().await;
     // Long timeouts: the only thing bounding the server's sockets is the cap.
     let server = server_with(|h| h.max_connections = 50).await;
     let mut idle = Vec::new();
@@ -330,6 +334,7 @@ async fn attack_connection_flood_capped() {
 
 #[tokio::test]
 async fn attack_fd_exhaustion_flood_served_after_timeouts() {
+    let _one_flood = FLOODS.lock().await;
     // The scenario scaled down: far more idle and half-open connections from
     // one client than the cap, held open by the client; real requests are still served.
     let server = server_with(|h| {
