@@ -280,7 +280,9 @@ mod errors_md {
         answered.push(ApiError::request_timeout());
         answered.push(ApiError::uri_too_long());
         answered.push(ApiError::origin_not_allowed());
-        answered.push(ApiError::from_status(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        answered.push(ApiError::from_status(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ));
         answered.push(ApiError::route_not_found(&method, "/x"));
         answered.push(ApiError::method_not_allowed(&method, "/x"));
         let answered: Vec<(String, u16)> = answered
