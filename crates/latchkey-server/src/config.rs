@@ -40,7 +40,8 @@ use crate::ids::random_secret;
 use crate::settings::{expose_optional_secret, expose_secret, yes};
 
 // Each provider's table is defined next to the provider's code.
-pub use crate::http::HttpConfig;
+pub(crate) mod edge;
+
 pub use crate::providers::{
     APPLE_ISSUER, APPLE_JWKS_URL, AnonUserConfig, ApiKeyConfig, AppleConfig, AudienceMatch,
     CustomFunctionConfig, CustomTokenConfig, DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL,
@@ -49,7 +50,8 @@ pub use crate::providers::{
     MIN_HS256_KEY_LEN, MetadataField, ProvidersConfig, SigningAlgorithm,
 };
 pub use crate::settings::ConfigError;
-pub use crate::strict::UnknownKey;
+pub use crate::settings::UnknownKey;
+pub use edge::HttpConfig;
 pub use latchkey_protocol::{
     MAX_ACCESS_TOKEN_LIFETIME_SECS, MAX_REFRESH_TOKEN_LIFETIME_SECS,
     MIN_REFRESH_TOKEN_LIFETIME_SECS,
@@ -469,7 +471,7 @@ impl Config {
     /// [`Config::dev`] does.
     pub fn allow_any_origin(mut self) -> Config {
         for app in &mut self.apps {
-            app.allowed_origins = vec![crate::http::cors::ANY_ORIGIN.to_owned()];
+            app.allowed_origins = vec![edge::ANY_ORIGIN.to_owned()];
         }
         self
     }
@@ -641,7 +643,7 @@ impl AppConfig {
             ));
         }
         self.validate_token_lifetimes()?;
-        crate::http::cors::validate_allowed_origins(&self.id, &self.allowed_origins)?;
+        edge::validate_allowed_origins(&self.id, &self.allowed_origins)?;
         self.providers.validate(&self.id)
     }
 

@@ -26,7 +26,7 @@ pub enum ConfigError {
     Invalid(String),
     /// A key or table that no configuration type reads (usually a misspelling).
     #[error("invalid config: {0}")]
-    UnknownKey(crate::strict::UnknownKey),
+    UnknownKey(UnknownKey),
 }
 
 /// [`ConfigError::Invalid`] about the `[apps.providers.<provider>]` table of `app`.
@@ -90,3 +90,53 @@ pub(crate) fn yes() -> bool {
 pub(crate) use latchkey_protocol::secret::{
     expose as expose_secret, expose_all as expose_secrets, expose_option as expose_optional_secret,
 };
+
+/// A configuration key or table that no configuration type reads.
+///
+/// Its `Display` names the key, the table it is in, its line and, when one is close,
+/// the valid key it was probably meant to be:
+///
+/// ```
+/// let err = latchkey_server::Config::from_toml_str(
+///     "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n[throtle]\n",
+/// )
+/// .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid config: unknown key `throtle` at line 3 (top level); did you mean `throttle`?"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownKey {
+    /// The key as written (for a table header, the header's unknown part).
+    pub key: String,
+    /// The table it is in, e.g. `apps.providers.local-userpass`; `None` at top level.
+    pub table: Option<String>,
+    /// 1-based line of the key, when known.
+    pub line: Option<usize>,
+    /// The nearest valid key, when one is close enough to be a likely misspelling.
+    pub suggestion: Option<String>,
+    /// Every valid key of that table, when known.
+    pub valid: Vec<String>,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown key `{}`", self.key)?;
+        if let Some(line) = self.line {
+            write!(f, " at line {line}")?;
+        }
+        match &self.table {
+            Some(table) => write!(f, " in [{table}]")?,
+            None => write!(f, " (top level)")?,
+        }
+        match &self.suggestion {
+            Some(s) => write!(f, "; did you mean `{s}`?"),
+            None if !self.valid.is_empty() => {
+                write!(f, "; valid keys here: {}", self.valid.join(", "))
+            }
+            None => Ok(()),
+        }
+    }
+}

@@ -16,62 +16,9 @@
 //! every table of a full configuration and checks the suggestion, so a new table
 //! without the attribute fails it.
 
-use std::fmt;
-
 use serde::de::DeserializeOwned;
 
-use crate::settings::ConfigError;
-
-/// A configuration key or table that no configuration type reads.
-///
-/// Its `Display` names the key, the table it is in, its line and, when one is close,
-/// the valid key it was probably meant to be:
-///
-/// ```
-/// let err = latchkey_server::Config::from_toml_str(
-///     "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite::memory:\"\n[throtle]\n",
-/// )
-/// .unwrap_err();
-/// assert_eq!(
-///     err.to_string(),
-///     "invalid config: unknown key `throtle` at line 3 (top level); did you mean `throttle`?"
-/// );
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UnknownKey {
-    /// The key as written (for a table header, the header's unknown part).
-    pub key: String,
-    /// The table it is in, e.g. `apps.providers.local-userpass`; `None` at top level.
-    pub table: Option<String>,
-    /// 1-based line of the key, when known.
-    pub line: Option<usize>,
-    /// The nearest valid key, when one is close enough to be a likely misspelling.
-    pub suggestion: Option<String>,
-    /// Every valid key of that table, when known.
-    pub valid: Vec<String>,
-}
-
-impl fmt::Display for UnknownKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown key `{}`", self.key)?;
-        if let Some(line) = self.line {
-            write!(f, " at line {line}")?;
-        }
-        match &self.table {
-            Some(table) => write!(f, " in [{table}]")?,
-            None => write!(f, " (top level)")?,
-        }
-        match &self.suggestion {
-            Some(s) => write!(f, "; did you mean `{s}`?"),
-            None if !self.valid.is_empty() => {
-                write!(f, "; valid keys here: {}", self.valid.join(", "))
-            }
-            None => Ok(()),
-        }
-    }
-}
-
+use crate::settings::{ConfigError, UnknownKey};
 /// Parse `text` into `T`, refusing every key that `T` does not read.
 pub(crate) fn from_toml_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     let mut ignored: Option<String> = None;

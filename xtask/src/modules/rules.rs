@@ -96,7 +96,11 @@ pub(crate) const RULES: &[Rule] = &[
     //
     // latchkey-server: three layers, pointing down (docs/architecture.md):
     // http (axum) -> auth (the domain: every rule) -> providers -> leaves.
-    Rule::may_only_use("latchkey-server", "http", &["auth", "error", "crate"]),
+    Rule::may_only_use(
+        "latchkey-server",
+        "http",
+        &["auth", "config", "error", "crate"],
+    ),
     Rule::may_only_use(
         "latchkey-server",
         "auth",
@@ -123,7 +127,7 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::may_only_use(
         "latchkey-server",
         "config",
-        &["providers", "settings", "ids", "crate"],
+        &["providers", "settings", "strict", "ids", "crate"],
     ),
     Rule::may_only_use(
         "latchkey-server",
@@ -133,6 +137,7 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::may_only_use("latchkey-server", "error", &["crate"]),
     Rule::may_only_use("latchkey-server", "webhooks", &["outbound"]),
     Rule::may_only_use("latchkey-server", "settings", &[]),
+    Rule::may_only_use("latchkey-server", "strict", &["settings"]),
     Rule::may_only_use("latchkey-server", "outbound", &[]),
     // latchkey-session: by concern, each module only on the ones below it.
     Rule::may_only_use("latchkey-session", "profile", &[]),

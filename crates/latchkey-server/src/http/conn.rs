@@ -31,7 +31,6 @@ use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
@@ -39,113 +38,14 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::error::ApiError;
-use crate::settings::ConfigError;
+use crate::config::HttpConfig;
+use crate::config::edge::DEFAULT_BODY_READ_TIMEOUT_SECS;
 
-/// Default [`HttpConfig::header_read_timeout_secs`].
-pub(crate) const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
-/// Default [`HttpConfig::body_read_timeout_secs`].
-pub(crate) const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 15;
-/// Default [`HttpConfig::idle_timeout_secs`].
-pub(crate) const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
-/// Default [`HttpConfig::max_connections`]: below the common soft limit of 1,024 open
-/// files, leaving room for the database and log files.
-pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// Largest accepted timeout (one hour).
-pub(crate) const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
-/// Largest accepted [`HttpConfig::max_connections`].
-pub(crate) const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 /// Most header lines in a request; more are answered 431.
 const MAX_HEADERS: usize = 100;
 /// Largest request head hyper buffers (request line and headers); a larger one is
 /// answered 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// The optional top-level `[http]` table: timeouts and the connection cap that keep
-/// slow or idle clients from exhausting the server. Every key is optional.
-///
-/// ```
-/// let config = latchkey_server::Config::from_toml_str(r#"
-///     listen = "127.0.0.1:0"
-///     database = "sqlite::memory:"
-///     [http]
-///     header_read_timeout_secs = 5
-///     max_connections = 2000
-///     [[apps]]
-///     id = "myapp"
-///     signing_secret = "0123456789abcdef0123456789abcdef"
-/// "#).unwrap();
-/// assert_eq!(config.http.header_read_timeout_secs, 5);
-/// assert_eq!(config.http.idle_timeout_secs, 60);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Seconds a client has to send a whole request head (request line and headers),
-    /// from the opening of the connection or the first byte of a later request
-    /// (default 10).
-    pub header_read_timeout_secs: u64,
-    /// Seconds a client has to send a whole request body, from the end of its head
-    /// (default 15). Past it the answer is 408 and the connection is closed.
-    pub body_read_timeout_secs: u64,
-    /// Seconds a kept-alive connection may stay silent after its last response, and
-    /// that the server waits for a client to read a response (default 60).
-    pub idle_timeout_secs: u64,
-    /// Most connections open at once (default 512). Further connections wait in the
-    /// listen queue until one closes. Keep it below the process's open-file limit
-    /// (`ulimit -n`) minus some 64 for the database and logs.
-    pub max_connections: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
-            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
-            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
-
-impl HttpConfig {
-    /// Whether every value is the default (the table is then not written out).
-    pub fn is_default(&self) -> bool {
-        *self == HttpConfig::default()
-    }
-
-    /// Check the values: timeouts from 1 s to an hour, a cap from 1 to a million.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, secs) in [
-            ("header_read_timeout_secs", self.header_read_timeout_secs),
-            ("body_read_timeout_secs", self.body_read_timeout_secs),
-            ("idle_timeout_secs", self.idle_timeout_secs),
-        ] {
-            if secs == 0 || secs > MAX_HTTP_TIMEOUT_SECS {
-                return Err(ConfigError::Invalid(format!(
-                    "http.{name} must be between 1 and {MAX_HTTP_TIMEOUT_SECS}"
-                )));
-            }
-        }
-        if self.max_connections == 0 || self.max_connections > MAX_MAX_CONNECTIONS {
-            return Err(ConfigError::Invalid(format!(
-                "http.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}"
-            )));
-        }
-        Ok(())
-    }
-
-    fn header_read_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_read_timeout_secs)
-    }
-
-    fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs)
-    }
-
-    fn body_read_timeout(&self) -> BodyReadTimeout {
-        BodyReadTimeout(Duration::from_secs(self.body_read_timeout_secs))
-    }
-}
 
 /// The body-read timeout of the connection a request came on, a request extension
 /// read by the body extractors.
@@ -250,7 +150,7 @@ async fn serve_connection(
         clock: clock.clone(),
         pending: Vec::new(),
     });
-    let body_timeout = limits.body_read_timeout();
+    let body_timeout = BodyReadTimeout(limits.body_read_timeout());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let in_flight = InFlight::start(clock.clone());
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -555,6 +455,7 @@ fn rewrite_bare_error(buf: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::edge::*;
 
     #[test]
     fn bare_parse_errors_get_a_json_body() {

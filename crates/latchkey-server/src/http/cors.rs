@@ -35,12 +35,7 @@ use latchkey_protocol::routes::API_PREFIX;
 use super::error::ApiError;
 use super::response::no_content;
 use crate::config::AppConfig;
-use crate::settings::ConfigError;
-
-/// The `allowed_origins` entry that allows every origin.
-pub(crate) const ANY_ORIGIN: &str = "*";
-/// Most `allowed_origins` entries per app.
-pub(crate) const MAX_ALLOWED_ORIGINS: usize = 100;
+use crate::config::edge::ANY_ORIGIN;
 
 /// The response header realm-web reads in the OAuth link flow, exposed to pages.
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("X-BAAS-Location");
@@ -49,47 +44,6 @@ const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, DEL
 const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("Authorization, Content-Type, Accept");
 /// How long browsers may cache a preflight answer (seconds).
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
-
-/// Check an app's `allowed_origins`: `"*"`, or origins as browsers send them,
-/// `http(s)://host[:port]` without a path or a trailing slash.
-pub(crate) fn validate_allowed_origins(app: &str, origins: &[String]) -> Result<(), ConfigError> {
-    if origins.len() > MAX_ALLOWED_ORIGINS {
-        return Err(ConfigError::Invalid(format!(
-            "app {app:?}: allowed_origins has more than {MAX_ALLOWED_ORIGINS} entries"
-        )));
-    }
-    for origin in origins {
-        if origin != ANY_ORIGIN && !is_origin(origin) {
-            return Err(ConfigError::Invalid(format!(
-                "app {app:?}: allowed_origins entry {origin:?} must be \"*\" or an origin \
-                 such as \"https://app.example\" (scheme, host and optional port; no path, \
-                 no trailing slash)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `http(s)://host[:port]`, nothing more.
-fn is_origin(s: &str) -> bool {
-    let Some(authority) = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        // An IPv6 literal without a port ends with ']'.
-        Some((h, p)) if !p.ends_with(']') => (h, Some(p)),
-        _ => (authority, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '[' | ']' | ':'));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
-    host_ok && port_ok
-}
 
 /// The origins one app (or, for routes without an app, any app) allows.
 #[derive(Debug, Default, Clone)]
@@ -224,6 +178,7 @@ fn vary_origin(resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::edge::*;
 
     #[test]
     fn origins_are_validated() {

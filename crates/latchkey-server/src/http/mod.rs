@@ -27,7 +27,6 @@ mod extract;
 mod response;
 mod userpass;
 
-pub use conn::HttpConfig;
 pub use error::ApiError;
 use extract::MAX_BODY_BYTES;
 use response::APPLICATION_JSON;
