@@ -4,9 +4,12 @@
 mod support;
 
 mod api_keys;
+mod attacks;
 mod concurrency;
+mod crash;
 mod email_flows;
 mod email_password;
+mod faults;
 mod guide;
 mod hardening;
 mod kit;

@@ -26,6 +26,7 @@ mod userpass;
 
 pub use error::ApiError;
 use extract::MAX_BODY_BYTES;
+pub(crate) use extract::json_object;
 use response::APPLICATION_JSON;
 
 /// The response header realm-web reads in the OAuth link flow.
