@@ -15,8 +15,11 @@ use latchkey_server::tokens::TokenKeys;
 use serde_json::Value;
 use sha2::Sha256;
 
+/// The body of one fuzz target.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the `fuzz_targets/` file names and the seed directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("ejson", ejson),
     ("request_body", request_body),
     ("client_token", client_token),

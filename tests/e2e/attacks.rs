@@ -318,23 +318,17 @@ fn b64(v: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(v)
 }
 
+fn mac<M: Mac + hmac::digest::KeyInit>(key: &str, input: &str) -> String {
+    let mut mac = <M as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    b64(&mac.finalize().into_bytes())
+}
+
 fn hmac_sig(alg: &str, key: &str, input: &str) -> String {
     match alg {
-        "HS384" => {
-            let mut mac = Hmac::<sha2::Sha384>::new_from_slice(key.as_bytes()).unwrap();
-            mac.update(input.as_bytes());
-            b64(&mac.finalize().into_bytes())
-        }
-        "HS512" => {
-            let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
-            mac.update(input.as_bytes());
-            b64(&mac.finalize().into_bytes())
-        }
-        _ => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
-            mac.update(input.as_bytes());
-            b64(&mac.finalize().into_bytes())
-        }
+        "HS384" => mac::<Hmac<sha2::Sha384>>(key, input),
+        "HS512" => mac::<Hmac<sha2::Sha512>>(key, input),
+        _ => mac::<Hmac<Sha256>>(key, input),
     }
 }
 
@@ -573,6 +567,9 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
     // Forged access and refresh tokens: every part right but one.
     let a = &ctx.access_claims;
     let r = &ctx.refresh_claims;
+    // The real claims with `changes`, signed with the right key.
+    let access_with = |changes| jwt(hs256(), &with(a.clone(), changes), Some(SIGNING_SECRET));
+    let refresh_with = |changes| jwt(hs256(), &with(r.clone(), changes), Some(SIGNING_SECRET));
     let forged_access: Vec<(&str, String)> = vec![
         (
             "alg none, unsigned",
@@ -652,67 +649,32 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
         ),
         (
             "expired (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"exp": now() - 10, "iat": now() - 1810})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"exp": now() - 10, "iat": now() - 1810})),
         ),
         (
             "exp as a float (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"exp": (now() + 600) as f64 + 0.5})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"exp": (now() + 600) as f64 + 0.5})),
         ),
         (
             "exp as a string (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"exp": (now() + 600).to_string()})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"exp": (now() + 600).to_string()})),
         ),
-        (
-            "no typ (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"typ": null})),
-                Some(SIGNING_SECRET),
-            ),
-        ),
+        ("no typ (right key)", access_with(json!({"typ": null}))),
         (
             "typ refresh (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"typ": "refresh"})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"typ": "refresh"})),
         ),
         (
             "a session that does not exist (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"iss": "65f0c0ffee0000000000beef"})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"iss": "65f0c0ffee0000000000beef"})),
         ),
         (
             "another user's id (right key, own session)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"sub": "65f0c0ffee0000000000dead"})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"sub": "65f0c0ffee0000000000dead"})),
         ),
         (
             "another app (right key)",
-            jwt(
-                hs256(),
-                &with(a.clone(), json!({"baas_domain_id": "other-app"})),
-                Some(SIGNING_SECRET),
-            ),
+            access_with(json!({"baas_domain_id": "other-app"})),
         ),
     ];
     for (what, token) in forged_access {
@@ -738,29 +700,16 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
         ),
         (
             "expired (right key)",
-            jwt(
-                hs256(),
-                &with(r.clone(), json!({"exp": now() - 1})),
-                Some(SIGNING_SECRET),
-            ),
+            refresh_with(json!({"exp": now() - 1})),
         ),
         (
             "typ access (right key)",
-            jwt(
-                hs256(),
-                &with(r.clone(), json!({"typ": "access"})),
-                Some(SIGNING_SECRET),
-            ),
+            refresh_with(json!({"typ": "access"})),
         ),
         (
             "a session that does not exist (right key)",
-            jwt(
-                hs256(),
-                &with(
-                    r.clone(),
-                    json!({"baas_id": "65f0c0ffee0000000000beef", "baas_session_id": "65f0c0ffee0000000000beef"}),
-                ),
-                Some(SIGNING_SECRET),
+            refresh_with(
+                json!({"baas_id": "65f0c0ffee0000000000beef", "baas_session_id": "65f0c0ffee0000000000beef"}),
             ),
         ),
     ];
@@ -778,6 +727,7 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
 
     // Provider tokens (custom-token, HS256): algorithm confusion and header injection.
     let c = custom_claims(ctx, "ext-attack");
+    let custom_with = |changes| jwt(hs256(), &with(c.clone(), changes), Some(CUSTOM_TOKEN_KEY));
     let custom: Vec<(&str, String)> = vec![
         ("alg none", jwt(json!({"alg": "none"}), &c, None)),
         (
@@ -842,19 +792,11 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
         ),
         (
             "expired (right key)",
-            jwt(
-                hs256(),
-                &with(c.clone(), json!({"exp": now() - 3600, "iat": now() - 7200})),
-                Some(CUSTOM_TOKEN_KEY),
-            ),
+            custom_with(json!({"exp": now() - 3600, "iat": now() - 7200})),
         ),
         (
             "another audience (right key)",
-            jwt(
-                hs256(),
-                &with(c.clone(), json!({"aud": "other-app"})),
-                Some(CUSTOM_TOKEN_KEY),
-            ),
+            custom_with(json!({"aud": "other-app"})),
         ),
         ("the server's own access token", ctx.access.clone()),
     ];
