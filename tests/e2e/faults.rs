@@ -18,7 +18,8 @@ const SESSION: &str = "/auth/session";
 const PROFILE: &str = "/auth/profile";
 
 /// An App on `dir` (the default on-disk store) that talks to `server` through `faults`,
-/// with a short timeout (for [`Fault::Stall`]) and quick retries.
+/// with a short timeout (for [`Fault::Stall`]; long enough for a loaded machine's real
+/// answers) and one quick retry.
 fn app_through(
     server: &TestServer,
     faults: &FaultTransport<ReqwestTransport>,
@@ -28,9 +29,10 @@ fn app_through(
         .base_url(server.url())
         .storage_dir(dir)
         .transport(faults.clone())
-        .request_timeout(Duration::from_millis(500))
+        .request_timeout(Duration::from_millis(1500))
         .retry_policy(
             RetryPolicy::new()
+                .with_max_retries(1)
                 .with_initial_backoff(Duration::from_millis(5))
                 .with_max_backoff(Duration::from_millis(20)),
         )
