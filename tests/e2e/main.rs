@@ -4,10 +4,13 @@
 mod support;
 
 mod api_keys;
+mod attacks;
 mod concurrency;
+mod crash;
 mod data_rules;
 mod email_flows;
 mod email_password;
+mod faults;
 mod guide;
 mod hardening;
 mod http_edge;

@@ -11,9 +11,12 @@
 //! - `layering` — crate dependencies point one way, then `modules`;
 //! - `modules` — no module cycles inside any crate, and the module rules of
 //!   `xtask/src/modules/rules.rs` hold (prints every crate's module graph);
-//! - `postgres start|stop|env|status` — the PostgreSQL server for the tests.
+//! - `postgres start|stop|env|status` — the PostgreSQL server for the tests;
+//! - `fuzz [--time SECS] [--replay] [TARGET...]` — the fuzz targets of `fuzz/` for a
+//!   bounded time each (cargo-fuzz), or their committed inputs as plain tests (`--replay`).
 
 mod bench_sdk;
+mod fuzz;
 mod modules;
 mod postgres;
 mod workspace;
@@ -325,9 +328,10 @@ fn main() -> ExitCode {
         "modules" => modules::check(&root(), true),
         "ci" => lint().and_then(|()| test()),
         "postgres" => postgres::command(&env::args().skip(2).collect::<Vec<_>>()),
+        "fuzz" => fuzz::command(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules|postgres>"
+                "usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules|postgres|fuzz>"
             );
             return ExitCode::from(2);
         }

@@ -29,6 +29,18 @@ pub mod clock;
 pub mod config;
 pub mod error;
 mod http;
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus replay test: the
+/// decoders of bytes from clients that are not public otherwise. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode a request body as every JSON client route does (Extended JSON, canonical or
+    /// relaxed, into a plain JSON object). `Err` is the 4xx the route would answer.
+    pub fn request_body(
+        bytes: &[u8],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, crate::error::Error> {
+        crate::http::json_object(bytes)
+    }
+}
 mod ids;
 mod outbound;
 mod password;

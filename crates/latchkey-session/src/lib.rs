@@ -63,6 +63,8 @@ mod error;
 mod events;
 #[cfg(feature = "file-store")]
 mod file_store;
+#[doc(hidden)]
+pub mod fuzzing;
 mod profile;
 mod record;
 mod refresh;

@@ -20,6 +20,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod faults;
 pub mod full;
 pub mod idp;
 pub mod record;

@@ -283,7 +283,7 @@ impl FromRequest<SharedState> for EJson {
 }
 
 /// [`EJson`]'s parsing.
-fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

@@ -29,6 +29,7 @@ mod userpass;
 
 pub use error::ApiError;
 use extract::MAX_BODY_BYTES;
+pub(crate) use extract::json_object;
 use response::APPLICATION_JSON;
 
 /// Longest accepted request target (path and query); a longer one is answered 414.
