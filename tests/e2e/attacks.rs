@@ -85,7 +85,6 @@ impl Row {
     }
 
     /// Raw bytes on a fresh TCP connection (for what no HTTP client sends).
-    #[allow(dead_code)] // for rows of the HTTP stack's own answers (items 2 and 5 of issue 10)
     fn raw(attack: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Row {
         let mut row = Row::new(attack, Method::GET, "/");
         row.raw = Some(bytes.into());
@@ -126,7 +125,6 @@ impl Row {
         self
     }
 
-    #[allow(dead_code)] // for CORS rows (item 6 of issue 10)
     fn without_header(mut self, name: &'static str) -> Row {
         self.header_absent.push(name);
         self
@@ -277,7 +275,7 @@ fn check(row: &Row, answer: &Answer) -> Option<String> {
         problems.push("a 5xx for a client's request".to_owned());
     }
     let json: Option<Value> = serde_json::from_slice(&answer.body).ok();
-    if (s.is_client_error() || s.is_server_error()) && !answer.body.is_empty() {
+    if s.is_client_error() || s.is_server_error() {
         if answer.content_type.as_deref() != Some("application/json") {
             problems.push(format!("error Content-Type {:?}", answer.content_type));
         }
@@ -877,10 +875,111 @@ fn request_rows(ctx: &Ctx) -> Vec<Row> {
             .status(StatusCode::METHOD_NOT_ALLOWED),
     ]);
 
-    // ---- Rows for items 2-7 of issue 10 go here (one `Row` each), e.g.
-    // rows.push(Row::new("CORS: admin route, foreign Origin", Method::GET, &outbox)
-    //     .bearer(admin).header("origin", "https://evil.example")
-    //     .without_header("access-control-allow-credentials").status(StatusCode::OK));
+    // The HTTP stack's own answers (issue 10, item 5): JSON like every other error.
+    let long_uri = format!(
+        "GET /api/client/v2.0/app/{}/location?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ctx.server.app_id(),
+        "a".repeat(9 * 1024)
+    );
+    let huge_headers = format!(
+        "GET /api/client/v2.0/app/{}/location HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        ctx.server.app_id(),
+        "b".repeat(17 * 1024)
+    );
+    rows.extend([
+        Row::raw("malformed request line", &b"NOT-HTTP \x01\r\n\r\n"[..])
+            .status(StatusCode::BAD_REQUEST),
+        Row::raw("request target over 8 KiB", long_uri).status(StatusCode::URI_TOO_LONG),
+        Row::raw("17 KiB of headers", huge_headers)
+            .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Row::new(
+            "body over 64 KiB (ReadSizeLimitExceeded)",
+            Method::POST,
+            login("anon-user"),
+        )
+        .body(vec![b' '; 64 * 1024 + 1])
+        .status(StatusCode::PAYLOAD_TOO_LARGE)
+        .code("ReadSizeLimitExceeded"),
+    ]);
+
+    // CORS and JSON-only bodies (item 6): the table's app allows one origin.
+    let admin_users = format!("/admin/v1/apps/{}/users", ctx.server.app_id());
+    rows.extend([
+        Row::new(
+            "text/plain login body (no preflight)",
+            Method::POST,
+            login("anon-user"),
+        )
+        .header("content-type", "text/plain")
+        .body("{}")
+        .status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        Row::new(
+            "form-encoded register body",
+            Method::POST,
+            ctx.app(paths::REGISTER, ""),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=a%40b.c&password=secret123")
+        .status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        Row::new("foreign Origin on login", Method::POST, login("anon-user"))
+            .header("origin", "https://evil.example")
+            .json(json!({}))
+            .status(StatusCode::FORBIDDEN)
+            .code("DomainNotAllowed")
+            .without_header("access-control-allow-origin"),
+        Row::new(
+            "foreign Origin preflight",
+            Method::OPTIONS,
+            login("anon-user"),
+        )
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .status(StatusCode::FORBIDDEN)
+        .without_header("access-control-allow-origin"),
+        Row::new(
+            "Origin null on location",
+            Method::GET,
+            ctx.app(paths::LOCATION, ""),
+        )
+        .header("origin", "null")
+        .status(StatusCode::FORBIDDEN),
+        Row::new(
+            "allowed Origin on location (control)",
+            Method::GET,
+            ctx.app(paths::LOCATION, ""),
+        )
+        .header("origin", ALLOWED_ORIGIN)
+        .status(StatusCode::OK)
+        .without_header("access-control-allow-credentials"),
+        Row::new(
+            "admin route with a foreign Origin: no CORS headers",
+            Method::GET,
+            &admin_users,
+        )
+        .bearer(admin)
+        .header("origin", "https://evil.example")
+        .without_header("access-control-allow-origin")
+        .without_header("access-control-allow-credentials")
+        .expect(Status::NotServerError),
+    ]);
+
+    // Emails and text the stores cannot keep (items 3 and 7; NUL for PostgreSQL).
+    rows.extend([
+        Row::new(
+            "email with a trailing U+200B",
+            Method::POST,
+            ctx.app(paths::REGISTER, ""),
+        )
+        .json(json!({"email": "victim@example.com\u{200B}", "password": "secret123"}))
+        .status(StatusCode::BAD_REQUEST),
+        Row::new(
+            "NUL in a register body",
+            Method::POST,
+            ctx.app(paths::REGISTER, ""),
+        )
+        .json(json!({"email": "nul\u{0}@example.com", "password": "secret123"}))
+        .status(StatusCode::BAD_REQUEST),
+    ]);
     rows
 }
 
@@ -891,8 +990,12 @@ fn table_config() -> Config {
     app.signing_secret = SIGNING_SECRET.into();
     app.providers.custom_token.enabled = true;
     app.providers.custom_token.signing_keys = vec![CUSTOM_TOKEN_KEY.into()];
+    app.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
     config
 }
+
+/// The one web origin the table's app allows.
+const ALLOWED_ORIGIN: &str = "https://app.example";
 
 async fn context() -> Ctx {
     let config = table_config();

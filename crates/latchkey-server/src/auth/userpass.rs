@@ -622,12 +622,13 @@ pub(crate) async fn canonicalize_stored_emails(
                 Ok(canonical) if canonical == row.email => continue,
                 Ok(canonical) => canonical,
                 Err(e) => {
+                    let user = credential_user(store, &row.app_id, &row.id).await;
                     tracing::error!(
                         app = %row.app_id,
                         credential = %row.id,
-                        user = %credential_user(store, &row.app_id, &row.id).await,
+                        user = %user,
                         reason = %e,
-                        "stored email has no canonical form; left as it is (reachable by                          its exact spelling only): the operator decides (docs/security.md)"
+                        "stored email has no canonical form; left as it is (reachable by its exact spelling only): the operator decides (docs/security.md)"
                     );
                     report.invalid.push((row.app_id, row.id));
                     continue;
@@ -644,13 +645,15 @@ pub(crate) async fn canonicalize_stored_emails(
                         .find_userpass(&row.app_id, &canonical)
                         .await?
                         .map_or_else(|| "-".to_owned(), |r| r.id);
+                    let user = credential_user(store, &row.app_id, &row.id).await;
+                    let other_user = credential_user(store, &row.app_id, &other).await;
                     tracing::error!(
                         app = %row.app_id,
                         credential = %row.id,
-                        user = %credential_user(store, &row.app_id, &row.id).await,
+                        user = %user,
                         other_credential = %other,
-                        other_user = %credential_user(store, &row.app_id, &other).await,
-                        "email collision: two credentials are one canonical address; both                          kept, each reachable by its own spelling, nothing merged: the                          operator decides (docs/security.md)"
+                        other_user = %other_user,
+                        "email collision: two credentials are one canonical address; both kept, each reachable by its own spelling, nothing merged: the operator decides (docs/security.md)"
                     );
                     report.collisions.push((row.app_id, row.id, other));
                 }
