@@ -287,7 +287,8 @@ async fn statement_timeout_and_pool_size_apply() {
     assert!((1..=3).contains(&connections), "{connections} connections");
     for wait in waiting {
         let err = wait.await.unwrap().unwrap_err();
-        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        // A cancelled statement means "the database is too busy now": 503 upstream.
+        assert!(err.is_unavailable(), "{err:?}");
         assert!(err.to_string().contains("statement timeout"), "{err}");
     }
     assert!(started.elapsed() < Duration::from_secs(10));
