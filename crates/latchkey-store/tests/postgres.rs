@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use latchkey_store::testing::{POSTGRES_URL_VAR, PostgresTestDb};
 use latchkey_store::{
-    PgStore, SessionRecord, Store, StoreError, StoreOptions, ThrottleDecision, ThrottleRule,
-    TokenPurpose, UserRecord,
+    PgStore, SessionRecord, Store, StoreOptions, ThrottleDecision, ThrottleRule, TokenPurpose,
+    UserRecord,
 };
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
