@@ -194,15 +194,10 @@ mod tests {
     }
 }
 
-/// docs/errors.md lists every code and status the server answers; these tests keep it
-/// true.
 #[cfg(test)]
-mod errors_md {
-    use super::Error;
-    use crate::ApiError;
-
-    /// One value of every variant: the `match` fails to compile when a variant is added.
-    fn every_error() -> Vec<Error> {
+impl Error {
+    /// One value of every variant, for tests that must cover them all: the `match` fails to compile when a variant is added.
+    pub(crate) fn every_variant() -> Vec<Error> {
         let all = vec![
             Error::BadRequest("x".into()),
             Error::PayloadTooLarge("x".into()),
@@ -254,6 +249,14 @@ mod errors_md {
         }
         all
     }
+}
+
+/// docs/errors.md lists every code and status the server answers; these tests keep it
+/// true.
+#[cfg(test)]
+mod errors_md {
+    use super::Error;
+    use crate::ApiError;
 
     /// The (code, status) rows of the table in docs/errors.md.
     fn documented() -> Vec<(String, u16)> {
@@ -271,7 +274,10 @@ mod errors_md {
     #[test]
     fn every_error_is_listed() {
         let method = http::Method::GET;
-        let mut answered: Vec<ApiError> = every_error().into_iter().map(ApiError::from).collect();
+        let mut answered: Vec<ApiError> = Error::every_variant()
+            .into_iter()
+            .map(ApiError::from)
+            .collect();
         // The answers made outside the domain: the router's, the HTTP edge's and the
         // body limit's (431 and hyper's own 400 are written by `http::conn` with the
         // code of `from_status`).

@@ -309,27 +309,7 @@ mod tests {
 
     #[test]
     fn rejected_credentials_are_exactly_the_401_answers() {
-        let all = [
-            Error::bad_request("x"),
-            Error::MissingAuth,
-            Error::invalid_session("x"),
-            Error::InvalidPassword,
-            Error::auth_failed("x"),
-            Error::AppNotFound("a".into()),
-            Error::ProviderNotFound("p".into()),
-            Error::AppDomainMismatch,
-            Error::account_name_in_use("x"),
-            Error::UserNotFound,
-            Error::UserDisabled,
-            Error::ApiKeyNotFound,
-            Error::ApiKeyNameTaken,
-            Error::UserAlreadyConfirmed,
-            Error::UserpassTokenInvalid,
-            Error::too_many_requests("x", 1),
-            Error::AdminDisabled,
-            Error::Unavailable,
-            Error::Internal,
-        ];
+        let all = Error::every_variant();
         for e in all {
             let rejected = e.is_rejected_credential();
             assert_eq!(
