@@ -407,19 +407,22 @@ impl AsyncWrite for GuardedIo {
 /// error answer of the application has a JSON body), the same answer with the JSON
 /// error body; otherwise `None`.
 fn rewrite_bare_error(buf: &[u8]) -> Option<Vec<u8>> {
+    // Every write of every answer passes here: look at the status code before anything
+    // that reads the whole buffer.
+    let code = buf
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| buf.strip_prefix(b"HTTP/1.0 "))?
+        .get(..3)?;
+    if !matches!(code, b"400" | b"414" | b"431") {
+        return None;
+    }
     let status_line_end = buf.windows(2).position(|w| w == b"\r\n")?;
     let head = std::str::from_utf8(buf).ok()?;
     if !head.ends_with("\r\n\r\n") || head.find("\r\n\r\n")? != head.len() - 4 {
         return None;
     }
     let status_line = &head[..status_line_end];
-    let rest = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))?;
-    let status = StatusCode::from_bytes(rest.get(..3)?.as_bytes()).ok()?;
-    if !matches!(status.as_u16(), 400 | 414 | 431) {
-        return None;
-    }
+    let status = StatusCode::from_bytes(code).ok()?;
     let fields: Vec<&str> = head[status_line_end + 2..head.len() - 4]
         .split("\r\n")
         .filter(|l| !l.is_empty())
