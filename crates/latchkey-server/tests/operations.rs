@@ -1,6 +1,7 @@
 //! docs/operations.md, run: its nginx configuration in front of a real server with a
-//! real nginx on loopback, and a backup of a live SQLite database restored into a new
-//! server.
+//! real nginx on loopback, a backup of a live SQLite database restored into a new
+//! server, the upgrade steps on a database of an earlier release, and the systemd unit
+//! (verified by `systemd-analyze`, its commands run as systemd would run them).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -187,13 +188,13 @@ async fn nginx_configuration_of_operations_md_proxies_with_tls_and_strips_the_pr
     server.shutdown().await;
 }
 
-/// Waits until nginx accepts connections (or fails with its error log).
+/// Waits until something accepts connections on `port` (or fails with `error_log`).
 fn wait_for_port(port: u16, error_log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
             panic!(
-                "nginx did not start: {}",
+                "nothing listens on port {port}: {}",
                 std::fs::read_to_string(error_log).unwrap_or_default()
             );
         }
@@ -290,4 +291,242 @@ fn relative_sqlite_path_is_resolved_against_the_working_directory() {
     );
     assert!(work.path().join("state/latchkey.db").is_file());
     assert!(!etc.path().join("state").exists());
+}
+
+/// The `key=value` lines of a unit's `[Service]` section, in order.
+fn service_entries(unit: &str) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut entries = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if in_service && !line.starts_with('#') && !line.is_empty() {
+            let (key, value) = line.split_once('=').expect("key=value");
+            entries.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    entries
+}
+
+/// docs/operations.md's systemd unit, as systemd would run it: `systemd-analyze verify`
+/// accepts it (when the tool is there), and its `ExecStartPre`, `ExecStart`,
+/// `Environment`, `WorkingDirectory`, `KillSignal` and `TimeoutStopSec` do what the page
+/// says with the real binary: migrate, serve, stop cleanly on SIGTERM in time.
+#[test]
+fn systemd_unit_of_operations_md_migrates_serves_and_stops_on_sigterm() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("var/lib/latchkey");
+    std::fs::create_dir_all(&state).unwrap();
+    let config_file = root.path().join("latchkey.toml");
+    let port = free_port();
+    let mut config = Config::dev();
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.database = format!("sqlite://{}/latchkey.db", state.display()).into();
+    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let bin = env!("CARGO_BIN_EXE_latchkey-server");
+    let unit = block("ini")
+        .replace("/usr/local/bin/latchkey-server", bin)
+        .replace(
+            "/etc/latchkey/latchkey.toml",
+            &config_file.display().to_string(),
+        )
+        .replace("/var/lib/latchkey", &state.display().to_string());
+
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let path = root.path().join("latchkey.service");
+        std::fs::write(&path, &unit).unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing: CI must verify the unit"
+        );
+        eprintln!("systemd-analyze not found: the unit's commands run unverified");
+    }
+
+    let entries = service_entries(&unit);
+    let get = |key: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let command = |line: &str| {
+        let mut words = line.split_whitespace();
+        let mut cmd = Command::new(words.next().unwrap());
+        cmd.args(words).current_dir(&get("WorkingDirectory")[0]);
+        for env in get("Environment") {
+            let (k, v) = env.split_once('=').unwrap();
+            cmd.env(k, v);
+        }
+        cmd
+    };
+
+    // ExecStartPre: migrate, then exit 0.
+    let pre = get("ExecStartPre");
+    assert_eq!(pre.len(), 1);
+    let out = command(&pre[0]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ExecStartPre: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(state.join("latchkey.db").is_file());
+
+    // ExecStart: serves.
+    let start = get("ExecStart");
+    assert_eq!(start.len(), 1);
+    let mut child = command(&start[0])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = root.path().join("none.log");
+    wait_for_port(port, &log);
+    let answer = http_get(port, &format!("{PREFIX}/app/latchkey-dev/location"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // KillSignal within TimeoutStopSec: a clean exit, as `systemctl stop` expects.
+    assert_eq!(get("KillSignal"), ["SIGTERM"]);
+    let timeout: u64 = get("TimeoutStopSec")[0].parse().unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after TimeoutStopSec"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+/// One `GET` over a plain TCP connection; the whole answer as text.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// docs/operations.md's "Upgrading": a database an earlier release left (the schema
+/// before the newest migration, with a user in it) is brought up to date by
+/// `latchkey-server migrate --config`, a second `migrate` changes nothing, and `serve`
+/// on it still knows the user and its custom data.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrading_migrates_an_earlier_database_and_keeps_its_users() {
+    use sqlx::Connection;
+    use sqlx::migrate::Migrator;
+    let page = &OPERATIONS_MD[OPERATIONS_MD.find("## Upgrading").unwrap()..];
+    assert!(page.contains("latchkey-server migrate --config"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("latchkey.db");
+    let url = format!("sqlite://{}", db.display());
+    // The earlier release: every migration but the last one.
+    let current = sqlx::migrate!("../latchkey-store/migrations/sqlite");
+    let mut earlier: Migrator = sqlx::migrate!("../latchkey-store/migrations/sqlite");
+    assert!(current.migrations.len() >= 2);
+    let newest = current.migrations.last().unwrap().version;
+    earlier.migrations = current.migrations[..current.migrations.len() - 1]
+        .to_vec()
+        .into();
+    let options = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    earlier.run(&mut conn).await.unwrap();
+    for statement in [
+        "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
+         VALUES ('latchkey-dev', '65f1a2b3c4d5e6f708192a3b', 1, 0, '{\"plan\":\"pro\"}')",
+        "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+         VALUES ('latchkey-dev', 'anon-user', 'i1', '65f1a2b3c4d5e6f708192a3b', '{}', 1)",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let port = free_port();
+    let mut config = Config::dev();
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.database = url.clone().into();
+    let admin = config.admin_token.clone().unwrap();
+    let file = dir.path().join("latchkey.toml");
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let bin = env!("CARGO_BIN_EXE_latchkey-server");
+    let applied = || async {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        conn.close().await.unwrap();
+        versions
+    };
+    assert!(!applied().await.contains(&newest));
+    for _ in 0..2 {
+        let out = Command::new(bin)
+            .args(["migrate", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let versions = applied().await;
+        assert_eq!(versions.len(), current.migrations.len());
+        assert_eq!(versions.last(), Some(&newest));
+    }
+
+    let server = Server::start(config).await.unwrap();
+    let user: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/admin/v1/apps/latchkey-dev/users/65f1a2b3c4d5e6f708192a3b",
+            server.url()
+        ))
+        .bearer_auth(admin.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["custom_data"]["plan"], "pro", "{user}");
+    server.shutdown().await;
 }
