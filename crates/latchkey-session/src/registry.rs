@@ -469,8 +469,9 @@ impl Registry {
     }
 
     /// Apply `changes` (none: nothing to do) and pass the outcome to `then`: here for a
-    /// store that does not block (`Ok`), else on the writer thread (`Err`: where `then`'s
-    /// result will arrive).
+    /// store that does not block, or when the store could write without waiting
+    /// ([`UserStore::try_apply_now`]) (`Ok`), else on the writer thread (`Err`: where
+    /// `then`'s result will arrive).
     fn run_write<T: Send + 'static>(
         &self,
         changes: Vec<StoreChange>,
@@ -486,6 +487,9 @@ impl Registry {
                 &self.users,
                 &changes,
             )));
+        }
+        if let Some(written) = self.store.try_apply_now(&self.app_id, &changes) {
+            return Ok(then(record(&self.users, &changes, written)));
         }
         let (store, app_id, users) = (self.store.clone(), self.app_id.clone(), self.users.clone());
         let (done, waiting) = tokio::sync::oneshot::channel();
@@ -543,7 +547,15 @@ fn apply(
     users: &Mutex<Users>,
     changes: &[StoreChange],
 ) -> Result<(), StoreError> {
-    let written = store.apply(app_id, changes);
+    record(users, changes, store.apply(app_id, changes))
+}
+
+/// Record the outcome of a write of `changes` in `users`.
+fn record(
+    users: &Mutex<Users>,
+    changes: &[StoreChange],
+    written: Result<(), StoreError>,
+) -> Result<(), StoreError> {
     lock(users).written(changes, written.is_ok());
     if let Err(e) = &written {
         tracing::error!(error = %e, "could not write to the user store");

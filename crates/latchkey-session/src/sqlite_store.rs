@@ -20,6 +20,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// How long a write waits for another process's write before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Writes between two checkpoints of one connection: about 800 pages of log at three
+/// pages per login, near SQLite's default of 1,000 pages.
+const CHECKPOINT_EVERY: u32 = 256;
+
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (
         key TEXT PRIMARY KEY NOT NULL,
@@ -78,6 +82,13 @@ pub struct SqliteStore {
 struct Db {
     conn: Connection,
     path: PathBuf,
+    /// `synchronous = FULL`: every commit syncs, so no write is made in place.
+    full_sync: bool,
+    /// Writes of this connection since its last checkpoint. SQLite's automatic checkpoint
+    /// is off (it would sync the database file inside whichever write crosses the
+    /// threshold, possibly one made in place); the writer thread checkpoints every
+    /// [`CHECKPOINT_EVERY`] writes instead, and no write is made in place while one is due.
+    writes_since_checkpoint: u32,
 }
 
 impl std::fmt::Debug for Db {
@@ -283,7 +294,12 @@ impl Db {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| error(&path, "cannot open", e))?;
-        let mut db = Db { conn, path };
+        let mut db = Db {
+            conn,
+            path,
+            full_sync,
+            writes_since_checkpoint: 0,
+        };
         db.conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db.error("cannot configure", e))?;
@@ -304,6 +320,9 @@ impl Db {
                 "synchronous",
                 if full_sync { "FULL" } else { "NORMAL" },
             )
+            .map_err(|e| db.error("cannot configure", e))?;
+        db.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| db.error("cannot configure", e))?;
         let version: i64 = db
             .conn
@@ -356,7 +375,19 @@ impl Db {
         if done.is_err() && !self.conn.is_autocommit() {
             let _ = run("ROLLBACK");
         }
-        done.map_err(fail)
+        let done = done.map_err(fail)?;
+        self.writes_since_checkpoint += 1;
+        if self.writes_since_checkpoint >= CHECKPOINT_EVERY {
+            // Copy the log into the database file (and sync it) without waiting for
+            // readers; a checkpoint that cannot finish now is tried again later.
+            let checkpoint = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if checkpoint.is_ok() {
+                self.writes_since_checkpoint = 0;
+            }
+        }
+        Ok(done)
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> StoreError {
@@ -364,7 +395,41 @@ impl Db {
     }
 
     fn apply(&mut self, changes: &[StoreChange]) -> Result<(), StoreError> {
-        self.write("cannot write", |tx| {
+        self.write("cannot write", |tx| write_changes(tx, changes))
+    }
+
+    /// [`apply`](Self::apply), only if it cannot wait (`None` when it would, having
+    /// changed nothing): SQLite's write lock taken without waiting (busy timeout 0), no
+    /// checkpoint due, and no error on the way (an error is left to `apply`, which reports
+    /// it).
+    fn try_apply_now(&mut self, changes: &[StoreChange]) -> Option<Result<(), StoreError>> {
+        if self.full_sync || self.writes_since_checkpoint >= CHECKPOINT_EVERY {
+            return None;
+        }
+        self.conn.busy_timeout(Duration::ZERO).ok()?;
+        let run = |sql: &str| self.conn.prepare_cached(sql)?.execute([]).map(drop);
+        let done = run("BEGIN IMMEDIATE")
+            .map_err(WriteError::from)
+            .and_then(|()| {
+                write_changes(&self.conn, changes)?;
+                run("COMMIT")?;
+                Ok(())
+            });
+        if done.is_err() && !self.conn.is_autocommit() {
+            let _ = run("ROLLBACK");
+        }
+        // (Setting a busy timeout cannot fail on an open connection.)
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        done.ok()?;
+        self.writes_since_checkpoint += 1;
+        Some(Ok(()))
+    }
+}
+
+/// Write `changes` inside the transaction `tx`.
+fn write_changes(tx: &Connection, changes: &[StoreChange]) -> Result<(), WriteError> {
+    {
+        {
             for change in changes {
                 match change {
                     StoreChange::SaveUser(user) => {
@@ -388,7 +453,7 @@ impl Db {
                 }
             }
             Ok(())
-        })
+        }
     }
 }
 
@@ -469,6 +534,24 @@ impl UserStore for SqliteStore {
         let mut db = lock(&db);
         db.apply(changes)
     }
+    /// In place when it cannot wait: the database is open already, SQLite's write lock is
+    /// free (no other process or `App` is writing), no checkpoint is due and the store
+    /// does not sync each change ([`with_full_sync`](Self::with_full_sync)). Such a write
+    /// touches SQLite's memory and the OS page cache only (about 30 µs); otherwise `None`,
+    /// and the app's writer thread writes (docs/benchmarks.md).
+    fn try_apply_now(
+        &self,
+        app_id: &str,
+        changes: &[StoreChange],
+    ) -> Option<Result<(), StoreError>> {
+        let db = self.cache().get(app_id)?.clone();
+        let mut db = match db.try_lock() {
+            Ok(db) => db,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        db.try_apply_now(changes)
+    }
     /// Move whatever `load` found corrupt aside: the database (to
     /// `<file>.corrupt-<unix ms>`, with its write-ahead log) and/or a JSON file waiting to
     /// be migrated. Returns the database's new name if it moved, else the JSON file's.
@@ -500,6 +583,85 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    fn ids(store: &SqliteStore, app_id: &str) -> Vec<String> {
+        store
+            .load(app_id)
+            .unwrap()
+            .users
+            .into_iter()
+            .map(|u| u.id)
+            .collect()
+    }
+
+    #[test]
+    fn writes_in_place_only_when_they_cannot_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path());
+        let save = |id: &str| [StoreChange::SaveUser(user(id))];
+        // Not open yet (creating the file is left to the writer thread).
+        assert!(store.try_apply_now("app", &save("a")).is_none());
+        assert!(!store.path_for("app").exists());
+        store.apply("app", &save("a")).unwrap();
+        assert!(matches!(
+            store.try_apply_now("app", &save("b")),
+            Some(Ok(()))
+        ));
+        assert_eq!(ids(&SqliteStore::new(dir.path()), "app"), ["a", "b"]);
+
+        // Another process holds the write lock: nothing is written, nothing waits.
+        let other = Connection::open(store.path_for("app")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert!(store.try_apply_now("app", &save("c")).is_none());
+        // The store's busy timeout is back: a write on the writer thread waits for the
+        // lock, then succeeds.
+        let (store, dir) = (Arc::new(store), Arc::new(dir));
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || store.apply("app", &save("c")))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        other.execute_batch("COMMIT").unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(ids(&SqliteStore::new(dir.path()), "app"), ["a", "b", "c"]);
+
+        // Full sync: every change syncs, so never in place.
+        let full = SqliteStore::new(dir.path()).with_full_sync();
+        full.apply("app", &save("d")).unwrap();
+        assert!(full.try_apply_now("app", &save("e")).is_none());
+    }
+
+    #[test]
+    fn in_place_writes_stop_while_a_checkpoint_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path());
+        store.save_user("app", &user("first")).unwrap();
+        let mut in_place = 0;
+        while let Some(done) =
+            store.try_apply_now("app", &[StoreChange::SaveUser(user(&in_place.to_string()))])
+        {
+            done.unwrap();
+            in_place += 1;
+            assert!(in_place < 10 * CHECKPOINT_EVERY, "never checkpoints");
+        }
+        // (Opening the database wrote its schema, then "first": two writes before.)
+        assert_eq!(in_place, CHECKPOINT_EVERY - 2);
+        // The writer thread's next write checkpoints; then writes go in place again, and
+        // the log is reused from its start rather than growing.
+        store.save_user("app", &user("checkpoint")).unwrap();
+        let wal = dir.path().join("app.users.sqlite3-wal");
+        let grown = fs::metadata(&wal).unwrap().len();
+        assert!(grown > 100 * 4096, "{grown}");
+        for i in 0..10 {
+            let change = [StoreChange::SaveUser(user(&format!("after-{i}")))];
+            assert!(matches!(store.try_apply_now("app", &change), Some(Ok(()))));
+        }
+        assert!(fs::metadata(&wal).unwrap().len() <= grown);
+        assert_eq!(
+            ids(&SqliteStore::new(dir.path()), "app").len(),
+            1 + in_place as usize + 1 + 10
+        );
     }
 
     #[test]

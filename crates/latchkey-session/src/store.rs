@@ -205,11 +205,30 @@ pub trait UserStore: fmt::Debug + Send + Sync {
         Err(StoreError::new("this store cannot set corrupt data aside"))
     }
 
-    /// Whether calls can block on I/O. The app runs the writes of a blocking store on
-    /// tokio's blocking pool (`spawn_blocking`), never on the async executor; a store that
-    /// only touches memory returns `false` and is called in place. Default: `true`.
+    /// Whether calls can block on I/O. The app runs the writes of a blocking store on its
+    /// writer thread, never on the async executor (but see [`try_apply_now`](Self::try_apply_now));
+    /// a store that only touches memory returns `false` and is called in place. Default:
+    /// `true`.
     fn is_blocking(&self) -> bool {
         true
+    }
+
+    /// Apply `changes` as [`apply`](Self::apply) does, but only if that cannot wait: for
+    /// a lock held by another process, a disk flush, a file to create. When it would have
+    /// to wait, return `None` having changed nothing; the app then hands the write to its
+    /// writer thread as usual.
+    ///
+    /// The app tries this first, on the async executor, for a blocking store: a write that
+    /// only touches memory and the OS page cache costs tens of microseconds there, less
+    /// than the hand-over to another thread and back. [`SqliteStore`](crate::SqliteStore)
+    /// does so (see its docs); the default never does (`None`).
+    fn try_apply_now(
+        &self,
+        app_id: &str,
+        changes: &[StoreChange],
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (app_id, changes);
+        None
     }
 }
 
@@ -234,6 +253,13 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     }
     fn is_blocking(&self) -> bool {
         (**self).is_blocking()
+    }
+    fn try_apply_now(
+        &self,
+        app_id: &str,
+        changes: &[StoreChange],
+    ) -> Option<Result<(), StoreError>> {
+        (**self).try_apply_now(app_id, changes)
     }
 }
 

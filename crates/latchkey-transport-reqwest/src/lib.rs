@@ -171,9 +171,12 @@ impl HttpTransport for ReqwestTransport {
         options: &RequestOptions,
     ) -> Result<HttpResponse, TransportError> {
         check_uri(request.uri())?;
-        let target = redacted_uri(request.uri());
+        // The URI as errors name it, built only when one is (a clone of `Uri` shares its
+        // bytes).
+        let uri = request.uri().clone();
+        let target = || redacted_uri(&uri);
         let method = request.method().clone();
-        let mut req = reqwest::Request::try_from(request).map_err(|e| map_error(e, &target))?;
+        let mut req = reqwest::Request::try_from(request).map_err(|e| map_error(e, target()))?;
         if let Some(timeout) = options.timeout() {
             *req.timeout_mut() = Some(timeout);
         }
@@ -181,12 +184,12 @@ impl HttpTransport for ReqwestTransport {
             .client
             .execute(req)
             .await
-            .map_err(|e| map_error(e, &target))?;
+            .map_err(|e| map_error(e, target()))?;
 
         let status = response.status();
         let version = response.version();
         let headers = response.headers().clone();
-        let body = read_body(response, &method, options.max_response_bytes(), &target).await?;
+        let body = read_body(response, &method, options.max_response_bytes(), target).await?;
 
         let mut out = HttpResponse::new(body);
         *out.status_mut() = status;
@@ -198,29 +201,39 @@ impl HttpTransport for ReqwestTransport {
 
 /// Read the whole body, but no more than `limit` bytes: a longer body (announced by
 /// `Content-Length` or found while streaming) is a [`body_too_large`] error, and reading
-/// stops there.
+/// stops there. A body that arrives in one chunk is returned as is, without a copy.
 async fn read_body(
     mut response: reqwest::Response,
     method: &http::Method,
     limit: usize,
-    target: &str,
+    target: impl Fn() -> String,
 ) -> Result<Bytes, TransportError> {
     if content_length_exceeds(method, response.status(), response.headers(), limit) {
-        return Err(body_too_large(limit, target));
+        return Err(body_too_large(limit, &target()));
     }
+    let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| map_error(e, target))? {
-        if chunk.len() > limit - body.len() {
-            return Err(body_too_large(limit, target));
+    while let Some(chunk) = response.chunk().await.map_err(|e| map_error(e, target()))? {
+        let read = first.as_ref().map_or(0, Bytes::len) + body.len();
+        if chunk.len() > limit - read {
+            return Err(body_too_large(limit, &target()));
         }
-        body.extend_from_slice(&chunk);
+        match first.take() {
+            None if body.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    body.extend_from_slice(&earlier);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(body.freeze())
+    Ok(first.unwrap_or_else(|| body.freeze()))
 }
 
 /// Classify a reqwest error. reqwest's error (without its URL) becomes the
 /// source; the message names the kind of failure and the target only.
-fn map_error(error: reqwest::Error, target: &str) -> TransportError {
+fn map_error(error: reqwest::Error, target: String) -> TransportError {
     let (kind, what) = classify(&error);
     TransportError::new(kind, format!("{what} ({target})")).with_source(error.without_url())
 }

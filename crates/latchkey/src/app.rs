@@ -103,7 +103,7 @@ impl App {
     }
 
     /// Make `user` the current user; it must be logged in. The change is made at once in
-    /// memory and written to the user store right after, off the async executor (a failure
+    /// memory and written to the user store right after, never waiting on the async executor (a failure
     /// is logged and written again with the next change).
     ///
     /// ```no_run

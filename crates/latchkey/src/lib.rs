@@ -74,7 +74,7 @@
 //! [`UserEvent::SessionExpired`](events::UserEvent::SessionExpired) and an error for which
 //! [`Error::is_session_expired`] is true; users persist through the
 //! [`UserStore`](store::UserStore) after
-//! every change (one write per change, off the async executor; a login that cannot be saved
+//! every change (one write per change, never waiting on the async executor; a login that cannot be saved
 //! fails with [`ErrorKind::Store`]); secrets never appear in `Debug`, `Display`, logs or
 //! errors.
 #![deny(missing_docs)]

@@ -15,6 +15,8 @@ struct Recording {
     applied: Arc<Mutex<Vec<Vec<StoreChange>>>>,
     threads: Arc<Mutex<Vec<ThreadId>>>,
     blocking: bool,
+    /// Writes `try_apply_now` accepts in place (then `None`, as a store that would wait).
+    now: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Recording {
@@ -49,6 +51,16 @@ impl UserStore for Recording {
     }
     fn is_blocking(&self) -> bool {
         self.blocking
+    }
+    fn try_apply_now(
+        &self,
+        app_id: &str,
+        changes: &[StoreChange],
+    ) -> Option<Result<(), StoreError>> {
+        self.now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()?;
+        Some(self.apply(app_id, changes))
     }
 }
 
@@ -202,6 +214,35 @@ async fn blocking_stores_are_written_off_the_async_executor() {
             "blocking={blocking}"
         );
     }
+}
+
+/// A blocking store that can write without waiting (`try_apply_now`) is written in place;
+/// when it cannot, the write goes to the writer thread, and the order is kept.
+#[tokio::test(start_paused = true)]
+async fn writes_that_cannot_wait_are_made_in_place() {
+    let store = Recording {
+        blocking: true,
+        ..Recording::default()
+    };
+    store.now.store(1, Ordering::SeqCst);
+    let (_, app) = recording_app(&store);
+    let user = app.log_in(&EmailPw("a@b.c", "pw")).await.unwrap();
+    user.log_out().await.unwrap();
+    let here = std::thread::current().id();
+    let threads = store.threads.lock().unwrap().clone();
+    assert_eq!(threads.len(), 2);
+    assert_eq!(threads[0], here, "the login's write, in place");
+    assert_ne!(
+        threads[1], here,
+        "the log out's write, on the writer thread"
+    );
+    assert_eq!(
+        summary(&store.take()),
+        [
+            vec!["save:user-a@b.c", "current:user-a@b.c"],
+            vec!["save:user-a@b.c", "current:-"]
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
