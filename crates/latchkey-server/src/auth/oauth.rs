@@ -30,6 +30,7 @@ use super::state::ServerState;
 use crate::error::Error;
 use crate::ids::sha256_hex;
 use crate::providers::RedirectFlow;
+use crate::providers::exchange::exchange_code;
 use crate::providers::redirect::form_encode;
 use crate::store::OAuthStateRecord;
 
@@ -295,9 +296,7 @@ async fn complete(
         .ok_or_else(|| Error::auth_failed(format!("{label}: no authorization code")))?;
     let ctx = state.provider_context(&target.app);
     let verifier = record.code_verifier.as_ref().map(|v| v.expose());
-    let mut body = flow
-        .exchange_code(&ctx, &request.callback, code, verifier)
-        .await?;
+    let mut body = exchange_code(flow, &ctx, &request.callback, code, verifier).await?;
     let link = match (&record.link_user_id, &record.link_session_id) {
         (Some(user_id), Some(session_id)) => {
             // The session that asked must still be live: a fresh access token of it.

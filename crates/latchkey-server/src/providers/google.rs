@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::common::{Provider, ProviderContext, VerifiedIdentity};
+use super::exchange::exchange_for_id_token;
 use super::oidc::{self, DEFAULT_LEEWAY_SECS, Rules, check_leeway, default_leeway};
-use super::redirect::{Exchange, RedirectFlow, check_redirect_uris, exchange_for_id_token};
+use super::redirect::{Exchange, RedirectFlow, check_redirect_uris};
 use crate::error::Error;
 use crate::settings::{
     ConfigError, check_non_empty, check_url, expose_optional_secret, invalid, yes,

@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::settings::ConfigError;
 
 mod common;
+pub(crate) mod exchange;
 pub(crate) mod jwks;
 mod oidc;
 pub(crate) mod redirect;
