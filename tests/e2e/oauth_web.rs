@@ -6,8 +6,6 @@
 //! only, no token in the logs).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,6 +13,8 @@ use http::StatusCode;
 use latchkey_testkit::FullStack;
 use latchkey_testkit::idp::{FacebookUser, IdTokenClaims, ProviderRedirect};
 use serde_json::Value;
+
+use crate::support::Captured;
 
 /// The app's one allowed redirect URI (never fetched: the test reads the Location).
 const REDIRECT: &str = "http://127.0.0.1:9/app/oauth-done";
@@ -490,20 +490,6 @@ async fn the_link_answer_allows_a_credentialed_cross_origin_fetch() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every sign-in, with the server's logs at TRACE: no token, code, state or secret of
 /// the flow shows in them.
 ///
@@ -562,7 +548,7 @@ async fn no_token_code_or_state_reaches_the_logs() {
         secrets.push(ua[0].clone());
         secrets.push(ua[1].clone());
     }
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("auth/callback"),
         "the requests are logged:\n{text}"

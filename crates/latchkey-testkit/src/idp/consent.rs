@@ -4,6 +4,7 @@
 //! auto-submitting HTML form).
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -122,7 +123,7 @@ pub(crate) fn pkce_matches(challenge: Option<&str>, verifier: Option<&str>) -> b
 
 /// The consent page of pending request `id`: the user's fields (prefilled) and
 /// "Allow" / "Deny" buttons, posting to `/consent`.
-pub(crate) fn page(provider: &str, id: &str, request: &AuthorizationRequest) -> Response {
+fn page(provider: &str, id: &str, request: &AuthorizationRequest) -> Response {
     Html(format!(
         r#"<!doctype html><html><head><title>{provider} sign-in (fake)</title></head><body>
 <h1>{provider}: sign in to {client}</h1><p>Scopes: {scope}</p>
@@ -140,6 +141,71 @@ pub(crate) fn page(provider: &str, id: &str, request: &AuthorizationRequest) -> 
         id = escape(id),
     ))
     .into_response()
+}
+
+/// The user named on the consent form (empty fields are `None`).
+#[derive(Debug, Default)]
+pub(crate) struct ConsentUser {
+    pub(crate) sub: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+}
+
+/// Authorization requests waiting at a consent page, by page id.
+#[derive(Debug, Default)]
+pub(crate) struct PendingRequests(Mutex<HashMap<String, AuthorizationRequest>>);
+
+impl PendingRequests {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, AuthorizationRequest>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The authorization endpoint: the consent page of `provider` for a valid request
+    /// of a client that `known` accepts, else a `400`.
+    pub(crate) fn open(
+        &self,
+        provider: &str,
+        query: &HashMap<String, String>,
+        known: impl Fn(&str) -> bool,
+    ) -> Response {
+        let request = match AuthorizationRequest::from_query(query) {
+            Ok(r) => r,
+            Err(why) => return bad_request(&why),
+        };
+        if !known(&request.client_id) {
+            return bad_request("unknown client_id");
+        }
+        let id = super::serve::random_alnum(24);
+        let page = page(provider, &id, &request);
+        self.lock().insert(id, request);
+        page
+    }
+
+    /// The consent form (`request`, `decision`, `sub`, `email`, `name`): back to the
+    /// client with `grant`'s code, or `error=access_denied`.
+    pub(crate) fn decide(
+        &self,
+        form: &HashMap<String, String>,
+        grant: impl FnOnce(&AuthorizationRequest, ConsentUser) -> Result<String, String>,
+    ) -> Response {
+        let id = form.get("request").cloned().unwrap_or_default();
+        let Some(request) = self.lock().remove(&id) else {
+            return bad_request("unknown or finished authorization request");
+        };
+        if form.get("decision").map(String::as_str) != Some("allow") {
+            return ProviderRedirect::new(&request, Err("access_denied")).into_response();
+        }
+        let field = |k: &str| form.get(k).filter(|v| !v.is_empty()).cloned();
+        let user = ConsentUser {
+            sub: field("sub"),
+            email: field("email"),
+            name: field("name"),
+        };
+        match grant(&request, user) {
+            Ok(code) => ProviderRedirect::new(&request, Ok(&code)).into_response(),
+            Err(why) => bad_request(&why),
+        }
+    }
 }
 
 /// A `400` text answer naming a bad authorization request.

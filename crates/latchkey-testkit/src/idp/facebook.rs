@@ -12,7 +12,7 @@ use axum::{Form, Json, Router};
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 
-use super::consent::{self, AuthorizationRequest, ProviderRedirect, pkce_matches};
+use super::consent::{AuthorizationRequest, PendingRequests, ProviderRedirect, pkce_matches};
 use super::serve::{Served, random_alnum, unix_now};
 
 /// Lifetime of tokens from [`FakeFacebook::issue_token`] (Facebook's long-lived tokens).
@@ -88,7 +88,7 @@ struct GrantedCode {
 #[derive(Debug)]
 struct Shared {
     codes: Mutex<HashMap<String, GrantedCode>>,
-    pending: Mutex<HashMap<String, AuthorizationRequest>>,
+    pending: PendingRequests,
     app_id: String,
     app_secret: String,
     other_app_id: String,
@@ -118,10 +118,6 @@ impl Shared {
 
     fn codes(&self) -> MutexGuard<'_, HashMap<String, GrantedCode>> {
         self.codes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn pending(&self) -> MutexGuard<'_, HashMap<String, AuthorizationRequest>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Grant a code for `request` to `user`.
@@ -199,7 +195,7 @@ impl FakeFacebook {
             .collect();
         let shared = Arc::new(Shared {
             codes: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingRequests::default(),
             app_id,
             app_secret,
             other_app_id,
@@ -494,41 +490,24 @@ async fn dialog(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let request = match AuthorizationRequest::from_query(&query) {
-        Ok(r) => r,
-        Err(why) => return consent::bad_request(&why),
-    };
-    if request.client_id != shared.app_id {
-        return consent::bad_request("unknown client_id");
-    }
-    let id = random_alnum(24);
-    let page = consent::page("Facebook", &id, &request);
-    shared.pending().insert(id, request);
-    page
+    shared
+        .pending
+        .open("Facebook", &query, |client| client == shared.app_id)
 }
 
-/// `POST /consent` (form `request`, `decision`, `sub`, `email`, `name`).
+/// `POST /consent`: back to the client with a code or `error=access_denied`.
 async fn consent(
     State(shared): State<Arc<Shared>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let id = form.get("request").cloned().unwrap_or_default();
-    let Some(request) = shared.pending().remove(&id) else {
-        return consent::bad_request("unknown or finished authorization request");
-    };
-    if form.get("decision").map(String::as_str) != Some("allow") {
-        return ProviderRedirect::new(&request, Err("access_denied")).into_response();
-    }
-    let field = |k: &str| form.get(k).filter(|v| !v.is_empty()).cloned();
-    let mut user = FacebookUser::new(
-        field("sub").unwrap_or_else(|| "10000000001".to_owned()),
-        field("name").unwrap_or_else(|| "Some One".to_owned()),
-    );
-    user.email = field("email");
-    match shared.grant(&request, user) {
-        Ok(code) => ProviderRedirect::new(&request, Ok(&code)).into_response(),
-        Err(why) => consent::bad_request(&why),
-    }
+    shared.pending.decide(&form, |request, consent| {
+        let mut user = FacebookUser::new(
+            consent.sub.unwrap_or_else(|| "10000000001".to_owned()),
+            consent.name.unwrap_or_else(|| "Some One".to_owned()),
+        );
+        user.email = consent.email;
+        shared.grant(request, user)
+    })
 }
 
 /// `GET /oauth/access_token?client_id&client_secret&redirect_uri&code[&code_verifier]`:

@@ -13,7 +13,7 @@ use axum::{Form, Json, Router};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::consent::{self, AuthorizationRequest, ProviderRedirect, pkce_matches};
+use super::consent::{AuthorizationRequest, PendingRequests, ProviderRedirect, pkce_matches};
 use super::keys::KeyPair;
 use super::serve::{Served, random_alnum, unix_now};
 
@@ -219,8 +219,8 @@ struct Shared {
     codes: Mutex<HashMap<String, PendingCode>>,
     /// Registered OAuth clients (id -> secret) of the authorization endpoint.
     clients: Mutex<HashMap<String, String>>,
-    /// Authorization requests waiting at the consent page, by page id.
-    pending: Mutex<HashMap<String, AuthorizationRequest>>,
+    /// Authorization requests waiting at the consent page.
+    pending: PendingRequests,
     jwks_requests: AtomicUsize,
     token_requests: AtomicUsize,
 }
@@ -333,7 +333,7 @@ impl FakeOidc {
             }),
             codes: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingRequests::default(),
             jwks_requests: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
         });
@@ -633,41 +633,24 @@ async fn authorize(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let request = match AuthorizationRequest::from_query(&query) {
-        Ok(r) => r,
-        Err(why) => return consent::bad_request(&why),
-    };
-    if !Shared::lock(&shared.clients).contains_key(&request.client_id) {
-        return consent::bad_request("unknown client_id");
-    }
-    let id = random_alnum(24);
-    let page = consent::page(&shared.issuer, &id, &request);
-    Shared::lock(&shared.pending).insert(id, request);
-    page
+    let clients = Shared::lock(&shared.clients).clone();
+    shared
+        .pending
+        .open(&shared.issuer, &query, |c| clients.contains_key(c))
 }
 
-/// `POST /consent` (form `request`, `decision`, `sub`, `email`, `name`): back to the
-/// client with a code or `error=access_denied`.
+/// `POST /consent`: back to the client with a code or `error=access_denied`.
 async fn consent(
     State(shared): State<Arc<Shared>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let id = form.get("request").cloned().unwrap_or_default();
-    let Some(request) = Shared::lock(&shared.pending).remove(&id) else {
-        return consent::bad_request("unknown or finished authorization request");
-    };
-    if form.get("decision").map(String::as_str) != Some("allow") {
-        return ProviderRedirect::new(&request, Err("access_denied")).into_response();
-    }
-    let field = |k: &str| form.get(k).filter(|v| !v.is_empty()).cloned();
-    let mut claims = IdTokenClaims {
-        sub: field("sub").unwrap_or_else(|| "fake-user-1".to_owned()),
-        ..IdTokenClaims::default()
-    };
-    claims.email = field("email");
-    claims.name = field("name");
-    match shared.grant(&request, claims) {
-        Ok(code) => ProviderRedirect::new(&request, Ok(&code)).into_response(),
-        Err(why) => consent::bad_request(&why),
-    }
+    shared.pending.decide(&form, |request, user| {
+        let claims = IdTokenClaims {
+            sub: user.sub.unwrap_or_else(|| "fake-user-1".to_owned()),
+            email: user.email,
+            name: user.name,
+            ..IdTokenClaims::default()
+        };
+        shared.grant(request, claims)
+    })
 }
