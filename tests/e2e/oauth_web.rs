@@ -312,7 +312,7 @@ async fn only_the_apps_exact_redirect_uris_are_accepted() {
             .unwrap();
         assert_json_error(resp, StatusCode::BAD_REQUEST).await;
     }
-    // A provider without the flow (anonymous) and an unknown app: JSON errors.
+    // A provider without the flow (anonymous): its login route takes POST only.
     let resp = web
         .http
         .get(web.login_url(
@@ -322,7 +322,8 @@ async fn only_the_apps_exact_redirect_uris_are_accepted() {
         .send()
         .await
         .unwrap();
-    assert_json_error(resp, StatusCode::BAD_REQUEST).await;
+    assert_eq!(resp.headers()["allow"], "POST");
+    assert_json_error(resp, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
 #[tokio::test]

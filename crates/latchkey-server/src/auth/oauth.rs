@@ -20,6 +20,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use latchkey_protocol::ProviderType;
 use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -71,6 +72,19 @@ impl From<Error> for FlowError {
             back_to: None,
         }
     }
+}
+
+/// Whether `target`'s provider is one of the OAuth providers, which have the flow
+/// (when their table sets `redirect_uris`); the login route of any other takes `POST`
+/// only.
+pub(crate) fn has_redirect_flow(target: &LoginTarget) -> bool {
+    [
+        ProviderType::Google,
+        ProviderType::Facebook,
+        ProviderType::Apple,
+    ]
+    .iter()
+    .any(|p| p.as_str() == target.provider.name())
 }
 
 /// The flow of `target`'s provider, if the app set it up.

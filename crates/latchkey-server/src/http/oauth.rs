@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use latchkey_protocol::routes::paths;
 
 use super::client::hostname;
@@ -68,8 +68,16 @@ pub(crate) async fn start(
     State(state): State<SharedState>,
     LoginRoute(target): LoginRoute,
     Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    if !oauth::has_redirect_flow(&target) {
+        let mut resp = ApiError::method_not_allowed(&method, uri.path()).into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
     let in_header = flag(&query, "providerRedirectHeader");
     let link = flag(&query, "link").then(|| bearer(&headers).map(str::to_owned));
     let mut query = query;
