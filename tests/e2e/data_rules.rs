@@ -3,9 +3,6 @@
 //! earlier release stored. Each `attack_*` test is one row of the attack table
 //! (docs/security.md).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use http::{Method, StatusCode};
 use latchkey::{Credentials, ErrorCode};
 use latchkey_protocol::{
@@ -18,7 +15,7 @@ use latchkey_testkit::TestServer;
 use serde_json::{Value, json};
 
 use crate::kit::{admin, admin_ok, outbox};
-use crate::support::{app, raw};
+use crate::support::{Captured, app, raw};
 
 const PASSWORD: &str = "s3cret-pass";
 
@@ -495,27 +492,6 @@ async fn access_token_lifetime_bound_is_the_sdks() {
     );
     assert!(user.refresh_profile().await.is_ok());
     server.shutdown().await;
-}
-
-/// A log writer that keeps what it is given.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// Credentials as an earlier release stored them: the email as written.

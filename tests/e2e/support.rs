@@ -1,5 +1,8 @@
 //! Shared helpers for the end-to-end tests.
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use latchkey::App;
@@ -48,4 +51,26 @@ pub(crate) async fn raw(
         serde_json::from_slice(resp.body()).expect("JSON body")
     };
     (resp.status(), content_type, json)
+}
+
+/// A log sink for a `tracing_subscriber::fmt` writer: everything written, kept.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }

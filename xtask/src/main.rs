@@ -159,6 +159,7 @@ fn compat() -> Result<(), String> {
         .arg(&record)
         .current_dir(&dir);
     run("realm-web compatibility suite", node)?;
+    browser_oauth(&dir, &target)?;
     let mut cross = cargo();
     cross
         .args([
@@ -172,6 +173,32 @@ fn compat() -> Result<(), String> {
         ])
         .env("REALM_WEB_RECORD", &record);
     run("wire-format cross-check (latchkey vs realm-web)", cross)
+}
+
+/// The browser sign-in suite (tests/compat/browser_oauth.js): realm-web in headless
+/// Chromium through the OAuth redirect flow, against the server and the test kit's
+/// fake Google, Facebook and Apple (the `oauth_stack` example).
+fn browser_oauth(dir: &Path, target: &Path) -> Result<(), String> {
+    cargo_step(
+        "build the OAuth stack (server + fake providers)",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "latchkey-testkit",
+            "--example",
+            "oauth_stack",
+        ],
+    )?;
+    let mut node = Command::new("node");
+    node.arg("browser_oauth.js")
+        .arg("--stack")
+        .arg(target.join("debug").join("examples").join("oauth_stack"))
+        .current_dir(dir);
+    run(
+        "browser sign-in suite (realm-web in Chromium, OAuth redirect flow)",
+        node,
+    )
 }
 
 fn test() -> Result<(), String> {

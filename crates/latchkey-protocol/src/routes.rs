@@ -10,8 +10,12 @@ pub const API_PREFIX: &str = "/api/client/v2.0";
 pub mod paths {
     /// `GET` location.
     pub const LOCATION: &str = "/api/client/v2.0/app/{app_id}/location";
-    /// `POST` login (`?link=true` to link).
+    /// `POST` login (`?link=true` to link); `GET` starts the browser OAuth redirect
+    /// flow (`?state&redirect&device`, or `?link=true&providerRedirectHeader=true`).
     pub const LOGIN: &str = "/api/client/v2.0/app/{app_id}/auth/providers/{provider}/login";
+    /// `GET` (or `POST`, Apple's `form_post`): where an identity provider sends the
+    /// browser back in the OAuth redirect flow.
+    pub const OAUTH_CALLBACK: &str = "/api/client/v2.0/auth/callback";
     /// `POST` refresh / `DELETE` log out, refresh-token bearer.
     pub const SESSION: &str = "/api/client/v2.0/auth/session";
     /// `GET` profile, access-token bearer.

@@ -43,9 +43,10 @@ use crate::settings::{expose_optional_secret, expose_secret, yes};
 pub(crate) mod edge;
 
 pub use crate::providers::{
-    APPLE_ISSUER, APPLE_JWKS_URL, AnonUserConfig, ApiKeyConfig, AppleConfig, AudienceMatch,
-    CustomFunctionConfig, CustomTokenConfig, DEFAULT_LEEWAY_SECS, FACEBOOK_GRAPH_URL,
-    FacebookConfig, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL, GoogleConfig, LocalUserpassConfig,
+    APPLE_AUTHORIZATION_URL, APPLE_ISSUER, APPLE_JWKS_URL, APPLE_TOKEN_URL, AnonUserConfig,
+    ApiKeyConfig, AppleConfig, AudienceMatch, CustomFunctionConfig, CustomTokenConfig,
+    DEFAULT_LEEWAY_SECS, FACEBOOK_AUTHORIZATION_URL, FACEBOOK_GRAPH_URL, FacebookConfig,
+    GOOGLE_AUTHORIZATION_URL, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL, GoogleConfig, LocalUserpassConfig,
     MAX_CUSTOM_TOKEN_KEYS, MAX_FIELD_NAME_LEN, MAX_HS256_KEY_LEN, MAX_LEEWAY_SECS,
     MIN_HS256_KEY_LEN, MetadataField, ProvidersConfig, SigningAlgorithm,
 };

@@ -94,8 +94,8 @@ pub use error::StoreError;
 pub use options::StoreOptions;
 pub use postgres::PgStore;
 pub use records::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
-    TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
+    SessionRecord, TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

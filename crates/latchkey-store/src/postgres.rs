@@ -16,10 +16,12 @@ use sqlx::{ConnectOptions, PgPool, Postgres};
 use url::Url;
 
 use crate::throttle::{RuleKind, ThrottleRow};
+use latchkey_protocol::Secret;
+
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
-    StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
-    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
+    SessionRecord, Store, StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule,
+    TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// The PostgreSQL migrations (`migrations/postgres/*.sql`), embedded at compile time.

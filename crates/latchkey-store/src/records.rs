@@ -247,6 +247,35 @@ pub struct OutboxRecord {
     pub created_at: i64,
 }
 
+/// The server-side state of one browser OAuth sign-in (the redirect flow): what the
+/// callback needs to finish it. Found by the hash of the `state` sent to the provider;
+/// single use and expiring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthStateRecord {
+    /// SHA-256 (hex) of the state sent to the provider; the state itself is never stored.
+    pub state_hash: String,
+    /// App id.
+    pub app_id: String,
+    /// The provider (`oauth2-google`, ...).
+    pub provider_type: String,
+    /// Where the browser goes at the end (an allowed redirect URI of the app).
+    pub redirect_uri: String,
+    /// The client's own `state`, echoed back as `_baas_state`.
+    pub client_state: String,
+    /// The client's device information (a JSON object as text), when it sent one.
+    pub device: Option<String>,
+    /// For a link: the user the new identity is linked to.
+    pub link_user_id: Option<String>,
+    /// For a link: the session that asked for it (it must still exist at the callback).
+    pub link_session_id: Option<String>,
+    /// The PKCE code verifier, when the provider takes PKCE.
+    pub code_verifier: Option<Secret>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
 /// Serialize a secret as its plain value: the outbox exists to be read by operators.
 fn exposed<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose())

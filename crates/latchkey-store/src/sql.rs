@@ -825,6 +825,91 @@ macro_rules! impl_store {
                     .rows_affected())
             }
 
+            async fn create_oauth_state(&self, o: &OAuthStateRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO oauth_states
+                     (state_hash, app_id, provider_type, redirect_uri, client_state, device,
+                      link_user_id, link_session_id, code_verifier, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&o.state_hash)
+                .bind(&o.app_id)
+                .bind(&o.provider_type)
+                .bind(&o.redirect_uri)
+                .bind(&o.client_state)
+                .bind(&o.device)
+                .bind(&o.link_user_id)
+                .bind(&o.link_session_id)
+                .bind(o.code_verifier.as_ref().map(Secret::expose))
+                .bind(o.created_at)
+                .bind(o.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_oauth_state(
+                &self,
+                state_hash: &str,
+                now: i64,
+            ) -> Result<Option<OAuthStateRecord>, StoreError> {
+                type Row = (
+                    String,
+                    String,
+                    String,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    i64,
+                    i64,
+                );
+                let taken: Option<Row> = sqlx::query_as(
+                    "DELETE FROM oauth_states WHERE state_hash = $1
+                     RETURNING app_id, provider_type, redirect_uri, client_state, device,
+                               link_user_id, link_session_id, code_verifier, created_at,
+                               expires_at",
+                )
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(taken.filter(|row| row.9 > now).map(
+                    |(
+                        app_id,
+                        provider_type,
+                        redirect_uri,
+                        client_state,
+                        device,
+                        link_user_id,
+                        link_session_id,
+                        code_verifier,
+                        created_at,
+                        expires_at,
+                    )| OAuthStateRecord {
+                        state_hash: state_hash.to_owned(),
+                        app_id,
+                        provider_type,
+                        redirect_uri,
+                        client_state,
+                        device,
+                        link_user_id,
+                        link_session_id,
+                        code_verifier: code_verifier.map(Secret::from),
+                        created_at,
+                        expires_at,
+                    },
+                ))
+            }
+
+            async fn purge_oauth_states(&self, now: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }

@@ -11,10 +11,12 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, SqlitePool};
 
 use crate::throttle::{RuleKind, ThrottleRow};
+use latchkey_protocol::Secret;
+
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord, Store,
-    StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
-    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
+    SessionRecord, Store, StoreError, StoreOptions, ThrottleDecision, ThrottleHit, ThrottleRule,
+    TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// The SQLite migrations (`migrations/sqlite/*.sql`), embedded at compile time.

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
-    StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
+    SessionRecord, StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
+    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// Storage used by the server. Implementations must be safe for concurrent use, from one
@@ -283,6 +283,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// created before `inactive_since` and with no session created since, with what they
     /// own. Returns how many. One statement: safe to run on several nodes at once.
     async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError>;
+
+    /// Store the state of a browser OAuth sign-in. [`StoreError::Conflict`] when a
+    /// state with the same hash exists.
+    async fn create_oauth_state(&self, state: &OAuthStateRecord) -> Result<(), StoreError>;
+
+    /// Consume the state with this hash: delete it and return it if it existed and had
+    /// not expired at `now`. Single use: of concurrent takes (on any node), one gets it.
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: i64,
+    ) -> Result<Option<OAuthStateRecord>, StoreError>;
+
+    /// Delete the OAuth states that expired at or before `now`. Returns how many.
+    async fn purge_oauth_states(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

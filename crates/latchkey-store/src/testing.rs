@@ -160,6 +160,8 @@ macro_rules! store_conformance_tests {
             purge_sessions,
             purge_anonymous_users,
             concurrent_purges,
+            oauth_states_are_single_use_and_expire,
+            concurrent_oauth_state_takes,
             close,
         );
     };
@@ -1938,4 +1940,60 @@ pub async fn postgres_test_store() -> Option<TestStore> {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
     Some(TestStore::new(store).holding(db))
+}
+
+fn oauth_state(hash: &str, expires_at: i64) -> crate::OAuthStateRecord {
+    crate::OAuthStateRecord {
+        state_hash: hash.to_owned(),
+        app_id: APP.to_owned(),
+        provider_type: "oauth2-google".to_owned(),
+        redirect_uri: "http://127.0.0.1:1/cb".to_owned(),
+        client_state: "abcdefghijkl".to_owned(),
+        device: Some(r#"{"platform":"chrome"}"#.to_owned()),
+        link_user_id: Some("u1".to_owned()),
+        link_session_id: Some("s1".to_owned()),
+        code_verifier: Some("verifier".into()),
+        created_at: 10,
+        expires_at,
+    }
+}
+
+/// An OAuth state round-trips, is taken once, is refused once expired, and the purge
+/// deletes the expired ones only; a second state with the same hash is a conflict.
+pub async fn oauth_states_are_single_use_and_expire(s: Arc<dyn Store>) {
+    let first = oauth_state("h1", 100);
+    s.create_oauth_state(&first).await.unwrap();
+    assert!(matches!(
+        s.create_oauth_state(&first).await,
+        Err(StoreError::Conflict)
+    ));
+    let taken = s.take_oauth_state("h1", 50).await.unwrap().unwrap();
+    assert_eq!(taken, first);
+    assert_eq!(taken.code_verifier.as_ref().unwrap().expose(), "verifier");
+    assert!(s.take_oauth_state("h1", 50).await.unwrap().is_none());
+    let bare = crate::OAuthStateRecord {
+        device: None,
+        link_user_id: None,
+        link_session_id: None,
+        code_verifier: None,
+        ..oauth_state("h2", 100)
+    };
+    s.create_oauth_state(&bare).await.unwrap();
+    assert!(
+        s.take_oauth_state("h2", 100).await.unwrap().is_none(),
+        "expired at 100"
+    );
+    s.create_oauth_state(&oauth_state("h3", 100)).await.unwrap();
+    s.create_oauth_state(&oauth_state("h4", 200)).await.unwrap();
+    assert!(s.take_oauth_state("unknown", 0).await.unwrap().is_none());
+    assert_eq!(s.purge_oauth_states(150).await.unwrap(), 1);
+    assert!(s.take_oauth_state("h4", 150).await.unwrap().is_some());
+}
+
+/// 50 tasks take one OAuth state at once: exactly one gets it.
+pub async fn concurrent_oauth_state_takes(s: Arc<dyn Store>) {
+    s.create_oauth_state(&oauth_state("h", 100)).await.unwrap();
+    let results = all_at_once(&s, |s, _| async move { s.take_oauth_state("h", 1).await }).await;
+    let taken = results.into_iter().filter_map(|r| r.unwrap()).count();
+    assert_eq!(taken, 1);
 }

@@ -18,6 +18,9 @@ pub const GOOGLE_CLIENT_ID: &str = "latchkey-test.apps.googleusercontent.com";
 pub const GOOGLE_CLIENT_SECRET: &str = "latchkey-test-google-client-secret";
 /// The Apple client id (bundle id) the server expects.
 pub const APPLE_CLIENT_ID: &str = "dev.latchkey.test";
+/// The Apple client secret (in real life an ES256 client-secret JWT) of the
+/// redirect flow's code exchange.
+pub const APPLE_CLIENT_SECRET: &str = "latchkey-test-apple-client-secret";
 
 /// A running server with all eight providers on, and the fakes behind them.
 #[derive(Debug)]
@@ -52,6 +55,21 @@ impl FullStack {
     /// # Panics
     /// If a fake or the server cannot start.
     pub async fn start_with_database(database: Option<String>) -> FullStack {
+        Self::start_with(database, &[]).await
+    }
+
+    /// Like [`FullStack::start`], with the browser redirect flow (protocol.md §3.7) of
+    /// Google, Facebook and Apple allowing the final redirect URIs `redirect_uris`.
+    /// The fakes' consent pages ([`FakeOidc::authorization_url`],
+    /// [`FakeFacebook::authorization_url`]) know the server's clients.
+    ///
+    /// # Panics
+    /// If a fake or the server cannot start.
+    pub async fn start_with_redirect_uris(redirect_uris: &[String]) -> FullStack {
+        Self::start_with(None, redirect_uris).await
+    }
+
+    async fn start_with(database: Option<String>, redirect_uris: &[String]) -> FullStack {
         let (google, apple, facebook) =
             tokio::join!(FakeOidc::google(), FakeOidc::apple(), FakeFacebook::start());
         let mut config = TestServer::config();
@@ -72,16 +90,26 @@ impl FullStack {
         p.google.jwks_url = google.jwks_url();
         p.google.token_url = google.token_url();
         p.google.issuers = vec![google.issuer().to_owned()];
+        p.google.authorization_url = google.authorization_url();
+        p.google.redirect_uris = redirect_uris.to_vec();
+        google.register_client(GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET);
 
         p.apple.enabled = true;
         p.apple.client_id = APPLE_CLIENT_ID.to_owned();
         p.apple.jwks_url = apple.jwks_url();
         p.apple.issuer = apple.issuer().to_owned();
+        p.apple.client_secret = Some(APPLE_CLIENT_SECRET.into());
+        p.apple.authorization_url = apple.authorization_url();
+        p.apple.token_url = apple.token_url();
+        p.apple.redirect_uris = redirect_uris.to_vec();
+        apple.register_client(APPLE_CLIENT_ID, APPLE_CLIENT_SECRET);
 
         p.facebook.enabled = true;
         p.facebook.app_id = facebook.app_id().to_owned();
         p.facebook.app_secret = facebook.app_secret().into();
         p.facebook.graph_url = facebook.graph_url();
+        p.facebook.authorization_url = facebook.authorization_url();
+        p.facebook.redirect_uris = redirect_uris.to_vec();
 
         p.custom_function.enabled = true;
         p.custom_function.function = Some(CustomFunction::new(|payload| async move {

@@ -1,6 +1,6 @@
 //! Housekeeping: a background task on every node that deletes what a long-running
-//! server no longer needs: expired sessions, stale throttling buckets and inactive
-//! anonymous users (`[housekeeping]`).
+//! server no longer needs: expired sessions, stale throttling buckets, inactive
+//! anonymous users and expired OAuth sign-in states (`[housekeeping]`).
 //!
 //! Each purge is one `DELETE` statement on the store, so any number of nodes may run it
 //! at the same moment: a row is deleted once, the others find nothing left. A failed
@@ -22,6 +22,7 @@ pub(crate) struct Purged {
     pub(crate) sessions: u64,
     pub(crate) throttle_buckets: u64,
     pub(crate) anonymous_users: u64,
+    pub(crate) oauth_states: u64,
 }
 
 /// One run at the server clock's `now`.
@@ -34,6 +35,7 @@ pub(crate) async fn run_once(
     let grace = i64::try_from(config.expired_session_grace_secs).unwrap_or(i64::MAX);
     let sessions = store.purge_sessions(now.saturating_sub(grace)).await?;
     let throttle_buckets = store.purge_throttle(now).await?;
+    let oauth_states = store.purge_oauth_states(now).await?;
     let anonymous_users = match config.anonymous_user_max_idle_secs {
         0 => 0,
         idle => {
@@ -47,6 +49,7 @@ pub(crate) async fn run_once(
         sessions,
         throttle_buckets,
         anonymous_users,
+        oauth_states,
     })
 }
 
@@ -74,6 +77,7 @@ pub(crate) fn spawn(
                     sessions = purged.sessions,
                     throttle_buckets = purged.throttle_buckets,
                     anonymous_users = purged.anonymous_users,
+                    oauth_states = purged.oauth_states,
                     "housekeeping"
                 ),
                 Ok(_) => tracing::debug!("housekeeping: nothing to purge"),

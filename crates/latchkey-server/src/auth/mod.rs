@@ -18,6 +18,7 @@ pub(crate) mod api_keys;
 pub(crate) mod housekeeping;
 pub(crate) mod login;
 pub(crate) mod mail;
+pub(crate) mod oauth;
 pub(crate) mod sessions;
 pub(crate) mod state;
 pub(crate) mod throttle;

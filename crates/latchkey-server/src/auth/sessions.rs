@@ -162,7 +162,7 @@ fn token_app(state: &ServerState, token: &str) -> Option<Arc<AppRuntime>> {
 }
 
 /// A live session of `user_id` and its enabled user.
-async fn live_session(
+pub(crate) async fn live_session(
     state: &ServerState,
     app: &AppRuntime,
     session_id: &str,

@@ -19,9 +19,15 @@
 //! token is read, and preflights carry no token, so they accept the origins allowed
 //! by any hosted app.
 //!
-//! `Access-Control-Allow-Credentials` is never sent: realm-web authenticates with
-//! `Authorization: Bearer` headers, which need no credentials mode, and the server
-//! sets no cookie.
+//! `Access-Control-Allow-Credentials` is sent only on the OAuth login routes
+//! (`.../providers/oauth2-*/login`), to allowed origins: realm-web's link flow fetches
+//! them in credentials mode (protocol.md §1.2). Everywhere else realm-web
+//! authenticates with `Authorization: Bearer` headers, which need no credentials
+//! mode, and the server sets no cookie anywhere.
+//!
+//! The OAuth callback (`/auth/callback`) is a top-level navigation from the identity
+//! provider (Apple's `form_post` carries its `Origin`): like the admin routes it gets
+//! no CORS treatment at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,7 +36,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, header};
-use latchkey_protocol::routes::API_PREFIX;
+use latchkey_protocol::routes::{API_PREFIX, paths};
 
 use super::error::ApiError;
 use super::response::no_content;
@@ -39,6 +45,8 @@ use crate::config::edge::ANY_ORIGIN;
 
 /// The response header realm-web reads in the OAuth link flow, exposed to pages.
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("X-BAAS-Location");
+/// `Access-Control-Allow-Credentials` of the OAuth login routes.
+const ALLOW_CREDENTIALS: HeaderValue = HeaderValue::from_static("true");
 /// What a preflight answer allows: the methods and headers realm-web sends.
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS");
 const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("Authorization, Content-Type, Accept");
@@ -123,9 +131,11 @@ pub(crate) async fn cors(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path().starts_with("/admin/") {
+    let path = req.uri().path();
+    if path.starts_with("/admin/") || path == paths::OAUTH_CALLBACK {
         return next.run(req).await;
     }
+    let credentials = oauth_login(path);
     let origin = req.headers().get(header::ORIGIN).cloned();
     let Some(origin) = origin else {
         return vary_origin(next.run(req).await);
@@ -148,13 +158,32 @@ pub(crate) async fn cors(
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS);
         h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+        if credentials {
+            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, ALLOW_CREDENTIALS);
+        }
         return vary(resp, VARY_PREFLIGHT);
     }
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
+    if credentials {
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, ALLOW_CREDENTIALS);
+    }
     vary_origin(resp)
+}
+
+/// Whether `path` is the login route of an OAuth provider (`.../providers/oauth2-*/login`).
+fn oauth_login(path: &str) -> bool {
+    path.strip_prefix(API_PREFIX)
+        .and_then(|rest| rest.strip_prefix("/app/"))
+        .and_then(|rest| rest.split_once("/auth/providers/"))
+        .is_some_and(|(app, rest)| {
+            !app.contains('/')
+                && rest
+                    .strip_suffix("/login")
+                    .is_some_and(|p| p.starts_with("oauth2-") && !p.contains('/'))
+        })
 }
 
 /// `Vary` of every client API answer: it depends on the request's origin.
@@ -179,6 +208,20 @@ fn vary_origin(resp: Response) -> Response {
 mod tests {
     use super::*;
     use crate::config::edge::*;
+
+    #[test]
+    fn oauth_login_paths() {
+        assert!(oauth_login(
+            "/api/client/v2.0/app/a/auth/providers/oauth2-google/login"
+        ));
+        assert!(!oauth_login(
+            "/api/client/v2.0/app/a/auth/providers/local-userpass/login"
+        ));
+        assert!(!oauth_login("/api/client/v2.0/auth/session"));
+        assert!(!oauth_login(
+            "/api/client/v2.0/app/a/b/auth/providers/oauth2-google/login"
+        ));
+    }
 
     #[test]
     fn origins_are_validated() {

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use latchkey_protocol::routes::paths;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::state::SharedState;
 
@@ -24,6 +24,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 mod error;
 mod extract;
+mod oauth;
 mod response;
 mod userpass;
 
@@ -43,7 +44,11 @@ pub(crate) const MAX_HEADER_COUNT: usize = 64;
 pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>) -> Router {
     Router::new()
         .route(paths::LOCATION, get(client::location))
-        .route(paths::LOGIN, post(client::login))
+        .route(paths::LOGIN, post(client::login).get(oauth::start))
+        .route(
+            paths::OAUTH_CALLBACK,
+            get(oauth::callback_get).post(oauth::callback_post),
+        )
         .route(paths::REGISTER, post(userpass::register))
         .route(paths::CONFIRM, post(userpass::confirm))
         .route(paths::CONFIRM_SEND, post(userpass::confirm_send))
@@ -76,9 +81,22 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         // latency): `RUST_LOG=info,tower_http=info` is an access log (docs/operations.md).
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+}
+
+/// The span of a request: method, URI and version, as tower-http's default span at
+/// INFO, except that the OAuth callback's query (an authorization code and the
+/// server-side state) is left out.
+fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
+    let uri = req.uri();
+    let shown: &dyn std::fmt::Display = if uri.path() == paths::OAUTH_CALLBACK {
+        &uri.path()
+    } else {
+        uri
+    };
+    tracing::info_span!("request", method = %req.method(), uri = %shown, version = ?req.version())
 }
 
 /// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over

@@ -8,6 +8,7 @@ use latchkey_protocol::LoginBody;
 use serde_json::{Map, Value};
 
 use super::jwks::JwksCache;
+use super::redirect::RedirectFlow;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::password::PasswordHasher;
@@ -101,6 +102,13 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// Why this provider's credentials cannot be linked to an existing user, if they
     /// cannot.
     fn link_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The browser redirect flow (protocol.md §3.7) as the app's table configures it;
+    /// `None` when the provider has none or the app did not set it up (no
+    /// `redirect_uris`).
+    fn redirect_flow<'c>(&self, _config: &'c Self::Config) -> Option<RedirectFlow<'c>> {
         None
     }
 

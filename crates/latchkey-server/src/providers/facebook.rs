@@ -18,12 +18,15 @@ use serde_json::{Map, Value};
 
 use super::common::{Provider, ProviderContext, VerifiedIdentity, required_str};
 use super::oidc::unreachable;
+use super::redirect::{Exchange, RedirectFlow, check_redirect_uris};
 use crate::error::Error;
 use crate::outbound::read_json;
 use crate::settings::{ConfigError, check_url, expose_secret, invalid, yes};
 
 /// Facebook's Graph API base URL.
 pub const FACEBOOK_GRAPH_URL: &str = "https://graph.facebook.com";
+/// Facebook Login's authorization dialog (the browser redirect flow).
+pub const FACEBOOK_AUTHORIZATION_URL: &str = "https://www.facebook.com/dialog/oauth";
 
 const LABEL: &str = "Facebook";
 /// Per-request timeout of each Graph API call.
@@ -58,6 +61,13 @@ pub struct FacebookConfig {
     /// User fields read from `/me` (default id, name, email, first_name, last_name, picture).
     #[serde(default = "default_facebook_fields")]
     pub fields: Vec<String>,
+    /// The browser redirect flow's allowed final redirect URIs (exact match); empty
+    /// (the default) turns the flow off.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Facebook's authorization dialog (default [`FACEBOOK_AUTHORIZATION_URL`]).
+    #[serde(default = "default_facebook_authorization")]
+    pub authorization_url: String,
 }
 
 impl Default for FacebookConfig {
@@ -68,8 +78,14 @@ impl Default for FacebookConfig {
             app_secret: Secret::default(),
             graph_url: default_graph_url(),
             fields: default_facebook_fields(),
+            redirect_uris: Vec::new(),
+            authorization_url: default_facebook_authorization(),
         }
     }
+}
+
+fn default_facebook_authorization() -> String {
+    FACEBOOK_AUTHORIZATION_URL.to_owned()
 }
 
 fn default_graph_url() -> String {
@@ -112,7 +128,8 @@ impl FacebookConfig {
                 return invalid(app, P, format!("invalid Graph API field {field:?}"));
             }
         }
-        Ok(())
+        check_url(app, P, "authorization_url", &self.authorization_url)?;
+        check_redirect_uris(app, P, &self.redirect_uris, None)
     }
 }
 
@@ -131,6 +148,27 @@ impl Provider for Facebook {
 
     fn validate(&self, config: &FacebookConfig, app_id: &str) -> Result<(), ConfigError> {
         config.validate(app_id)
+    }
+
+    /// Authorization code with PKCE, `email public_profile`; the code becomes a user
+    /// access token, checked as a login body's `accessToken` is.
+    fn redirect_flow<'c>(&self, config: &'c FacebookConfig) -> Option<RedirectFlow<'c>> {
+        if config.redirect_uris.is_empty() {
+            return None;
+        }
+        Some(RedirectFlow {
+            label: LABEL,
+            authorization_url: &config.authorization_url,
+            client_id: &config.app_id,
+            scope: "email public_profile",
+            pkce: true,
+            form_post: false,
+            redirect_uris: &config.redirect_uris,
+            exchange: Exchange::Facebook {
+                graph_url: &config.graph_url,
+                app_secret: &config.app_secret,
+            },
+        })
     }
 
     /// Check a login body `{accessToken}`.

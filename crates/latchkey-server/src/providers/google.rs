@@ -4,17 +4,16 @@
 //! the configured issuers, `aud` one of the client ids, `exp`, `nbf`, `iat`.
 //! The identity id is `sub`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use latchkey_protocol::{LoginBody, ProviderType, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::common::{Provider, ProviderContext, VerifiedIdentity};
-use super::oidc::{self, DEFAULT_LEEWAY_SECS, Rules, check_leeway, default_leeway, unreachable};
+use super::exchange::exchange_for_id_token;
+use super::oidc::{self, DEFAULT_LEEWAY_SECS, Rules, check_leeway, default_leeway};
+use super::redirect::{Exchange, RedirectFlow, check_redirect_uris};
 use crate::error::Error;
-use crate::outbound::read_json;
 use crate::settings::{
     ConfigError, check_non_empty, check_url, expose_optional_secret, invalid, yes,
 };
@@ -23,12 +22,10 @@ use crate::settings::{
 pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 /// Google's OAuth2 token endpoint (authorization-code exchange).
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+/// Google's OAuth2 authorization endpoint (the browser redirect flow).
+pub const GOOGLE_AUTHORIZATION_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 
 const LABEL: &str = "Google";
-/// Per-request timeout of the code exchange.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest accepted token-endpoint answer.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// `[apps.providers.oauth2-google]`: log in with a Google ID token or server auth code.
 ///
@@ -71,6 +68,13 @@ pub struct GoogleConfig {
     /// Clock-skew leeway for `exp`, `nbf` and `iat` in seconds (default 60, at most 300).
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// The browser redirect flow's allowed final redirect URIs (exact match); empty
+    /// (the default) turns the flow off. The flow needs `client_secret`.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Google's authorization endpoint (default [`GOOGLE_AUTHORIZATION_URL`]).
+    #[serde(default = "default_google_authorization")]
+    pub authorization_url: String,
 }
 
 impl Default for GoogleConfig {
@@ -85,8 +89,14 @@ impl Default for GoogleConfig {
             token_url: default_google_token(),
             issuers: default_google_issuers(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
+            redirect_uris: Vec::new(),
+            authorization_url: default_google_authorization(),
         }
     }
+}
+
+fn default_google_authorization() -> String {
+    GOOGLE_AUTHORIZATION_URL.to_owned()
 }
 
 fn default_google_redirect() -> String {
@@ -131,6 +141,9 @@ impl GoogleConfig {
         if self.redirect_uri.is_empty() {
             return invalid(app, P, "redirect_uri must not be empty");
         }
+        check_url(app, P, "authorization_url", &self.authorization_url)?;
+        let needs = self.client_secret.is_none().then_some("client_secret");
+        check_redirect_uris(app, P, &self.redirect_uris, needs)?;
         check_leeway(app, P, self.leeway_secs)
     }
 
@@ -182,6 +195,26 @@ impl Provider for Google {
         let rules = Rules::id_token(LABEL, &audiences, &config.issuers, config.leeway_secs);
         oidc::verify_id_token(ctx, Self::NAME, &id_token, &config.jwks_url, &rules).await
     }
+
+    /// Authorization code with PKCE, `openid email profile`.
+    fn redirect_flow<'c>(&self, config: &'c GoogleConfig) -> Option<RedirectFlow<'c>> {
+        if config.redirect_uris.is_empty() {
+            return None;
+        }
+        Some(RedirectFlow {
+            label: LABEL,
+            authorization_url: &config.authorization_url,
+            client_id: &config.client_id,
+            scope: "openid email profile",
+            pkce: true,
+            form_post: false,
+            redirect_uris: &config.redirect_uris,
+            exchange: Exchange::IdToken {
+                token_url: &config.token_url,
+                client_secret: config.client_secret.as_ref()?,
+            },
+        })
+    }
 }
 
 /// Exchange a server auth code for an ID token at `token_url`. Neither the code nor
@@ -199,51 +232,17 @@ async fn exchange_code(
     if code.is_empty() || code.len() > 4096 {
         return Err(Error::auth_failed("Google: authorization code rejected"));
     }
-    let form = [
-        ("code", code),
-        ("client_id", config.client_id.as_str()),
-        ("client_secret", secret.expose()),
-        ("redirect_uri", config.redirect_uri.as_str()),
-        ("grant_type", "authorization_code"),
-    ];
-    let resp = ctx
-        .http
-        .post(&config.token_url)
-        .timeout(EXCHANGE_TIMEOUT)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::warn!(app = ctx.app_id, error = %e.without_url(), "Google token endpoint unreachable");
-            unreachable(LABEL, "authorization code")
-        })?;
-    let status = resp.status();
-    let answer = read_json(resp, MAX_ANSWER_BYTES).await;
-    if !status.is_success() {
-        // The OAuth error code (e.g. invalid_grant) is safe to show; descriptions are not echoed.
-        let reason = answer
-            .as_ref()
-            .and_then(|a| a.get("error"))
-            .and_then(Value::as_str)
-            .filter(|e| e.len() <= 64 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
-        tracing::info!(app = ctx.app_id, %status, "Google code exchange rejected");
-        return Err(Error::auth_failed(format!(
-            "Google: authorization code rejected by the token endpoint{reason}"
-        )));
-    }
-    answer
-        .as_ref()
-        .and_then(|a| a.get("id_token"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            Error::auth_failed(
-                "Google: the token endpoint returned no ID token (is the openid scope granted?)",
-            )
-        })
+    exchange_for_id_token(
+        ctx,
+        LABEL,
+        &config.token_url,
+        &config.client_id,
+        secret,
+        &config.redirect_uri,
+        code,
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -21,8 +21,10 @@ use crate::error::Error;
 use crate::settings::ConfigError;
 
 mod common;
+pub(crate) mod exchange;
 pub(crate) mod jwks;
 mod oidc;
+pub(crate) mod redirect;
 
 pub(crate) mod anonymous;
 pub(crate) mod api_key;
@@ -35,7 +37,9 @@ pub(crate) mod local_userpass;
 
 pub use anonymous::AnonUserConfig;
 pub use api_key::ApiKeyConfig;
-pub use apple::{APPLE_ISSUER, APPLE_JWKS_URL, AppleConfig};
+pub use apple::{
+    APPLE_AUTHORIZATION_URL, APPLE_ISSUER, APPLE_JWKS_URL, APPLE_TOKEN_URL, AppleConfig,
+};
 pub use custom_function::{
     CustomFunction, CustomFunctionConfig, CustomFunctionFuture, FunctionIdentity,
 };
@@ -43,12 +47,13 @@ pub use custom_token::{
     CustomTokenConfig, MAX_CUSTOM_TOKEN_KEYS, MAX_FIELD_NAME_LEN, MAX_HS256_KEY_LEN,
     MIN_HS256_KEY_LEN, MetadataField, SigningAlgorithm,
 };
-pub use facebook::{FACEBOOK_GRAPH_URL, FacebookConfig};
-pub use google::{GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL, GoogleConfig};
+pub use facebook::{FACEBOOK_AUTHORIZATION_URL, FACEBOOK_GRAPH_URL, FacebookConfig};
+pub use google::{GOOGLE_AUTHORIZATION_URL, GOOGLE_JWKS_URL, GOOGLE_TOKEN_URL, GoogleConfig};
 pub use local_userpass::LocalUserpassConfig;
 pub use oidc::{AudienceMatch, DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS};
 
 pub(crate) use common::{Provider, ProviderContext, VerifiedIdentity, required_str};
+pub(crate) use redirect::RedirectFlow;
 
 /// The `[apps.providers.*]` tables: one per provider, a provider whose table is absent
 /// is disabled.
@@ -123,6 +128,8 @@ pub(crate) trait Registered: Send + Sync {
     fn link_refusal(&self) -> Option<&'static str>;
     /// [`Provider::enable_for_dev`] on this provider's table.
     fn enable_for_dev(&self, config: &mut ProvidersConfig);
+    /// [`Provider::redirect_flow`] on this provider's table.
+    fn redirect_flow<'c>(&self, config: &'c ProvidersConfig) -> Option<RedirectFlow<'c>>;
 }
 
 /// A provider and the accessors of its [`ProvidersConfig`] field.
@@ -171,6 +178,10 @@ impl<P: Provider> Registered for Entry<P> {
 
     fn enable_for_dev(&self, config: &mut ProvidersConfig) {
         self.provider.enable_for_dev((self.table_mut)(config));
+    }
+
+    fn redirect_flow<'c>(&self, config: &'c ProvidersConfig) -> Option<RedirectFlow<'c>> {
+        self.provider.redirect_flow((self.table)(config))
     }
 }
 

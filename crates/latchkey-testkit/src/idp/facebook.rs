@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 
+use super::consent::{AuthorizationRequest, PendingRequests, ProviderRedirect, pkce_matches};
 use super::serve::{Served, random_alnum, unix_now};
 
 /// Lifetime of tokens from [`FakeFacebook::issue_token`] (Facebook's long-lived tokens).
@@ -76,8 +77,18 @@ struct IssuedToken {
     revoked: bool,
 }
 
+/// A code granted at the consent step, waiting to be exchanged.
+#[derive(Debug)]
+struct GrantedCode {
+    user: FacebookUser,
+    redirect_uri: String,
+    code_challenge: Option<String>,
+}
+
 #[derive(Debug)]
 struct Shared {
+    codes: Mutex<HashMap<String, GrantedCode>>,
+    pending: PendingRequests,
     app_id: String,
     app_secret: String,
     other_app_id: String,
@@ -89,6 +100,41 @@ struct Shared {
 impl Shared {
     fn tokens(&self) -> MutexGuard<'_, HashMap<String, IssuedToken>> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, user: FacebookUser, app_id: String, expires_at: i64) -> String {
+        let token = format!("EAA{}", random_alnum(120));
+        self.tokens().insert(
+            token.clone(),
+            IssuedToken {
+                user,
+                app_id,
+                expires_at,
+                revoked: false,
+            },
+        );
+        token
+    }
+
+    fn codes(&self) -> MutexGuard<'_, HashMap<String, GrantedCode>> {
+        self.codes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Grant a code for `request` to `user`.
+    fn grant(&self, request: &AuthorizationRequest, user: FacebookUser) -> Result<String, String> {
+        if request.client_id != self.app_id {
+            return Err(format!("unknown client_id {}", request.client_id));
+        }
+        let code = format!("AQ{}", random_alnum(60));
+        self.codes().insert(
+            code.clone(),
+            GrantedCode {
+                user,
+                redirect_uri: request.redirect_uri.clone(),
+                code_challenge: request.code_challenge.clone(),
+            },
+        );
+        Ok(code)
     }
 
     fn app_name(&self, app_id: &str) -> &'static str {
@@ -148,6 +194,8 @@ impl FakeFacebook {
             .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
             .collect();
         let shared = Arc::new(Shared {
+            codes: Mutex::new(HashMap::new()),
+            pending: PendingRequests::default(),
             app_id,
             app_secret,
             other_app_id,
@@ -160,6 +208,11 @@ impl FakeFacebook {
             .route("/me", get(me))
             .route("/{version}/debug_token", get(debug_token))
             .route("/{version}/me", get(me))
+            .route("/dialog/oauth", get(dialog))
+            .route("/{version}/dialog/oauth", get(dialog))
+            .route("/consent", post(consent))
+            .route("/oauth/access_token", get(exchange))
+            .route("/{version}/oauth/access_token", get(exchange))
             .with_state(shared.clone());
         let served = Served::start(router).await;
         FakeFacebook {
@@ -194,17 +247,32 @@ impl FakeFacebook {
     }
 
     fn insert(&self, user: FacebookUser, app_id: String, expires_at: i64) -> String {
-        let token = format!("EAA{}", random_alnum(120));
-        self.inner.shared.tokens().insert(
-            token.clone(),
-            IssuedToken {
-                user,
-                app_id,
-                expires_at,
-                revoked: false,
-            },
-        );
-        token
+        self.inner.shared.insert(user, app_id, expires_at)
+    }
+
+    /// URL of the Login dialog (the authorization endpoint with its consent page),
+    /// `{base_url}/dialog/oauth`.
+    pub fn authorization_url(&self) -> String {
+        format!("{}/dialog/oauth", self.graph_url())
+    }
+
+    /// The consent step, decided by the test without a browser: `user` allows the
+    /// authorization request `authorize_url`. Returns where Facebook sends the
+    /// browser (with a fresh code). `Err` for a request the dialog would refuse.
+    pub fn approve(
+        &self,
+        authorize_url: &str,
+        user: FacebookUser,
+    ) -> Result<ProviderRedirect, String> {
+        let request = AuthorizationRequest::from_url(authorize_url)?;
+        let code = self.inner.shared.grant(&request, user)?;
+        Ok(ProviderRedirect::new(&request, Ok(&code)))
+    }
+
+    /// The consent step, refused by the user: `error=access_denied`.
+    pub fn deny(&self, authorize_url: &str) -> Result<ProviderRedirect, String> {
+        let request = AuthorizationRequest::from_url(authorize_url)?;
+        Ok(ProviderRedirect::new(&request, Err("access_denied")))
     }
 
     /// A valid user access token (random, opaque) of this app for `user`, expiring
@@ -415,4 +483,65 @@ async fn me(
     body.entry("id")
         .or_insert_with(|| Value::from(user.id.clone()));
     Json(Value::Object(body)).into_response()
+}
+
+/// `GET /dialog/oauth`: the Login dialog's consent page.
+async fn dialog(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared
+        .pending
+        .open("Facebook", &query, |client| client == shared.app_id)
+}
+
+/// `POST /consent`: back to the client with a code or `error=access_denied`.
+async fn consent(
+    State(shared): State<Arc<Shared>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    shared.pending.decide(&form, |request, consent| {
+        let mut user = FacebookUser::new(
+            consent.sub.unwrap_or_else(|| "10000000001".to_owned()),
+            consent.name.unwrap_or_else(|| "Some One".to_owned()),
+        );
+        user.email = consent.email;
+        shared.grant(request, user)
+    })
+}
+
+/// `GET /oauth/access_token?client_id&client_secret&redirect_uri&code[&code_verifier]`:
+/// `{"access_token","token_type":"bearer","expires_in"}`, or the OAuthException 400.
+async fn exchange(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| query.get(k).map(String::as_str);
+    if get("client_id") != Some(shared.app_id.as_str())
+        || get("client_secret") != Some(shared.app_secret.as_str())
+    {
+        return oauth_exception("Error validating client secret.", 1);
+    }
+    let Some(granted) = get("code").and_then(|c| shared.codes().remove(c)) else {
+        return oauth_exception("This authorization code has been used.", 100);
+    };
+    if get("redirect_uri") != Some(granted.redirect_uri.as_str())
+        || !pkce_matches(granted.code_challenge.as_deref(), get("code_verifier"))
+    {
+        return oauth_exception(
+            "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
+            100,
+        );
+    }
+    let token = shared.insert(
+        granted.user,
+        shared.app_id.clone(),
+        unix_now() + TOKEN_LIFETIME_SECS,
+    );
+    Json(json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": TOKEN_LIFETIME_SECS,
+    }))
+    .into_response()
 }

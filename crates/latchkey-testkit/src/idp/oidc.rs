@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use axum::{Form, Json, Router};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::consent::{AuthorizationRequest, PendingRequests, ProviderRedirect, pkce_matches};
 use super::keys::KeyPair;
 use super::serve::{Served, random_alnum, unix_now};
 
@@ -190,12 +191,17 @@ impl IdTokenClaims {
     }
 }
 
-/// A code registered with [`FakeOidc::auth_code`], waiting to be exchanged.
+/// A code registered with [`FakeOidc::auth_code`] (or granted at the consent step),
+/// waiting to be exchanged.
 #[derive(Debug)]
 struct PendingCode {
     client_id: String,
     client_secret: String,
     claims: IdTokenClaims,
+    /// The `redirect_uri` of the authorization request; the exchange must repeat it.
+    redirect_uri: Option<String>,
+    /// The PKCE S256 challenge; the exchange must bring its verifier.
+    code_challenge: Option<String>,
 }
 
 #[derive(Debug)]
@@ -211,6 +217,10 @@ struct Shared {
     issuer: String,
     keys: Mutex<Keys>,
     codes: Mutex<HashMap<String, PendingCode>>,
+    /// Registered OAuth clients (id -> secret) of the authorization endpoint.
+    clients: Mutex<HashMap<String, String>>,
+    /// Authorization requests waiting at the consent page.
+    pending: PendingRequests,
     jwks_requests: AtomicUsize,
     token_requests: AtomicUsize,
 }
@@ -222,6 +232,38 @@ impl Shared {
 
     fn codes(&self) -> MutexGuard<'_, HashMap<String, PendingCode>> {
         self.codes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Grant a code for `request` to the user `claims` (`aud` defaults to the client).
+    fn grant(
+        &self,
+        request: &AuthorizationRequest,
+        claims: IdTokenClaims,
+    ) -> Result<String, String> {
+        let secret = Self::lock(&self.clients)
+            .get(&request.client_id)
+            .cloned()
+            .ok_or_else(|| format!("unknown client_id {}", request.client_id))?;
+        let claims = IdTokenClaims {
+            aud: claims.aud.or_else(|| Some(request.client_id.clone())),
+            ..claims
+        };
+        let code = format!("4/0{}", random_alnum(40));
+        self.codes().insert(
+            code.clone(),
+            PendingCode {
+                client_id: request.client_id.clone(),
+                client_secret: secret,
+                claims,
+                redirect_uri: Some(request.redirect_uri.clone()),
+                code_challenge: request.code_challenge.clone(),
+            },
+        );
+        Ok(code)
     }
 
     fn current_key(&self) -> KeyPair {
@@ -290,12 +332,16 @@ impl FakeOidc {
                 unpublished: None,
             }),
             codes: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            pending: PendingRequests::default(),
             jwks_requests: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
         });
         let router = Router::new()
             .route("/jwks", get(jwks))
             .route("/token", post(token))
+            .route("/authorize", get(authorize))
+            .route("/consent", post(consent))
             .route("/.well-known/openid-configuration", get(discovery))
             .with_state(shared.clone());
         let served = Served::start(router).await;
@@ -350,9 +396,42 @@ impl FakeOidc {
                 client_id: client_id.into(),
                 client_secret: client_secret.into(),
                 claims: claims.clone(),
+                redirect_uri: None,
+                code_challenge: None,
             },
         );
         code
+    }
+
+    /// URL of the authorization endpoint (with its consent page), `{base_url}/authorize`.
+    pub fn authorization_url(&self) -> String {
+        format!("{}/authorize", self.base_url())
+    }
+
+    /// Register an OAuth client of the authorization endpoint; codes granted to it are
+    /// exchanged with this secret.
+    pub fn register_client(&self, client_id: impl Into<String>, client_secret: impl Into<String>) {
+        Shared::lock(&self.inner.shared.clients).insert(client_id.into(), client_secret.into());
+    }
+
+    /// The consent step, decided by the test without a browser: the user `claims`
+    /// allows the authorization request `authorize_url` (as the server redirected
+    /// to it). Returns where the provider sends the browser (with a fresh code).
+    /// `Err` for a request the endpoint would refuse (unknown client, bad query).
+    pub fn approve(
+        &self,
+        authorize_url: &str,
+        claims: IdTokenClaims,
+    ) -> Result<ProviderRedirect, String> {
+        let request = AuthorizationRequest::from_url(authorize_url)?;
+        let code = self.inner.shared.grant(&request, claims)?;
+        Ok(ProviderRedirect::new(&request, Ok(&code)))
+    }
+
+    /// The consent step, refused by the user: `error=access_denied`.
+    pub fn deny(&self, authorize_url: &str) -> Result<ProviderRedirect, String> {
+        let request = AuthorizationRequest::from_url(authorize_url)?;
+        Ok(ProviderRedirect::new(&request, Err("access_denied")))
     }
 
     /// Generate a new key and make it current; older keys stay published in the
@@ -527,6 +606,15 @@ async fn token(
         if pending.client_id != client_id || pending.client_secret != client_secret {
             return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
         }
+        let redirect_ok = pending
+            .redirect_uri
+            .as_ref()
+            .is_none_or(|r| form.get("redirect_uri") == Some(r));
+        let verifier = form.get("code_verifier").map(String::as_str);
+        if !redirect_ok || !pkce_matches(pending.code_challenge.as_deref(), verifier) {
+            codes.remove(code);
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad Request");
+        }
         codes.remove(code).map(|p| p.claims).expect("code present")
     };
     let id_token = shared.mint(&claims);
@@ -538,4 +626,31 @@ async fn token(
         "scope": "openid email profile",
     }))
     .into_response()
+}
+
+/// `GET /authorize`: the consent page of an authorization request.
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let clients = Shared::lock(&shared.clients).clone();
+    shared
+        .pending
+        .open(&shared.issuer, &query, |c| clients.contains_key(c))
+}
+
+/// `POST /consent`: back to the client with a code or `error=access_denied`.
+async fn consent(
+    State(shared): State<Arc<Shared>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    shared.pending.decide(&form, |request, user| {
+        let claims = IdTokenClaims {
+            sub: user.sub.unwrap_or_else(|| "fake-user-1".to_owned()),
+            email: user.email,
+            name: user.name,
+            ..IdTokenClaims::default()
+        };
+        shared.grant(request, claims)
+    })
 }
