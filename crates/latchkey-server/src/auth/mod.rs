@@ -21,5 +21,6 @@ pub(crate) mod mail;
 pub(crate) mod sessions;
 pub(crate) mod state;
 pub(crate) mod throttle;
+pub(crate) mod token_keys;
 pub(crate) mod userpass;
 pub(crate) mod users;

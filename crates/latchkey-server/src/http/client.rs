@@ -34,7 +34,7 @@ pub(crate) async fn location(
 /// The `hostname` of the location response: `public_url`, else the address the
 /// server listens on. When that is a wildcard address (0.0.0.0 or ::), the
 /// request's `Host` header names the interface the client actually reached.
-fn hostname(state: &ServerState, headers: &HeaderMap) -> String {
+pub(super) fn hostname(state: &ServerState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
