@@ -32,7 +32,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `axum` feature, [`axum::LatchkeyUser`] is an extractor that answers 401 with
+//! With the `axum` feature, `axum::LatchkeyUser` is an extractor that answers 401 with
 //! `WWW-Authenticate: Bearer ...` when the token is missing or invalid.
 
 #![deny(missing_docs)]
@@ -335,7 +335,8 @@ struct Cache {
     keys: HashMap<String, CachedKey>,
     fetched_at: Option<Instant>,
     max_age: Duration,
-    last_attempt: Option<Instant>,
+    /// The last fetch caused by an unknown `kid` (the cooldown's start).
+    last_refetch: Option<Instant>,
 }
 
 impl Cache {
@@ -428,7 +429,7 @@ impl Verifier {
             keys: keys_of(&set),
             fetched_at: Some(Instant::now()),
             max_age: Duration::MAX,
-            last_attempt: None,
+            last_refetch: None,
         };
         Ok(Verifier {
             inner: Arc::new(Inner {
@@ -489,12 +490,16 @@ impl Verifier {
         if fresh && let Some(k) = cache.keys.get(kid) {
             return Ok(k.clone());
         }
+        // A stale set is always refetched; a fresh one that lacks `kid` at most once
+        // per cooldown (forged kids must not turn into a flood of fetches).
         let may_fetch = !fresh
             || cache
-                .last_attempt
+                .last_refetch
                 .is_none_or(|t| t.elapsed() >= self.inner.cooldown);
         if may_fetch && matches!(self.inner.source, Source::Remote { .. }) {
-            cache.last_attempt = Some(Instant::now());
+            if fresh {
+                cache.last_refetch = Some(Instant::now());
+            }
             match self.fetch().await {
                 Ok((keys, max_age)) => {
                     cache.keys = keys;
