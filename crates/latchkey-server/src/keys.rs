@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
-use crate::config::{Config, DEFAULT_ACCESS_TOKEN_TTL_SECS, TokenAlgorithm};
+use crate::config::{Config, DEFAULT_ACCESS_TOKEN_TTL_SECS, SigningKeyConfig, TokenAlgorithm};
 use crate::settings::ConfigError;
 use crate::tokens::{generate_key, new_kid, secret_kid};
 
@@ -207,6 +207,28 @@ pub fn rotate(text: &str, options: &RotateOptions) -> Result<Rotation, ConfigErr
     let text = doc.to_string();
     Config::from_toml_str(&text)?;
     Ok(Rotation { text, changes })
+}
+
+/// A `[[apps.signing_keys]]` entry with a fresh inline key (tests, tools).
+///
+/// ```
+/// use latchkey_server::config::TokenAlgorithm;
+/// let key = latchkey_server::keys::new_signing_key("k1", TokenAlgorithm::ES256, true).unwrap();
+/// assert!(key.active && key.private_key.is_some());
+/// ```
+pub fn new_signing_key(
+    kid: &str,
+    algorithm: TokenAlgorithm,
+    active: bool,
+) -> Result<SigningKeyConfig, ConfigError> {
+    Ok(SigningKeyConfig {
+        kid: kid.to_owned(),
+        algorithm,
+        private_key: Some(generate_key(algorithm).map_err(invalid)?),
+        private_key_file: None,
+        active,
+        verify_until: None,
+    })
 }
 
 /// Write `text` to a new file readable by its owner only.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use latchkey::{App, Credentials};
 use latchkey_server::config::{SigningKeyConfig, TokenAlgorithm};
-use latchkey_server::keys::{RotateOptions, rotate};
+use latchkey_server::keys::{RotateOptions, new_signing_key, rotate};
 use latchkey_server::{AppConfig, Clock, Config, RunningServer, Server, tokens};
 use latchkey_verify::Verifier;
 use serde_json::Value;
@@ -18,14 +18,7 @@ const OTHER: &str = "other-app";
 const TTL: u64 = 600;
 
 fn es256(kid: &str) -> SigningKeyConfig {
-    SigningKeyConfig {
-        kid: kid.into(),
-        algorithm: TokenAlgorithm::ES256,
-        private_key: Some(tokens::generate_key(TokenAlgorithm::ES256).unwrap()),
-        private_key_file: None,
-        active: true,
-        verify_until: None,
-    }
+    new_signing_key(kid, TokenAlgorithm::ES256, true).unwrap()
 }
 
 fn config(db: &std::path::Path) -> Config {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use latchkey_server::config::{SigningKeyConfig, TokenAlgorithm};
-use latchkey_server::keys::{ROTATION_MARGIN_SECS, RotateOptions, rotate};
+use latchkey_server::keys::{ROTATION_MARGIN_SECS, RotateOptions, new_signing_key, rotate};
 use latchkey_server::{Config, tokens};
 use reqwest::Method;
 use serde_json::Value;
@@ -49,14 +49,7 @@ async fn hs256_app_publishes_an_empty_key_set_and_a_discovery_document() {
 }
 
 fn es256(kid: &str) -> SigningKeyConfig {
-    SigningKeyConfig {
-        kid: kid.into(),
-        algorithm: TokenAlgorithm::ES256,
-        private_key: Some(tokens::generate_key(TokenAlgorithm::ES256).unwrap()),
-        private_key_file: None,
-        active: true,
-        verify_until: None,
-    }
+    new_signing_key(kid, TokenAlgorithm::ES256, true).unwrap()
 }
 
 #[tokio::test]
