@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, ejson};
-use latchkey_server::tokens::TokenKeys;
+use latchkey_server::tokens::KeyRing;
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -126,7 +126,7 @@ pub fn client_token(data: &[u8]) {
 /// own key in structured mode so that the claim checks are reached. Only HS256 tokens
 /// with integer `exp`/`iat` and the right `typ` may pass.
 pub fn server_token(data: &[u8]) {
-    let keys = TokenKeys::new(SERVER_SECRET).expect("a valid secret");
+    let keys = KeyRing::new(SERVER_SECRET).expect("a valid secret");
     for token in tokens_from(data, Some(SERVER_SECRET)) {
         let _ = latchkey_server::tokens::unverified_domain(&token);
         if let Ok(claims) = keys.verify_access(&token, 1_700_000_000) {

@@ -250,12 +250,20 @@ fn lint() -> Result<(), String> {
         }
         cargo_step(&format!("cargo {}", args.join(" ")), &args)?;
     }
+    // The verifier without and with its axum extractor.
+    for features in ["", "axum"] {
+        let mut args = vec!["check", "-p", "latchkey-verify", "--no-default-features"];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        cargo_step(&format!("cargo {}", args.join(" ")), &args)?;
+    }
     layering()?;
     Ok(())
 }
 
 /// Dependencies point one way: protocol <- transport <- session <- providers <- facade;
-/// protocol <- store <- server. Fail if a crate depends on a layer above it; then
+/// protocol <- store <- server; protocol <- verify. Fail if a crate depends on a layer above it; then
 /// check the modules inside each crate (`modules`). Crates of the table that are
 /// not in the workspace (yet) are skipped.
 fn layering() -> Result<(), String> {
@@ -304,6 +312,18 @@ fn layering() -> Result<(), String> {
             ],
         ),
         ("latchkey", &["latchkey-server"]),
+        // protocol <- verify: a resource server's verifier needs neither the SDK nor
+        // the server.
+        (
+            "latchkey-verify",
+            &[
+                "latchkey-transport",
+                "latchkey-session",
+                "latchkey",
+                "latchkey-store",
+                "latchkey-server",
+            ],
+        ),
         ("latchkey-anonymous", &["latchkey", "latchkey-server"]),
         ("latchkey-email-password", &["latchkey", "latchkey-server"]),
         ("latchkey-api-key", &["latchkey", "latchkey-server"]),

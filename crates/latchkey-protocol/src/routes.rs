@@ -51,6 +51,13 @@ pub mod paths {
     /// `POST` call the reset function.
     pub const RESET_CALL: &str =
         "/api/client/v2.0/app/{app_id}/auth/providers/local-userpass/reset/call";
+    /// `GET` the app's JSON Web Key Set: the public keys that verify its access tokens
+    /// (empty for an app that signs with HS256). A latchkey extension.
+    pub const JWKS: &str = "/api/client/v2.0/app/{app_id}/.well-known/jwks.json";
+    /// `GET` a minimal OpenID discovery document naming [`JWKS`] as `jwks_uri`. A
+    /// latchkey extension.
+    pub const OPENID_CONFIGURATION: &str =
+        "/api/client/v2.0/app/{app_id}/.well-known/openid-configuration";
 }
 
 /// The seven email/password routes under `.../providers/local-userpass/`.

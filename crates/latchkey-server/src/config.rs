@@ -41,6 +41,7 @@ use crate::settings::{expose_optional_secret, expose_secret, yes};
 
 // Each provider's table is defined next to the provider's code.
 pub(crate) mod edge;
+pub(crate) mod keys;
 
 pub use crate::providers::{
     APPLE_AUTHORIZATION_URL, APPLE_ISSUER, APPLE_JWKS_URL, APPLE_TOKEN_URL, AnonUserConfig,
@@ -53,6 +54,7 @@ pub use crate::providers::{
 pub use crate::settings::ConfigError;
 pub use crate::settings::UnknownKey;
 pub use edge::HttpConfig;
+pub use keys::{MAX_SIGNING_KEYS, SigningKeyConfig, TokenAlgorithm};
 pub use latchkey_protocol::{
     MAX_ACCESS_TOKEN_LIFETIME_SECS, MAX_REFRESH_TOKEN_LIFETIME_SECS,
     MIN_REFRESH_TOKEN_LIFETIME_SECS,
@@ -263,9 +265,14 @@ impl DatabaseOptions {
 pub struct AppConfig {
     /// The client app id used in app-scoped routes, e.g. `myapp-abcde`.
     pub id: String,
-    /// HS256 secret that signs this app's tokens; at least 32 bytes.
+    /// HS256 secret that signs this app's refresh tokens, and its access tokens when
+    /// `signing_keys` is empty; at least 32 bytes.
     #[serde(serialize_with = "expose_secret")]
     pub signing_secret: Secret,
+    /// `[[apps.signing_keys]]`: the keys that sign and verify access tokens (ES256,
+    /// EdDSA, RS256 or HS256; one active); see [`SigningKeyConfig`] and docs/tokens.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<SigningKeyConfig>,
     /// Access-token lifetime in seconds (default 1800).
     #[serde(default = "default_access_ttl")]
     pub access_token_ttl_secs: u64,
@@ -605,6 +612,7 @@ impl AppConfig {
         AppConfig {
             id: id.into(),
             signing_secret: signing_secret.into(),
+            signing_keys: Vec::new(),
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             providers: ProvidersConfig::default(),
@@ -644,6 +652,7 @@ impl AppConfig {
             ));
         }
         self.validate_token_lifetimes()?;
+        keys::validate_signing_keys(&self.id, &self.signing_keys)?;
         edge::validate_allowed_origins(&self.id, &self.allowed_origins)?;
         self.providers.validate(&self.id)
     }
@@ -1024,6 +1033,14 @@ mod tests {
             from: "a@example.org".into(),
         });
         config.database_options.max_connections = Some(2);
+        config.apps[0].signing_keys = vec![SigningKeyConfig {
+            kid: "k1".into(),
+            algorithm: TokenAlgorithm::ES256,
+            private_key: Some(crate::tokens::generate_key(TokenAlgorithm::ES256).unwrap()),
+            private_key_file: None,
+            active: true,
+            verify_until: None,
+        }];
         config.apps[0].providers.custom_token.metadata_fields = vec![MetadataField {
             name: "n".into(),
             field_name: None,

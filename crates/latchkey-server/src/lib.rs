@@ -42,6 +42,7 @@ pub mod fuzzing {
     }
 }
 mod ids;
+pub mod keys;
 mod outbound;
 mod password;
 mod providers;

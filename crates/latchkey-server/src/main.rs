@@ -8,6 +8,10 @@
 //! - `latchkey-server init [--out FILE]`: write a commented configuration with fresh secrets.
 //! - `latchkey-server admin --config FILE <op>`: administer the configured database
 //!   directly (same operations as the admin HTTP API), printing JSON.
+//! - `latchkey-server keys generate [--algorithm ES256] [--out FILE]`: a fresh private
+//!   key and its `[[apps.signing_keys]]` entry.
+//! - `latchkey-server keys rotate --config FILE [--app ID] [--stage]`: rotate an app's
+//!   access-token key in the configuration file (see docs/tokens.md).
 //!
 //! Once the server accepts connections it prints exactly one line
 //! `listening on http://IP:PORT` to stdout (`dev` adds the app id, the admin token and
@@ -20,6 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use latchkey_server::admin::{Admin, AdminOp};
+use latchkey_server::config::TokenAlgorithm;
 use latchkey_server::{ApiError, Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -71,6 +76,122 @@ enum Command {
         #[command(subcommand)]
         op: AdminCommand,
     },
+    /// Make and rotate access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        op: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a private key and print its `[[apps.signing_keys]]` entry.
+    Generate {
+        /// ES256 (default), EdDSA, RS256 or HS256.
+        #[arg(long, default_value = "ES256")]
+        algorithm: TokenAlgorithm,
+        /// Write the key to this new file (mode 0600) and name it in the entry;
+        /// default: the key goes inline into the printed entry.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// The key id (default: today's date and 4 random hex digits).
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Rotate an app's signing key in a configuration file: the active key keeps
+    /// verifying until its tokens have expired, a new one signs.
+    Rotate {
+        /// The configuration file (rewritten in place, comments kept).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The app (default: the first configured app).
+        #[arg(long)]
+        app: Option<String>,
+        /// The algorithm of a new key: ES256 (default), EdDSA, RS256 or HS256.
+        #[arg(long, default_value = "ES256")]
+        algorithm: TokenAlgorithm,
+        /// Only add a new key, published but not signing yet (first step with several
+        /// nodes).
+        #[arg(long)]
+        stage: bool,
+        /// Write a new key to a file in this directory instead of inline.
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
+    },
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn keys(op: KeysCommand) -> Result<(), Box<dyn std::error::Error>> {
+    match op {
+        KeysCommand::Generate {
+            algorithm,
+            out,
+            kid,
+        } => {
+            let kid = kid.unwrap_or_else(|| latchkey_server::tokens::new_kid(now_secs()));
+            let key = latchkey_server::tokens::generate_key(algorithm)?;
+            let mut entry = format!(
+                "[[apps.signing_keys]]\nkid = \"{kid}\"\nalgorithm = \"{algorithm}\"\nactive = true\n"
+            );
+            match out {
+                Some(path) => {
+                    latchkey_server::keys::write_private(&path, key.expose())?;
+                    entry.push_str(&format!(
+                        "private_key_file = {}\n",
+                        toml_edit::value(path.display().to_string())
+                    ));
+                    eprintln!("wrote {}", path.display());
+                }
+                None => entry.push_str(&format!(
+                    "private_key = \"\"\"\n{}\n\"\"\"\n",
+                    key.expose().trim_end()
+                )),
+            }
+            std::io::stdout().lock().write_all(entry.as_bytes())?;
+            Ok(())
+        }
+        KeysCommand::Rotate {
+            config,
+            app,
+            algorithm,
+            stage,
+            key_dir,
+        } => {
+            let text = std::fs::read_to_string(&config)
+                .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+            let rotation = latchkey_server::keys::rotate(
+                &text,
+                &latchkey_server::keys::RotateOptions {
+                    app,
+                    algorithm,
+                    stage,
+                    key_dir,
+                    now: now_secs(),
+                },
+            )?;
+            // Write beside, then rename: the file is never half written. The new file
+            // keeps the old one's permissions.
+            let tmp = config.with_extension("toml.rotating");
+            latchkey_server::keys::write_private(&tmp, rotation.text.trim_end())?;
+            if let Ok(meta) = std::fs::metadata(&config) {
+                std::fs::set_permissions(&tmp, meta.permissions())?;
+            }
+            std::fs::rename(&tmp, &config)?;
+            for change in rotation.changes {
+                eprintln!("{change}");
+            }
+            eprintln!(
+                "rewrote {}; restart every node to apply it",
+                config.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +294,7 @@ fn init_config() -> String {
         r#"# latchkey-server configuration, generated by `latchkey-server init`.
 # Run with: latchkey-server serve --config latchkey.toml
 # Every key is described in docs/server.md. Keep this file secret (chmod 600):
-# it holds the token signing secret, the admin token and the custom-token key.
+# it holds the token signing secret and key, the admin token and the custom-token key.
 
 # Address to listen on (port 0 picks a free port). Behind a reverse proxy keep it
 # on loopback and set public_url.
@@ -230,6 +351,17 @@ signing_secret = "{signing}"
 access_token_ttl_secs = 1800      # 30 minutes
 refresh_token_ttl_secs = 5184000  # 60 days
 
+# The key that signs access tokens (ES256). Your own services verify the tokens with
+# its public key, published at /api/client/v2.0/app/myapp/.well-known/jwks.json
+# (docs/tokens.md). Rotate it with `latchkey-server keys rotate --config FILE`.
+# Without any signing key, the signing_secret signs access tokens too (HS256).
+[[apps.signing_keys]]
+kid = "{kid}"
+algorithm = "ES256"
+active = true
+private_key = """
+{es256}"""
+
 # A provider is enabled when its table is present.
 [apps.providers.anon-user]
 enabled = true
@@ -259,6 +391,10 @@ signing_keys = ["{custom}"]
         signing = random_hex(),
         webhook = random_hex(),
         custom = random_hex(),
+        kid = latchkey_server::tokens::new_kid(now_secs()),
+        es256 = latchkey_server::tokens::generate_key(TokenAlgorithm::ES256)
+            .map(|k| k.expose().to_owned())
+            .unwrap_or_default(),
     )
 }
 
@@ -339,6 +475,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Init { out } => return init(out),
         Command::Migrate { config } => return migrate(config).await,
         Command::Admin { config, app, op } => return admin(config, app, op).await,
+        Command::Keys { op } => return keys(op),
     };
     let app_id = config
         .apps

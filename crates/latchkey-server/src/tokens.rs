@@ -1,17 +1,28 @@
-//! Signing and verifying the server's own HS256 access and refresh tokens.
+//! Signing and verifying the server's own tokens: each app's [`KeyRing`].
 //!
-//! Verification here is cryptographic and temporal only: signature (HS256 and
-//! nothing else), integer `exp`/`iat`, the expected `typ`, and `exp` against the
-//! server [`Clock`](crate::Clock). The session lookup that makes revocation
-//! immediate happens in the HTTP layer (`http::auth`).
+//! Access tokens are signed with the app's active `[[apps.signing_keys]]` entry
+//! (ES256, EdDSA, RS256 or HS256), or with its HS256 `signing_secret` when it has
+//! none; refresh tokens always with `signing_secret`. Every token carries a `kid`
+//! header naming its key; a token without one (minted by an earlier release) names the
+//! `signing_secret`. The public keys are published as a JWKS ([`KeyRing::jwks`]).
+//!
+//! Verification here is cryptographic and temporal only: signature (with the one
+//! algorithm of the key its `kid` names), integer `exp`/`iat`, the expected `typ`,
+//! and `exp` against the server [`Clock`](crate::Clock). The session lookup that makes
+//! revocation immediate happens in the domain layer (`auth::sessions`).
 
 use std::fmt;
+use std::path::Path;
 
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, TokenType};
+use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, Secret, TokenType};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use sha2::Digest as _;
+
+use crate::config::{AppConfig, MIN_SIGNING_SECRET_LEN, SigningKeyConfig, TokenAlgorithm};
 
 /// Why a token was rejected. None of the variants carries the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +31,8 @@ pub enum TokenError {
     /// Not a three-part JWS, bad base64 or JSON, missing or non-integer claims.
     #[error("malformed token")]
     Malformed,
-    /// The signature does not verify, or the algorithm is not HS256.
+    /// The signature does not verify, its `kid` names no key that still verifies, or
+    /// the algorithm is not that key's.
     #[error("invalid token signature")]
     Signature,
     /// An access token where a refresh token is required, or the other way round.
@@ -34,30 +46,63 @@ pub enum TokenError {
     Sign(String),
 }
 
-/// One app's signing key.
-#[derive(Clone)]
-pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    /// Built once: HS256 only, no `exp`/`aud`/required-claim checks (see [`Self::verify`]).
-    validation: Validation,
+/// A signing key could not be loaded. The messages name the app, the `kid` and the
+/// file, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("app {app:?}: signing key {kid:?}: {reason}")]
+pub struct KeyError {
+    /// The app.
+    pub app: String,
+    /// The key id.
+    pub kid: String,
+    /// What is wrong.
+    pub reason: String,
 }
 
-impl fmt::Debug for TokenKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenKeys(<redacted>)")
+/// Smallest accepted RSA modulus, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// One key of a [`KeyRing`].
+#[derive(Clone)]
+struct Key {
+    kid: String,
+    algorithm: TokenAlgorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// Built once: this key's algorithm only, no `exp`/`aud`/required-claim checks
+    /// (see [`KeyRing::verify`]).
+    validation: Validation,
+    /// The public key (asymmetric keys only).
+    public: Option<Jwk>,
+    /// Verifies until this Unix time (inactive keys only).
+    verify_until: Option<i64>,
+}
+
+impl Key {
+    fn verifies_at(&self, now: i64) -> bool {
+        self.verify_until.is_none_or(|until| now < until)
     }
 }
 
-/// The signature check of [`TokenKeys::verify`]: HS256 only. `exp` is checked there
-/// against the server clock, not the system clock; `typ` and `iat` too.
-fn hs256_validation() -> Validation {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    validation.leeway = 0;
-    validation
+/// One app's keys: the `signing_secret` (refresh tokens, and access tokens of an app
+/// without `signing_keys`) and the `[[apps.signing_keys]]`, one of them active.
+#[derive(Clone)]
+pub struct KeyRing {
+    secret: Key,
+    keys: Vec<Key>,
+    /// Index in `keys` of the key that signs access tokens; `None`: `secret` does.
+    active: Option<usize>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("KeyRing")
+            .field("secret", &"<redacted>")
+            .field("kids", &kids)
+            .field("active", &self.active_kid())
+            .finish()
+    }
 }
 
 /// The `baas_domain_id` claim of a token, read **without** verifying it, to find
@@ -70,31 +115,280 @@ pub fn unverified_domain(token: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-impl TokenKeys {
-    /// Keys from an HS256 secret.
-    pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
-        Ok(TokenKeys {
-            encoding: EncodingKey::from_secret(secret)
-                .map_err(|e| TokenError::Sign(e.to_string()))?,
-            decoding: DecodingKey::from_secret(secret)
-                .map_err(|e| TokenError::Sign(e.to_string()))?,
-            validation: hs256_validation(),
-        })
+/// The `kid` of the app's `signing_secret`: derived from the secret (a one-way hash,
+/// 48 bits of it), so that changing the secret changes it.
+pub fn secret_kid(secret: &[u8]) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(b"latchkey signing_secret kid\0");
+    h.update(secret);
+    format!("hs-{}", hex::encode(&h.finalize()[..6]))
+}
+
+fn jwt_algorithm(a: TokenAlgorithm) -> Algorithm {
+    match a {
+        TokenAlgorithm::ES256 => Algorithm::ES256,
+        TokenAlgorithm::EdDSA => Algorithm::EdDSA,
+        TokenAlgorithm::RS256 => Algorithm::RS256,
+        TokenAlgorithm::HS256 => Algorithm::HS256,
+    }
+}
+
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    validation
+}
+
+/// The DER inside one PEM block, with its label.
+fn pem_der(text: &str) -> Result<(String, rsa::pkcs8::SecretDocument), String> {
+    rsa::pkcs8::SecretDocument::from_pem(text.trim())
+        .map(|(label, doc)| (label.to_owned(), doc))
+        .map_err(|_| "not a PEM private key (-----BEGIN PRIVATE KEY-----)".to_owned())
+}
+
+/// The private key's PKCS#8 v1 prefix for an Ed25519 seed (RFC 8410).
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// Signing and verifying keys from `material` (PEM, or the HS256 secret).
+fn parse_key(
+    algorithm: TokenAlgorithm,
+    material: &str,
+) -> Result<(EncodingKey, DecodingKey), String> {
+    let alg = jwt_algorithm(algorithm);
+    let encoding = match algorithm {
+        TokenAlgorithm::HS256 => {
+            if material.len() < MIN_SIGNING_SECRET_LEN {
+                return Err(format!(
+                    "an HS256 secret must be at least {MIN_SIGNING_SECRET_LEN} bytes long"
+                ));
+            }
+            let decoding =
+                DecodingKey::from_secret(material.as_bytes()).map_err(|e| e.to_string())?;
+            let encoding =
+                EncodingKey::from_secret(material.as_bytes()).map_err(|e| e.to_string())?;
+            return Ok((encoding, decoding));
+        }
+        TokenAlgorithm::ES256 => {
+            let (label, der) = pem_der(material)?;
+            if label != "PRIVATE KEY" {
+                return Err(format!("expected a PKCS#8 PRIVATE KEY, found {label}"));
+            }
+            EncodingKey::from_ec_der(der.as_bytes())
+        }
+        TokenAlgorithm::EdDSA => {
+            let (label, der) = pem_der(material)?;
+            let der = der.as_bytes();
+            if label != "PRIVATE KEY" || der.len() != 48 || der[..16] != ED25519_PKCS8_PREFIX {
+                return Err("expected an Ed25519 PKCS#8 PRIVATE KEY \
+                            (openssl genpkey -algorithm ed25519)"
+                    .to_owned());
+            }
+            EncodingKey::from_ed_der(der)
+        }
+        TokenAlgorithm::RS256 => {
+            use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPrivateKey as _};
+            use rsa::pkcs8::DecodePrivateKey as _;
+            use rsa::traits::PublicKeyParts as _;
+            let (label, der) = pem_der(material)?;
+            let key = match label.as_str() {
+                "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(der.as_bytes()),
+                "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(der.as_bytes())
+                    .map_err(rsa::pkcs8::Error::from),
+                other => return Err(format!("expected an RSA PRIVATE KEY, found {other}")),
+            }
+            .map_err(|_| "not a valid RSA private key".to_owned())?;
+            if key.size() * 8 < MIN_RSA_BITS {
+                return Err(format!("RSA keys must have at least {MIN_RSA_BITS} bits"));
+            }
+            let pkcs1 = key
+                .to_pkcs1_der()
+                .map_err(|_| "not a valid RSA private key".to_owned())?;
+            EncodingKey::from_rsa_der(pkcs1.as_bytes())
+        }
+    };
+    let jwk = Jwk::from_encoding_key(&encoding, alg)
+        .map_err(|_| format!("not a valid {algorithm} private key"))?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    Ok((encoding, decoding))
+}
+
+impl Key {
+    fn new(
+        kid: &str,
+        algorithm: TokenAlgorithm,
+        material: &str,
+        verify_until: Option<i64>,
+    ) -> Result<Key, String> {
+        let (encoding, decoding) = parse_key(algorithm, material)?;
+        let alg = jwt_algorithm(algorithm);
+        let public = if algorithm.is_asymmetric() {
+            let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| e.to_string())?;
+            jwk.common.key_id = Some(kid.to_owned());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            Some(jwk)
+        } else {
+            None
+        };
+        let key = Key {
+            kid: kid.to_owned(),
+            algorithm,
+            encoding,
+            decoding,
+            validation: validation(alg),
+            public,
+            verify_until,
+        };
+        // The key must verify what it signs (a public key that does not match the
+        // private one would be published otherwise).
+        let probe = key
+            .sign(&serde_json::json!({ "probe": true }))
+            .map_err(|e| e.to_string())?;
+        jsonwebtoken::decode::<Value>(&probe, &key.decoding, &key.validation)
+            .map_err(|_| format!("the {algorithm} key does not verify its own signature"))?;
+        Ok(key)
     }
 
     fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let mut header = Header::new(jwt_algorithm(self.algorithm));
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
+}
 
-    /// Sign access-token claims.
-    pub fn sign_access(&self, claims: &AccessTokenClaims) -> Result<String, TokenError> {
-        self.sign(claims)
+/// Read a `private_key_file`: it must exist and, on Unix, not be readable by group or
+/// others.
+fn read_key_file(path: &Path) -> Result<Secret, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{shown} is readable by group or others (mode {:o}); chmod 600 it",
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    Ok(Secret::from(text.trim().to_owned()))
+}
+
+impl KeyRing {
+    /// Keys from an HS256 secret alone (an app without `signing_keys`).
+    pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
+        let text = std::str::from_utf8(secret).map_err(|_| TokenError::Sign("secret".into()))?;
+        let key = Key::new(&secret_kid(secret), TokenAlgorithm::HS256, text, None)
+            .map_err(TokenError::Sign)?;
+        Ok(KeyRing {
+            secret: key,
+            keys: Vec::new(),
+            active: None,
+        })
     }
 
-    /// Sign refresh-token claims.
+    /// The app's keys: its `signing_secret` and its `signing_keys`, private key files
+    /// read and checked.
+    pub fn load(app: &AppConfig) -> Result<Self, KeyError> {
+        let error = |kid: &str, reason: String| KeyError {
+            app: app.id.clone(),
+            kid: kid.to_owned(),
+            reason,
+        };
+        let secret = app.signing_secret.expose();
+        let secret_kid = secret_kid(secret.as_bytes());
+        let mut ring =
+            KeyRing::new(secret.as_bytes()).map_err(|e| error(&secret_kid, e.to_string()))?;
+        for (i, entry) in app.signing_keys.iter().enumerate() {
+            let (key, material) = load_entry(entry).map_err(|reason| error(&entry.kid, reason))?;
+            // The signing_secret's kid may be listed (to retire the secret as an
+            // access-token key), with the secret itself only.
+            if entry.kid == secret_kid
+                && (entry.algorithm != TokenAlgorithm::HS256 || material.expose() != secret)
+            {
+                return Err(error(
+                    &entry.kid,
+                    "this kid names the signing_secret: the entry must be HS256 with the \
+                     same secret"
+                        .into(),
+                ));
+            }
+            ring.keys.push(key);
+            if entry.active {
+                ring.active = Some(i);
+            }
+        }
+        Ok(ring)
+    }
+
+    /// The `kid` of the key that signs new access tokens.
+    pub fn active_kid(&self) -> &str {
+        &self.active_key().kid
+    }
+
+    /// The algorithm of the key that signs new access tokens.
+    pub fn active_algorithm(&self) -> TokenAlgorithm {
+        self.active_key().algorithm
+    }
+
+    /// The `kid` of the `signing_secret` (refresh tokens).
+    pub fn secret_kid(&self) -> &str {
+        &self.secret.kid
+    }
+
+    fn active_key(&self) -> &Key {
+        self.active.map_or(&self.secret, |i| &self.keys[i])
+    }
+
+    /// The public keys that verify access tokens at `now`: every asymmetric key of
+    /// `signing_keys` not past its `verify_until`. Empty for an HS256 app.
+    pub fn jwks(&self, now: i64) -> JwkSet {
+        JwkSet {
+            keys: self
+                .keys
+                .iter()
+                .filter(|k| k.verifies_at(now))
+                .filter_map(|k| k.public.clone())
+                .collect(),
+        }
+    }
+
+    /// Sign access-token claims with the active key.
+    pub fn sign_access(&self, claims: &AccessTokenClaims) -> Result<String, TokenError> {
+        self.active_key().sign(claims)
+    }
+
+    /// Sign refresh-token claims with the `signing_secret`.
     pub fn sign_refresh(&self, claims: &RefreshTokenClaims) -> Result<String, TokenError> {
-        self.sign(claims)
+        self.secret.sign(claims)
+    }
+
+    /// The key that verifies a token of type `typ` whose header names `kid` (`None`:
+    /// the `signing_secret`, as tokens of earlier releases).
+    fn verifying_key(&self, kid: Option<&str>, typ: TokenType, now: i64) -> Option<&Key> {
+        let kid = kid.unwrap_or(&self.secret.kid);
+        // The secret verifies refresh tokens, and access tokens while it signs them
+        // (afterwards, only if listed in `signing_keys`, until its `verify_until`).
+        let secret = (kid == self.secret.kid).then_some(&self.secret);
+        if typ == TokenType::Refresh {
+            return secret;
+        }
+        if self.active.is_none() {
+            return secret;
+        }
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .filter(|k| k.verifies_at(now))
     }
 
     fn verify<T: DeserializeOwned>(
@@ -103,8 +397,12 @@ impl TokenKeys {
         typ: TokenType,
         now: i64,
     ) -> Result<T, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let key = self
+            .verifying_key(header.kid.as_deref(), typ, now)
+            .ok_or(TokenError::Signature)?;
         let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &key.validation)
                 .map_err(|e| match e.kind() {
                     ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
                         TokenError::Signature
@@ -133,17 +431,106 @@ impl TokenKeys {
         Ok(claims)
     }
 
-    /// Verify an access token: HS256 signature, `typ:"access"`, integer `exp`/`iat`,
-    /// `exp > now`.
+    /// Verify an access token: the key its `kid` names (the active key, an inactive
+    /// one before its `verify_until`, or the `signing_secret` of an app without
+    /// `signing_keys`) with that key's algorithm, `typ:"access"`, integer
+    /// `exp`/`iat`, `exp > now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenError> {
         self.verify(token, TokenType::Access, now)
     }
 
-    /// Verify a refresh token: HS256 signature, `typ:"refresh"`, integer `exp`/`iat`,
-    /// `exp > now`.
+    /// Verify a refresh token: the `signing_secret` (HS256), `typ:"refresh"`, integer
+    /// `exp`/`iat`, `exp > now`.
     pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshTokenClaims, TokenError> {
         self.verify(token, TokenType::Refresh, now)
     }
+}
+
+fn load_entry(entry: &SigningKeyConfig) -> Result<(Key, Secret), String> {
+    let material = match (&entry.private_key, &entry.private_key_file) {
+        (Some(inline), _) => inline.clone(),
+        (None, Some(path)) => read_key_file(path)?,
+        (None, None) => return Err("private_key or private_key_file is required".into()),
+    };
+    let key = Key::new(
+        &entry.kid,
+        entry.algorithm,
+        material.expose(),
+        if entry.active {
+            None
+        } else {
+            entry.verify_until
+        },
+    )?;
+    Ok((key, material))
+}
+
+/// A fresh private key for `algorithm`: PKCS#8 PEM (ES256, EdDSA, RS256 with
+/// [`MIN_RSA_BITS`] bits), or 64 hex digits for HS256.
+pub fn generate_key(algorithm: TokenAlgorithm) -> Result<Secret, String> {
+    use rand::RngCore as _;
+    use rsa::pkcs8::{EncodePrivateKey as _, LineEnding, SecretDocument};
+    let pem = |der: &[u8]| -> Result<Secret, String> {
+        let doc = SecretDocument::try_from(der).map_err(|e| e.to_string())?;
+        doc.to_pem("PRIVATE KEY", LineEnding::LF)
+            .map(|p| Secret::from(p.as_str().to_owned()))
+            .map_err(|e| e.to_string())
+    };
+    match algorithm {
+        TokenAlgorithm::HS256 => {
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            Ok(Secret::from(hex::encode(bytes)))
+        }
+        TokenAlgorithm::EdDSA => {
+            let mut der = ED25519_PKCS8_PREFIX.to_vec();
+            let mut seed = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            der.extend_from_slice(&seed);
+            pem(&der)
+        }
+        TokenAlgorithm::ES256 => {
+            let rng = ring::rand::SystemRandom::new();
+            let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &rng,
+            )
+            .map_err(|_| "cannot generate a P-256 key".to_owned())?;
+            pem(doc.as_ref())
+        }
+        TokenAlgorithm::RS256 => {
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, MIN_RSA_BITS)
+                .map_err(|e| e.to_string())?;
+            key.to_pkcs8_pem(LineEnding::LF)
+                .map(|p| Secret::from(p.as_str().to_owned()))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A `kid` for a key made now: the date and 4 random hex digits, e.g.
+/// `2026-11-29-a1b2`.
+pub fn new_kid(now: i64) -> String {
+    use rand::RngCore as _;
+    let days = now.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut r = [0u8; 2];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    format!("{y:04}-{m:02}-{d:02}-{}", hex::encode(r))
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
@@ -181,7 +568,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_type_confusion() {
-        let k = TokenKeys::new(SECRET).unwrap();
+        let k = KeyRing::new(SECRET).unwrap();
         let at = k.sign_access(&access(2000)).unwrap();
         let rt = k.sign_refresh(&refresh(2000)).unwrap();
         assert_eq!(k.verify_access(&at, 1000).unwrap().sub, "u1");
@@ -197,8 +584,8 @@ mod tests {
 
     #[test]
     fn rejects_other_keys_and_algorithms() {
-        let k = TokenKeys::new(SECRET).unwrap();
-        let other = TokenKeys::new(b"another-secret-another-secret-xx").unwrap();
+        let k = KeyRing::new(SECRET).unwrap();
+        let other = KeyRing::new(b"another-secret-another-secret-xx").unwrap();
         let at = other.sign_access(&access(2000)).unwrap();
         assert_eq!(k.verify_access(&at, 1000), Err(TokenError::Signature));
 
@@ -218,18 +605,272 @@ mod tests {
 
     #[test]
     fn rejects_float_exp_and_missing_typ() {
-        let k = TokenKeys::new(SECRET).unwrap();
+        let k = KeyRing::new(SECRET).unwrap();
         let t = k
+            .secret
             .sign(&serde_json::json!({"sub":"u","exp":2000.5,"iat":1,"typ":"access"}))
             .unwrap();
         assert_eq!(k.verify_access(&t, 1000), Err(TokenError::Malformed));
         let t = k
+            .secret
             .sign(&serde_json::json!({"sub":"u","exp":2000,"iat":1}))
             .unwrap();
         assert_eq!(k.verify_access(&t, 1000), Err(TokenError::WrongType));
         let t = k
+            .secret
             .sign(&serde_json::json!({"sub":"u","exp":2000,"typ":"access"}))
             .unwrap();
         assert_eq!(k.verify_access(&t, 1000), Err(TokenError::Malformed));
+    }
+
+    fn app_with(keys: Vec<SigningKeyConfig>) -> AppConfig {
+        let mut app = AppConfig::new("app", std::str::from_utf8(SECRET).unwrap());
+        app.signing_keys = keys;
+        app
+    }
+
+    fn entry(kid: &str, alg: TokenAlgorithm, active: bool, until: Option<i64>) -> SigningKeyConfig {
+        SigningKeyConfig {
+            kid: kid.into(),
+            algorithm: alg,
+            private_key: Some(generate_key(alg).unwrap()),
+            private_key_file: None,
+            active,
+            verify_until: until,
+        }
+    }
+
+    fn header_of(token: &str) -> Header {
+        jsonwebtoken::decode_header(token).unwrap()
+    }
+
+    #[test]
+    fn every_algorithm_signs_verifies_and_publishes() {
+        for alg in TokenAlgorithm::ALL {
+            let ring = KeyRing::load(&app_with(vec![entry("k1", alg, true, None)])).unwrap();
+            let at = ring.sign_access(&access(2000)).unwrap();
+            let h = header_of(&at);
+            assert_eq!(h.kid.as_deref(), Some("k1"), "{alg}");
+            assert_eq!(h.alg, jwt_algorithm(alg));
+            assert_eq!(ring.verify_access(&at, 1000).unwrap().sub, "u1", "{alg}");
+            let jwks = serde_json::to_value(ring.jwks(1000)).unwrap();
+            if alg.is_asymmetric() {
+                let key = &jwks["keys"][0];
+                assert_eq!(key["kid"], "k1");
+                assert_eq!(key["alg"], alg.as_str());
+                assert_eq!(key["use"], "sig");
+                // Public parts only.
+                assert!(key.get("d").is_none() && key.get("k").is_none(), "{key}");
+                // The published key verifies the token on its own.
+                let jwk: Jwk = serde_json::from_value(key.clone()).unwrap();
+                let dk = DecodingKey::from_jwk(&jwk).unwrap();
+                jsonwebtoken::decode::<Value>(&at, &dk, &validation(jwt_algorithm(alg))).unwrap();
+            } else {
+                assert_eq!(jwks, serde_json::json!({"keys": []}));
+            }
+            // Refresh tokens stay with the signing_secret.
+            let rt = ring.sign_refresh(&refresh(2000)).unwrap();
+            assert_eq!(header_of(&rt).alg, Algorithm::HS256);
+            assert_eq!(header_of(&rt).kid.as_deref(), Some(ring.secret_kid()));
+            assert!(ring.verify_refresh(&rt, 1000).is_ok());
+            // The private key never shows in Debug.
+            let shown = format!(
+                "{ring:?} {:?}",
+                app_with(vec![entry("k1", alg, true, None)])
+            );
+            assert!(
+                !shown.contains("PRIVATE") && !shown.contains(std::str::from_utf8(SECRET).unwrap()),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn hs256_app_tokens_carry_the_secret_kid_and_old_tokens_still_verify() {
+        let ring = KeyRing::new(SECRET).unwrap();
+        let at = ring.sign_access(&access(2000)).unwrap();
+        assert_eq!(
+            header_of(&at).kid.as_deref(),
+            Some(secret_kid(SECRET).as_str())
+        );
+        // A token of an earlier release: no kid.
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &access(2000),
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
+        assert!(ring.verify_access(&old, 1000).is_ok());
+        assert!(ring.jwks(1000).keys.is_empty());
+    }
+
+    /// Tokens minted before a rotation keep verifying until they expire, then stop;
+    /// the retired key stops verifying (and is no longer published) at verify_until.
+    #[test]
+    fn rotation_keeps_old_tokens_until_they_expire() {
+        let a = entry("a", TokenAlgorithm::ES256, true, None);
+        let before = KeyRing::load(&app_with(vec![a.clone()])).unwrap();
+        let old = before.sign_access(&access(2000)).unwrap();
+        let old_refresh = before.sign_refresh(&refresh(5000)).unwrap();
+        // Rotation at 1000: b signs, a verifies until 2100.
+        let retired = SigningKeyConfig {
+            active: false,
+            verify_until: Some(2100),
+            ..a
+        };
+        let after = KeyRing::load(&app_with(vec![
+            retired,
+            entry("b", TokenAlgorithm::EdDSA, true, None),
+        ]))
+        .unwrap();
+        let new = after.sign_access(&access(2500)).unwrap();
+        assert_eq!(header_of(&new).kid.as_deref(), Some("b"));
+        assert!(after.verify_access(&old, 1500).is_ok());
+        assert!(after.verify_access(&new, 1500).is_ok());
+        assert!(after.verify_refresh(&old_refresh, 1500).is_ok());
+        assert_eq!(after.jwks(1500).keys.len(), 2);
+        assert_eq!(after.verify_access(&old, 2000), Err(TokenError::Expired));
+        // Past verify_until, the key is gone from verification and the JWKS.
+        assert_eq!(after.verify_access(&old, 2100), Err(TokenError::Signature));
+        assert_eq!(after.jwks(2100).keys.len(), 1);
+        assert!(after.verify_refresh(&old_refresh, 2100).is_ok());
+        // The HS256 secret no longer verifies access tokens once a key is active.
+        let hs = KeyRing::new(SECRET)
+            .unwrap()
+            .sign_access(&access(2000))
+            .unwrap();
+        assert_eq!(after.verify_access(&hs, 1000), Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn the_secret_can_be_retired_like_any_key() {
+        let secret = std::str::from_utf8(SECRET).unwrap();
+        let listed = SigningKeyConfig {
+            kid: secret_kid(SECRET),
+            algorithm: TokenAlgorithm::HS256,
+            private_key: Some(secret.into()),
+            private_key_file: None,
+            active: false,
+            verify_until: Some(2100),
+        };
+        let ring = KeyRing::load(&app_with(vec![
+            listed.clone(),
+            entry("n", TokenAlgorithm::ES256, true, None),
+        ]))
+        .unwrap();
+        let hs = KeyRing::new(SECRET)
+            .unwrap()
+            .sign_access(&access(2000))
+            .unwrap();
+        assert!(ring.verify_access(&hs, 1000).is_ok());
+        assert_eq!(ring.verify_access(&hs, 2100), Err(TokenError::Signature));
+        // The secret's kid with another secret is refused.
+        let wrong = SigningKeyConfig {
+            private_key: Some("another-secret-another-secret-xxxx".into()),
+            ..listed
+        };
+        let err = KeyRing::load(&app_with(vec![
+            wrong,
+            entry("n", TokenAlgorithm::ES256, true, None),
+        ]))
+        .unwrap_err();
+        assert!(err.reason.contains("signing_secret"), "{err}");
+    }
+
+    #[test]
+    fn algorithm_confusion_and_unknown_kids_are_refused() {
+        let es = entry("k", TokenAlgorithm::ES256, true, None);
+        let ring = KeyRing::load(&app_with(vec![es])).unwrap();
+        // HS256 signed with the public key's JSON as secret, naming the ES256 kid.
+        let public = serde_json::to_vec(&ring.jwks(0)).unwrap();
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k".into());
+        let forged = jsonwebtoken::encode(
+            &h,
+            &access(2000),
+            &EncodingKey::from_secret(&public).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            ring.verify_access(&forged, 1000),
+            Err(TokenError::Signature)
+        );
+        // Another ES256 key under the same kid.
+        let other = KeyRing::load(&app_with(vec![entry(
+            "k",
+            TokenAlgorithm::ES256,
+            true,
+            None,
+        )]))
+        .unwrap();
+        let t = other.sign_access(&access(2000)).unwrap();
+        assert_eq!(ring.verify_access(&t, 1000), Err(TokenError::Signature));
+        // A kid nobody knows.
+        let t = KeyRing::load(&app_with(vec![entry(
+            "zz",
+            TokenAlgorithm::ES256,
+            true,
+            None,
+        )]))
+        .unwrap()
+        .sign_access(&access(2000))
+        .unwrap();
+        assert_eq!(ring.verify_access(&t, 1000), Err(TokenError::Signature));
+        // An access token is not a refresh token, whatever its kid.
+        let at = ring.sign_access(&access(2000)).unwrap();
+        assert!(ring.verify_refresh(&at, 1000).is_err());
+    }
+
+    #[test]
+    fn bad_key_material_is_refused_without_showing_it() {
+        for (alg, material) in [
+            (
+                TokenAlgorithm::ES256,
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            ),
+            (TokenAlgorithm::EdDSA, "not pem at all"),
+            (TokenAlgorithm::HS256, "short-secret"),
+        ] {
+            let mut e = entry("k", alg, true, None);
+            e.private_key = Some(material.into());
+            let err = KeyRing::load(&app_with(vec![e])).unwrap_err().to_string();
+            assert!(err.contains("\"k\""), "{err}");
+            assert!(!err.contains(material), "{err}");
+        }
+        // An ES256 key given as EdDSA.
+        let mut e = entry("k", TokenAlgorithm::ES256, true, None);
+        e.algorithm = TokenAlgorithm::EdDSA;
+        assert!(KeyRing::load(&app_with(vec![e])).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let pem = generate_key(TokenAlgorithm::RS256).unwrap();
+        std::fs::write(&path, pem.expose()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = SigningKeyConfig {
+            private_key: None,
+            private_key_file: Some(path.clone()),
+            ..entry("f", TokenAlgorithm::RS256, true, None)
+        };
+        let err = KeyRing::load(&app_with(vec![e.clone()]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ring = KeyRing::load(&app_with(vec![e])).unwrap();
+        assert_eq!(ring.active_algorithm(), TokenAlgorithm::RS256);
+        let t = ring.sign_access(&access(2000)).unwrap();
+        assert!(ring.verify_access(&t, 1000).is_ok());
+    }
+
+    #[test]
+    fn kids_are_dated() {
+        assert!(new_kid(1_764_374_400).starts_with("2025-11-29-"));
+        assert!(new_kid(0).starts_with("1970-01-01-"));
     }
 }

@@ -90,7 +90,9 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::may_only_use("latchkey-server", "clock", &[]),
     Rule::may_only_use("latchkey-server", "ids", &["clock"]),
     Rule::may_only_use("latchkey-server", "password", &["clock"]),
-    Rule::may_only_use("latchkey-server", "tokens", &["clock"]),
+    // Token signing also reads its keys' configuration (`[[apps.signing_keys]]`,
+    // config::keys: plain data, no rule).
+    Rule::may_only_use("latchkey-server", "tokens", &["clock", "config"]),
     // latchkey-testkit: the fake identity providers stand alone.
     Rule::must_not_use("latchkey-testkit", "idp", &["full", "record"]),
     //

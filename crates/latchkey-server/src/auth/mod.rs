@@ -22,5 +22,6 @@ pub(crate) mod oauth;
 pub(crate) mod sessions;
 pub(crate) mod state;
 pub(crate) mod throttle;
+pub(crate) mod token_keys;
 pub(crate) mod userpass;
 pub(crate) mod users;

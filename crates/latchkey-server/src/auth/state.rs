@@ -17,18 +17,18 @@ use crate::password::PasswordHasher;
 use crate::providers::jwks::JwksCache;
 use crate::providers::{self, ProviderContext, ProviderRef};
 use crate::store::Store;
-use crate::tokens::{TokenError, TokenKeys};
+use crate::tokens::{KeyError, KeyRing};
 
 /// One hosted app, ready to serve.
 #[derive(Debug)]
 pub(crate) struct AppRuntime {
     pub(crate) config: AppConfig,
-    pub(crate) keys: TokenKeys,
+    pub(crate) keys: KeyRing,
 }
 
 impl AppRuntime {
-    pub(crate) fn new(config: AppConfig) -> Result<Self, TokenError> {
-        let keys = TokenKeys::new(config.signing_secret.expose().as_bytes())?;
+    pub(crate) fn new(config: AppConfig) -> Result<Self, KeyError> {
+        let keys = KeyRing::load(&config)?;
         Ok(AppRuntime { config, keys })
     }
 

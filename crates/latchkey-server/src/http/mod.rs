@@ -24,6 +24,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 mod error;
 mod extract;
+mod keys;
 mod oauth;
 mod response;
 mod userpass;
@@ -44,6 +45,8 @@ pub(crate) const MAX_HEADER_COUNT: usize = 64;
 pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>) -> Router {
     Router::new()
         .route(paths::LOCATION, get(client::location))
+        .route(paths::JWKS, get(keys::jwks))
+        .route(paths::OPENID_CONFIGURATION, get(keys::openid_configuration))
         .route(paths::LOGIN, post(client::login).get(oauth::start))
         .route(
             paths::OAUTH_CALLBACK,

@@ -18,6 +18,7 @@ mod oauth;
 mod outage;
 mod persistence;
 mod sessions;
+mod signing_keys;
 mod throttle;
 mod tokens;
 mod userpass;
