@@ -110,6 +110,24 @@ fn bench() -> Result<(), String> {
         target.join("release").join("latchkey-server"),
     );
     run("bench", cmd)?;
+    // The route table: wrk against the release binary, with the Firebase Auth Emulator
+    // (bench/firebase, `npm ci` there) as the peer when it can start.
+    let mut table = cargo();
+    table
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "latchkey-testkit",
+            "--example",
+            "bench_wrk",
+        ])
+        .env(
+            "LATCHKEY_SERVER_BIN",
+            target.join("release").join("latchkey-server"),
+        );
+    run("bench (route table, wrk)", table)?;
     // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
     let _postgres = postgres::for_tests();
     let mut engines = cargo();

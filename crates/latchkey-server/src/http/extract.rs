@@ -154,7 +154,9 @@ macro_rules! bearer_session {
                 state: &SharedState,
             ) -> Result<Self, Self::Rejection> {
                 let token = bearer(&parts.headers)?;
-                Ok($name($authenticate(state, token).await?))
+                let auth = $authenticate(state, token).await?;
+                super::access::record_caller(auth.app.id(), &auth.user.id);
+                Ok($name(auth))
             }
         }
     };
@@ -179,6 +181,7 @@ impl FromRequestParts<SharedState> for AccessProfile {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
         let (auth, identities) = sessions::authenticate_profile(state, token).await?;
+        super::access::record_caller(auth.app.id(), &auth.user.id);
         Ok(AccessProfile(auth, identities))
     }
 }

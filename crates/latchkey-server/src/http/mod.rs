@@ -13,10 +13,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use latchkey_protocol::routes::paths;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::state::SharedState;
 
+mod access;
 mod admin;
 mod api_keys;
 mod client;
@@ -72,13 +72,9 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(head_limits))
         .layer(middleware::from_fn_with_state(cors, cors::cors))
-        // One span per request (method, path) and one INFO line per response (status,
-        // latency): `RUST_LOG=info,tower_http=info` is an access log (docs/operations.md).
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        // One span per request and one DEBUG line per answer, an INFO summary a
+        // minute (`access`; docs/operations.md).
+        .layer(access::layer())
 }
 
 /// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over
