@@ -31,20 +31,23 @@ const ARGON2: (u32, u32, u32) = (19_456, 2, 1);
 /// The emulator's port (bench/firebase/firebase.json).
 const EMULATOR_PORT: u16 = 9099;
 
-/// A child process, killed (with its process group) when dropped.
-struct Proc(Child);
+/// A child process, killed when dropped; with `group`, the leader of its own process
+/// group, which is ended whole (the emulator's node children).
+struct Proc {
+    child: Child,
+    group: bool,
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
         #[cfg(unix)]
-        {
-            // The emulator runs under `npx`/node children: end the whole group.
+        if self.group {
             let _ = Command::new("kill")
-                .args(["-TERM", &format!("-{}", self.0.id())])
+                .args(["-TERM", "--", &format!("-{}", self.child.id())])
                 .status();
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -143,7 +146,13 @@ fn start_server(bin: &Path, config: &Path) -> anyhow::Result<(Proc, String)> {
         .strip_prefix("listening on ")
         .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
         .to_owned();
-    Ok((Proc(child), url))
+    Ok((
+        Proc {
+            child,
+            group: false,
+        },
+        url,
+    ))
 }
 
 /// Raw argon2id hashes/s of the server's parameters on every core (one thread per
@@ -205,7 +214,10 @@ fn start_emulator(root: &Path, dir: &Path) -> Result<Proc, String> {
     .stderr(log);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = Proc(cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?);
+    let child = Proc {
+        child: cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?,
+        group: true,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", EMULATOR_PORT)).is_ok() {
