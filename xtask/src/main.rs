@@ -95,39 +95,31 @@ fn bench() -> Result<(), String> {
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "latchkey-testkit",
-        "--example",
-        "bench",
-    ])
-    .env(
-        "LATCHKEY_SERVER_BIN",
-        target.join("release").join("latchkey-server"),
-    );
-    run("bench", cmd)?;
-    // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
-    let _postgres = postgres::for_tests();
-    let mut engines = cargo();
-    engines
-        .args([
+    // A release example of latchkey-testkit, given the release server binary.
+    let example = |name: &str| {
+        let mut cmd = cargo();
+        cmd.args([
             "run",
             "--release",
             "--quiet",
             "-p",
             "latchkey-testkit",
             "--example",
-            "bench_engines",
+            name,
         ])
         .env(
             "LATCHKEY_SERVER_BIN",
             target.join("release").join("latchkey-server"),
         );
-    run("bench (storage engines)", engines)?;
+        cmd
+    };
+    run("bench", example("bench"))?;
+    // The route table: wrk against the release binary, with the Firebase Auth Emulator
+    // (bench/firebase, `npm ci` there) as the peer when it can start.
+    run("bench (route table, wrk)", example("bench_wrk"))?;
+    // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
+    let _postgres = postgres::for_tests();
+    run("bench (storage engines)", example("bench_engines"))?;
     bench_sdk::run(&target)
 }
 

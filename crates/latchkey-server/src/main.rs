@@ -521,18 +521,58 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Lines waiting for stderr at most; beyond them, new lines are dropped (counted by
+/// tracing-appender) rather than making a request wait for a slow reader.
+const LOG_BUFFER_LINES: usize = 64 * 1024;
+
+/// Logging to stderr through a non-blocking, lossy writer (a thread writes the lines;
+/// a request never waits for stderr), as text or, with `LATCHKEY_LOG_FORMAT=json`, one
+/// JSON object per line. The filter is `RUST_LOG` (default `info`: the server's own
+/// lines and a summary of requests a minute; `latchkey_server::http::access=debug`
+/// adds a line per request). Keep the guard until exit: dropping it flushes.
+fn init_logging() -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    let json = match std::env::var("LATCHKEY_LOG_FORMAT").as_deref() {
+        Err(_) | Ok("" | "text") => false,
+        Ok("json") => true,
+        Ok(other) => {
+            return Err(format!(
+                "LATCHKEY_LOG_FORMAT must be `text` or `json`, not `{other}`"
+            ));
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .thread_name("latchkey-log")
+        .finish(std::io::stderr());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_env_filter(filter);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+    Ok(guard)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            // Without RUST_LOG: the server's own lines, no access log (tower_http=info
-            // adds one line per request).
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
-        )
-        .init();
+    let _log_guard = match init_logging() {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("latchkey-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -38,6 +38,8 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Where writes go: the same pool (PostgreSQL runs concurrent writers itself).
+    writer: PgPool,
     /// `postgres://USER@HOST:PORT/DB`, for messages.
     target: String,
 }
@@ -63,7 +65,11 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Database(format!("cannot connect to {target}: {e}")))?;
-        Ok(PgStore { pool, target })
+        Ok(PgStore {
+            writer: pool.clone(),
+            pool,
+            target,
+        })
     }
 
     /// The server and database, as `postgres://USER@HOST:PORT/DB` (no password).
@@ -78,6 +84,31 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::from(e).context(&format!("cannot migrate {}", self.target)))?;
         Ok(())
+    }
+}
+
+impl PgStore {
+    /// [`Store::start_session`]: one transaction of the login's statements.
+    async fn write_login(
+        &self,
+        new_user: Option<(&UserRecord, &IdentityRecord)>,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        if let Some((user, identity)) = new_user {
+            insert_user(&mut *tx, user).await?;
+            insert_identity(&mut *tx, identity).await?;
+        }
+        upsert_device(
+            &mut *tx,
+            &session.app_id,
+            &session.device_id,
+            &session.user_id,
+            session.created_at,
+        )
+        .await?;
+        insert_session(&mut *tx, session).await?;
+        Ok(tx.commit().await?)
     }
 }
 

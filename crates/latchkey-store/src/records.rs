@@ -65,6 +65,92 @@ pub struct SessionRecord {
     pub identity_id: Option<String>,
 }
 
+/// A row of the session-and-user join (`Store::get_session_with_user`): the session's
+/// columns under their own names, the user's under `user_`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionUserRow {
+    #[sqlx(flatten)]
+    session: SessionRecord,
+    user_created_at: i64,
+    user_disabled: bool,
+    #[sqlx(json(nullable))]
+    user_custom_data: Option<Map<String, Value>>,
+}
+
+impl SessionUserRow {
+    /// The columns of the join, for `SELECT {COLUMNS} FROM sessions AS s JOIN users AS u`.
+    pub(crate) const COLUMNS: &'static str = "s.app_id, s.id, s.user_id, s.device_id, \
+        s.created_at, s.expires_at, s.provider_type, s.identity_id, \
+        u.created_at AS user_created_at, u.disabled AS user_disabled, \
+        u.custom_data AS user_custom_data";
+
+    /// The session and its user, copied.
+    fn clone_split(&self) -> (SessionRecord, UserRecord) {
+        let user = UserRecord {
+            app_id: self.session.app_id.clone(),
+            id: self.session.user_id.clone(),
+            created_at: self.user_created_at,
+            disabled: self.user_disabled,
+            custom_data: self.user_custom_data.clone(),
+        };
+        (self.session.clone(), user)
+    }
+
+    /// The session and its user.
+    pub(crate) fn split(self) -> (SessionRecord, UserRecord) {
+        let user = UserRecord {
+            app_id: self.session.app_id.clone(),
+            id: self.session.user_id.clone(),
+            created_at: self.user_created_at,
+            disabled: self.user_disabled,
+            custom_data: self.user_custom_data,
+        };
+        (self.session, user)
+    }
+}
+
+/// A row of the session-user-identities join (`Store::get_session_profile`): a
+/// [`SessionUserRow`] and one identity of the user (none: a user without identities).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionProfileRow {
+    #[sqlx(flatten)]
+    head: SessionUserRow,
+    identity_provider_type: Option<String>,
+    identity_key: Option<String>,
+    #[sqlx(json(nullable))]
+    identity_data: Option<Map<String, Value>>,
+    identity_created_at: Option<i64>,
+}
+
+impl SessionProfileRow {
+    /// The identity columns of the join, after [`SessionUserRow::COLUMNS`].
+    pub(crate) const IDENTITY_COLUMNS: &'static str = "i.provider_type AS \
+        identity_provider_type, i.id AS identity_key, i.data AS identity_data, \
+        i.created_at AS identity_created_at";
+
+    /// The session, its user and the user's identities, from the join's rows (in the
+    /// identities' order); `None` for no rows.
+    pub(crate) fn collect(
+        rows: Vec<SessionProfileRow>,
+    ) -> Option<(SessionRecord, UserRecord, Vec<IdentityRecord>)> {
+        let mut rows = rows.into_iter().peekable();
+        let (session, user) = rows.peek()?.head.clone_split();
+        let identities = rows
+            .filter_map(|r| {
+                Some(IdentityRecord {
+                    app_id: user.app_id.clone(),
+                    provider_type: r.identity_provider_type?,
+                    id: r.identity_key?,
+                    user_id: user.id.clone(),
+                    data: r.identity_data.unwrap_or_default(),
+                    created_at: r.identity_created_at?,
+                })
+            })
+            .collect();
+        Some((session, user, identities))
+    }
+}
+
 /// Confirmation state of email/password credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(rename_all = "lowercase", type_name = "credential_status")]

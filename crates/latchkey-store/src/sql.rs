@@ -14,6 +14,51 @@ use std::sync::LazyLock;
 
 use crate::throttle::MAX_DOUBLINGS;
 
+/// Insert a user: `$1` app, `$2` id, `$3` created, `$4` disabled, `$5` custom data.
+pub(crate) const INSERT_USER: &str =
+    "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
+VALUES ($1, $2, $3, $4, $5)";
+
+/// Insert an identity: `$1` app, `$2` provider, `$3` id, `$4` user, `$5` data, `$6` created.
+pub(crate) const INSERT_IDENTITY: &str =
+    "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Record a device (its first user, its last-seen time): `$1` app, `$2` id, `$3` user,
+/// `$4` now.
+pub(crate) const UPSERT_DEVICE: &str =
+    "INSERT INTO devices (app_id, id, user_id, created_at, last_seen_at)
+VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (app_id, id) DO UPDATE SET last_seen_at = excluded.last_seen_at";
+
+/// Insert a session: `$1` app, `$2` id, `$3` user, `$4` device, `$5` created, `$6`
+/// expires, `$7` provider, `$8` identity.
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (app_id, id, user_id, device_id, created_at, expires_at, provider_type, identity_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// `sql` with each placeholder `$N` renumbered `$(N + by)`, to run several statements
+/// with one list of arguments.
+pub(crate) fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
 /// Delete the anonymous users (every identity `anon-user`) created before `$1` that have
 /// no session created since `$1`; their identities, sessions and devices go by the
 /// schema's cascades. One statement: several nodes may run it at once.
@@ -86,7 +131,8 @@ RETURNING allowed, hits, window_start, expires_at, locked_until"
 });
 
 /// Implements [`Store`](crate::Store) for `$store`, a struct with a `pool` field (the
-/// pool of `$db`) and an inherent `async fn run_migrations(&self) -> Result<(),
+/// pool of `$db` that reads go to) and a `writer` field (the pool that every write goes
+/// to: the same pool on PostgreSQL, one connection on a SQLite file) and an inherent `async fn run_migrations(&self) -> Result<(),
 /// StoreError>`. Also defines the module's private helpers `insert_user`,
 /// `insert_identity` and `delete_tokens`.
 macro_rules! impl_store {
@@ -96,10 +142,7 @@ macro_rules! impl_store {
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(
-                "INSERT INTO users (app_id, id, created_at, disabled, custom_data)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
+            sqlx::query(crate::sql::INSERT_USER)
             .bind(&user.app_id)
             .bind(&user.id)
             .bind(user.created_at)
@@ -118,10 +161,7 @@ macro_rules! impl_store {
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(
-                "INSERT INTO identities (app_id, provider_type, id, user_id, data, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
+            sqlx::query(crate::sql::INSERT_IDENTITY)
             .bind(&identity.app_id)
             .bind(&identity.provider_type)
             .bind(&identity.id)
@@ -130,6 +170,46 @@ macro_rules! impl_store {
             .bind(identity.created_at)
             .execute(executor)
             .await?;
+            Ok(())
+        }
+
+        /// Insert one session row (in a transaction or on the pool).
+        async fn insert_session<'e, E>(executor: E, s: &SessionRecord) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(crate::sql::INSERT_SESSION)
+                .bind(&s.app_id)
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(&s.device_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(&s.provider_type)
+                .bind(&s.identity_id)
+                .execute(executor)
+                .await?;
+            Ok(())
+        }
+
+        /// Record a device (in a transaction or on the pool).
+        async fn upsert_device<'e, E>(
+            executor: E,
+            app_id: &str,
+            device_id: &str,
+            user_id: &str,
+            now: i64,
+        ) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(crate::sql::UPSERT_DEVICE)
+                .bind(app_id)
+                .bind(device_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(executor)
+                .await?;
             Ok(())
         }
 
@@ -165,7 +245,7 @@ macro_rules! impl_store {
                 user: &UserRecord,
                 identity: &IdentityRecord,
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 insert_user(&mut *tx, user).await?;
                 insert_identity(&mut *tx, identity).await?;
                 Ok(tx.commit().await?)
@@ -189,7 +269,7 @@ macro_rules! impl_store {
                 let n = sqlx::query("DELETE FROM users WHERE app_id = $1 AND id = $2")
                     .bind(app_id)
                     .bind(user_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok(n > 0)
@@ -205,7 +285,7 @@ macro_rules! impl_store {
                     .bind(disabled)
                     .bind(app_id)
                     .bind(user_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok(n > 0)
@@ -222,7 +302,7 @@ macro_rules! impl_store {
                         .bind(data.map(Json))
                         .bind(app_id)
                         .bind(user_id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?
                         .rows_affected();
                 Ok(n > 0)
@@ -241,7 +321,7 @@ macro_rules! impl_store {
             /// removes the tokens of an email that has no credentials (the schema's
             /// trigger fires only when a credentials row goes).
             async fn delete_userpass(&self, app_id: &str, email: &str) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query("DELETE FROM userpass_tokens WHERE app_id = $1 AND email = $2")
                     .bind(app_id)
                     .bind(email)
@@ -281,7 +361,7 @@ macro_rules! impl_store {
                 .bind(&t.email)
                 .bind(t.created_at)
                 .bind(t.expires_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -303,7 +383,7 @@ macro_rules! impl_store {
                 .bind(token_id_hash)
                 .bind(token_hash)
                 .bind(purpose)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
                 Ok(taken
                     .filter(|(_, expires_at)| *expires_at > now)
@@ -316,7 +396,7 @@ macro_rules! impl_store {
                 email: &str,
                 purpose: TokenPurpose,
             ) -> Result<(), StoreError> {
-                delete_tokens(&self.pool, app_id, email, purpose).await
+                delete_tokens(&self.writer, app_id, email, purpose).await
             }
 
             async fn add_outbox(&self, m: &OutboxRecord) -> Result<(), StoreError> {
@@ -333,7 +413,7 @@ macro_rules! impl_store {
                 .bind(m.token.expose())
                 .bind(m.token_id.expose())
                 .bind(m.created_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -364,7 +444,7 @@ macro_rules! impl_store {
             }
 
             async fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
-                insert_identity(&self.pool, identity).await
+                insert_identity(&self.writer, identity).await
             }
 
             async fn set_identity_data(
@@ -382,7 +462,7 @@ macro_rules! impl_store {
                 .bind(app_id)
                 .bind(provider_type)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(n > 0)
@@ -404,22 +484,15 @@ macro_rules! impl_store {
             }
 
             async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO sessions (app_id, id, user_id, device_id, created_at,
-                                           expires_at, provider_type, identity_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&s.app_id)
-                .bind(&s.id)
-                .bind(&s.user_id)
-                .bind(&s.device_id)
-                .bind(s.created_at)
-                .bind(s.expires_at)
-                .bind(&s.provider_type)
-                .bind(&s.identity_id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                insert_session(&self.writer, s).await
+            }
+
+            async fn start_session(
+                &self,
+                new_user: Option<(&UserRecord, &IdentityRecord)>,
+                session: &SessionRecord,
+            ) -> Result<(), StoreError> {
+                self.write_login(new_user, session).await
             }
 
             async fn get_session(
@@ -436,6 +509,54 @@ macro_rules! impl_store {
                 )
             }
 
+            async fn get_session_with_user(
+                &self,
+                app_id: &str,
+                session_id: &str,
+            ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+                static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {} FROM sessions AS s
+                         JOIN users AS u ON u.app_id = s.app_id AND u.id = s.user_id
+                         WHERE s.app_id = $1 AND s.id = $2",
+                        crate::records::SessionUserRow::COLUMNS
+                    )
+                });
+                let row: Option<crate::records::SessionUserRow> = sqlx::query_as(QUERY.as_str())
+                    .bind(app_id)
+                    .bind(session_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(crate::records::SessionUserRow::split))
+            }
+
+            async fn get_session_profile(
+                &self,
+                app_id: &str,
+                session_id: &str,
+            ) -> Result<Option<(SessionRecord, UserRecord, Vec<IdentityRecord>)>, StoreError>
+            {
+                static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {}, {} FROM sessions AS s
+                         JOIN users AS u ON u.app_id = s.app_id AND u.id = s.user_id
+                         LEFT JOIN identities AS i
+                           ON i.app_id = s.app_id AND i.user_id = s.user_id
+                         WHERE s.app_id = $1 AND s.id = $2
+                         ORDER BY i.created_at, i.rowid",
+                        crate::records::SessionUserRow::COLUMNS,
+                        crate::records::SessionProfileRow::IDENTITY_COLUMNS,
+                    )
+                });
+                let rows: Vec<crate::records::SessionProfileRow> =
+                    sqlx::query_as(QUERY.as_str())
+                        .bind(app_id)
+                        .bind(session_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(crate::records::SessionProfileRow::collect(rows))
+            }
+
             async fn delete_session(
                 &self,
                 app_id: &str,
@@ -444,7 +565,7 @@ macro_rules! impl_store {
                 let n = sqlx::query("DELETE FROM sessions WHERE app_id = $1 AND id = $2")
                     .bind(app_id)
                     .bind(session_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok(n > 0)
@@ -459,7 +580,7 @@ macro_rules! impl_store {
                     sqlx::query("DELETE FROM sessions WHERE app_id = $1 AND user_id = $2")
                         .bind(app_id)
                         .bind(user_id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?
                         .rows_affected(),
                 )
@@ -478,7 +599,7 @@ macro_rules! impl_store {
                 .bind(app_id)
                 .bind(provider_type)
                 .bind(identity_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected())
             }
@@ -504,18 +625,7 @@ macro_rules! impl_store {
                 user_id: &str,
                 now: i64,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO devices (app_id, id, user_id, created_at, last_seen_at)
-                     VALUES ($1, $2, $3, $4, $4)
-                     ON CONFLICT (app_id, id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-                )
-                .bind(app_id)
-                .bind(device_id)
-                .bind(user_id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                upsert_device(&self.writer, app_id, device_id, user_id, now).await
             }
 
             async fn create_userpass(&self, r: &UserpassRecord) -> Result<(), StoreError> {
@@ -531,7 +641,7 @@ macro_rules! impl_store {
                 .bind(r.status)
                 .bind(r.created_at)
                 .bind(r.updated_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -577,7 +687,7 @@ macro_rules! impl_store {
                 old: &str,
                 new: &str,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let n = sqlx::query(
                     "UPDATE userpass_credentials SET email = $1
                      WHERE app_id = $2 AND id = $3 AND email = $4",
@@ -619,7 +729,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .bind(app_id)
                 .bind(email)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(n > 0)
@@ -640,7 +750,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .bind(app_id)
                 .bind(email)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(n > 0)
@@ -652,7 +762,7 @@ macro_rules! impl_store {
                 identity: &IdentityRecord,
                 server_user: Option<&UserRecord>,
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 if let Some(user) = server_user {
                     insert_user(&mut *tx, user).await?;
                 }
@@ -718,7 +828,7 @@ macro_rules! impl_store {
                         .bind(disabled)
                         .bind(app_id)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?
                         .rows_affected();
                 Ok(n > 0)
@@ -728,7 +838,7 @@ macro_rules! impl_store {
                 let n = sqlx::query("DELETE FROM api_keys WHERE app_id = $1 AND id = $2")
                     .bind(app_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok(n > 0)
@@ -758,7 +868,7 @@ macro_rules! impl_store {
                         .bind(max_lockout_secs)
                         .bind(now),
                 };
-                let row: ThrottleRow = query.fetch_one(&self.pool).await?;
+                let row: ThrottleRow = query.fetch_one(&self.writer).await?;
                 Ok(row.decision(bucket, &rule, now))
             }
 
@@ -786,7 +896,7 @@ macro_rules! impl_store {
                 )
                 .bind(&hit.bucket)
                 .bind(hit.window_start)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(n > 0)
@@ -795,7 +905,7 @@ macro_rules! impl_store {
             async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError> {
                 let n = sqlx::query("DELETE FROM throttle WHERE bucket = $1")
                     .bind(bucket)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 Ok(n > 0)
@@ -804,7 +914,7 @@ macro_rules! impl_store {
             async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError> {
                 Ok(sqlx::query("DELETE FROM throttle WHERE expires_at <= $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }
@@ -812,7 +922,7 @@ macro_rules! impl_store {
             async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
                 Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }
@@ -820,7 +930,7 @@ macro_rules! impl_store {
             async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError> {
                 Ok(sqlx::query(crate::sql::PURGE_ANONYMOUS_USERS)
                     .bind(inactive_since)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }
@@ -911,6 +1021,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.writer.close().await;
                 self.pool.close().await;
             }
         }
@@ -918,3 +1029,17 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::shift_placeholders;
+
+    #[test]
+    fn placeholders_shift() {
+        assert_eq!(
+            shift_placeholders("VALUES ($1, $2, $10) -- $x", 5),
+            "VALUES ($6, $7, $15) -- $x"
+        );
+        assert_eq!(shift_placeholders("no placeholders", 3), "no placeholders");
+    }
+}

@@ -2,6 +2,7 @@
 //! made before the migration files); the methods are the shared SQL of `sql.rs`.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -25,7 +26,15 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// SQLite storage.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Where reads go: several connections (WAL readers do not wait for the writer).
     pool: SqlitePool,
+    /// Where writes go: one connection for a file (the same single connection for an
+    /// in-memory database). SQLite lets one connection write at a time; with a pool of
+    /// writers, a write that finds the lock taken sleeps in SQLite's busy handler (1, 2,
+    /// 5, 10... ms) even when the lock is free again a few microseconds later. One writer
+    /// connection queues writes in this process's pool instead, first come first served,
+    /// and the busy timeout is left for other processes on the same file.
+    writer: SqlitePool,
     /// The database file's path (or `:memory:`), for messages.
     target: String,
 }
@@ -69,7 +78,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(options.statement_timeout.unwrap_or(Duration::from_secs(5)));
-        let (connect, pool) = if memory {
+        let (connect, pool, writer) = if memory {
             // Each connection to an in-memory database sees its own empty database:
             // keep exactly one connection, forever.
             (
@@ -79,33 +88,49 @@ impl SqliteStore {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None),
+                None,
             )
         } else {
+            // A connection whose COMMIT or ROLLBACK failed (a full disk, an I/O error)
+            // can come back still inside a transaction, holding the write lock: every
+            // later write would wait for it and fail "database is locked", forever.
+            // Close such a connection (closing releases its locks) instead of pooling
+            // it; the pool opens a fresh one.
+            let pool = |size: u32| {
+                SqlitePoolOptions::new()
+                    .max_connections(size)
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                    })
+            };
             (
                 connect
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal),
-                SqlitePoolOptions::new()
-                    .max_connections(options.max_connections.unwrap_or(8))
-                    // A connection whose COMMIT or ROLLBACK failed (a full disk, an I/O
-                    // error) can come back still inside a transaction, holding the write
-                    // lock: every later write would wait for it and fail "database is
-                    // locked", forever. Close such a connection (closing releases its
-                    // locks) instead of pooling it; the pool opens a fresh one.
-                    .after_release(|conn, _| {
-                        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
-                    }),
+                pool(options.max_connections.unwrap_or(8)),
+                Some(pool(1)),
             )
         };
-        let pool = match options.connect_timeout {
+        let timed = |pool: SqlitePoolOptions| match options.connect_timeout {
             Some(timeout) => pool.acquire_timeout(timeout),
             None => pool,
         };
-        let pool = pool
-            .connect_with(connect)
+        let pool = timed(pool)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| opened(e.into()))?;
-        Ok(SqliteStore { pool, target })
+        let writer = match writer {
+            Some(writer) => timed(writer)
+                .connect_with(connect)
+                .await
+                .map_err(|e| opened(e.into()))?,
+            None => pool.clone(),
+        };
+        Ok(SqliteStore {
+            pool,
+            writer,
+            target,
+        })
     }
 
     /// The database file's path, or `:memory:`.
@@ -164,6 +189,86 @@ impl SqliteStore {
         tx.commit().await?;
         tracing::info!(?applied, "adopted the migrations of an earlier release");
         Ok(())
+    }
+}
+
+/// A login's statements as one SQL text (see [`SqliteStore::write_login`]): with a new
+/// user, `INSERT_USER` (`$1..$5`), `INSERT_IDENTITY` (`$6..$11`), `UPSERT_DEVICE`
+/// (`$12..$15`) and `INSERT_SESSION` (`$16..$23`); without, the last two from `$1`.
+fn login_sql(new_user: bool) -> String {
+    use crate::sql::{
+        INSERT_IDENTITY, INSERT_SESSION, INSERT_USER, UPSERT_DEVICE, shift_placeholders,
+    };
+    let mut statements = vec!["BEGIN IMMEDIATE".to_owned()];
+    let mut shift = 0;
+    if new_user {
+        statements.push(INSERT_USER.to_owned());
+        statements.push(shift_placeholders(INSERT_IDENTITY, 5));
+        shift = 11;
+    }
+    statements.push(shift_placeholders(UPSERT_DEVICE, shift));
+    statements.push(shift_placeholders(INSERT_SESSION, shift + 4));
+    statements.push("COMMIT".to_owned());
+    statements.join(";\n")
+}
+
+static NEW_USER_LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(true));
+static LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(false));
+
+impl SqliteStore {
+    /// [`Store::start_session`] in one call to the connection's worker thread: the
+    /// statements, between `BEGIN IMMEDIATE` and `COMMIT`, are one SQL text run on the
+    /// writer connection (sqlx binds `$N` by number across the statements; each is
+    /// prepared once and cached). A failure rolls back; a connection that cannot roll
+    /// back is closed, which rolls back.
+    async fn write_login(
+        &self,
+        new_user: Option<(&UserRecord, &IdentityRecord)>,
+        s: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let mut query = sqlx::query(if new_user.is_some() {
+            NEW_USER_LOGIN.as_str()
+        } else {
+            LOGIN.as_str()
+        });
+        if let Some((user, identity)) = new_user {
+            query = query
+                .bind(&user.app_id)
+                .bind(&user.id)
+                .bind(user.created_at)
+                .bind(user.disabled)
+                .bind(user.custom_data.as_ref().map(Json))
+                .bind(&identity.app_id)
+                .bind(&identity.provider_type)
+                .bind(&identity.id)
+                .bind(&identity.user_id)
+                .bind(Json(&identity.data))
+                .bind(identity.created_at);
+        }
+        let query = query
+            .bind(&s.app_id)
+            .bind(&s.device_id)
+            .bind(&s.user_id)
+            .bind(s.created_at)
+            .bind(&s.app_id)
+            .bind(&s.id)
+            .bind(&s.user_id)
+            .bind(&s.device_id)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .bind(&s.provider_type)
+            .bind(&s.identity_id);
+        let mut conn = self.writer.acquire().await?;
+        let Err(e) = query.execute(&mut *conn).await else {
+            return Ok(());
+        };
+        // The error came inside the transaction (ROLLBACK ends it), or at BEGIN or
+        // COMMIT, where ROLLBACK may fail: then close the connection, which ends any
+        // transaction it still holds; the pool opens a fresh one.
+        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+            conn.close().await.ok();
+        }
+        Err(e.into())
     }
 }
 

@@ -115,12 +115,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Store a new session.
     async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
 
+    /// What a login writes, in one transaction: with `new_user`, the user and its first
+    /// identity (as [`Store::create_user_with_identity`]: [`StoreError::Conflict`], and
+    /// nothing written, when the identity exists); the session's device (as
+    /// [`Store::touch_device`] at the session's `created_at`); the session (as
+    /// [`Store::create_session`]). All of it is committed when this returns `Ok`, none of
+    /// it otherwise.
+    async fn start_session(
+        &self,
+        new_user: Option<(&UserRecord, &IdentityRecord)>,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError>;
+
     /// A session by id.
     async fn get_session(
         &self,
         app_id: &str,
         session_id: &str,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// A session by id together with its user, in one query (what every authenticated
+    /// request reads: nothing is cached, so a deleted session or user, or a disabled user,
+    /// shows at the very next call). `None` when the session does not exist.
+    async fn get_session_with_user(
+        &self,
+        app_id: &str,
+        session_id: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError>;
+
+    /// [`Store::get_session_with_user`] and the user's identities (oldest first, as
+    /// [`Store::list_identities`]), in one query: what the profile route reads.
+    async fn get_session_profile(
+        &self,
+        app_id: &str,
+        session_id: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord, Vec<IdentityRecord>)>, StoreError>;
 
     /// Delete a session. Returns whether it existed.
     async fn delete_session(&self, app_id: &str, session_id: &str) -> Result<bool, StoreError>;

@@ -130,6 +130,7 @@ macro_rules! store_conformance_tests {
             identities,
             sessions,
             devices,
+            start_session_is_all_or_nothing,
             userpass_credentials,
             duplicate_email_is_a_conflict,
             userpass_emails_are_listed_in_pages,
@@ -680,8 +681,42 @@ pub async fn sessions(s: Arc<dyn Store>) {
     s.create_session(&session("s5", "u2", Some(("anon-user", "k1"))))
         .await
         .unwrap();
-    assert_eq!(s.get_session(APP, "s1").await.unwrap(), Some(with_key));
+    assert_eq!(
+        s.get_session(APP, "s1").await.unwrap(),
+        Some(with_key.clone())
+    );
     assert_eq!(s.get_session(OTHER_APP, "s1").await.unwrap(), None);
+    // The session with its user, in one read; it follows the user's changes at once.
+    let custom = Map::from_iter([("plan".to_owned(), json!("gold"))]);
+    assert!(s.set_custom_data(APP, "u1", Some(&custom)).await.unwrap());
+    let (got, owner) = s.get_session_with_user(APP, "s1").await.unwrap().unwrap();
+    assert_eq!(got, with_key);
+    assert_eq!(
+        Some(owner),
+        s.get_user(APP, "u1").await.unwrap(),
+        "the join reads the user's row as get_user does"
+    );
+    assert!(s.set_user_disabled(APP, "u1", true).await.unwrap());
+    let (_, owner) = s.get_session_with_user(APP, "s1").await.unwrap().unwrap();
+    assert!(owner.disabled && owner.custom_data == Some(custom));
+    assert!(s.set_user_disabled(APP, "u1", false).await.unwrap());
+    assert_eq!(
+        s.get_session_with_user(OTHER_APP, "s1").await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_session_with_user(APP, "nope").await.unwrap(), None);
+    // ... and with the user's identities, oldest first, as list_identities has them.
+    let mut second = identity("local-userpass", "c1", "u1");
+    second.created_at += 1;
+    second.data = object(json!({"email": "u1@example.com"}));
+    s.add_identity(&second).await.unwrap();
+    let (got, owner, identities) = s.get_session_profile(APP, "s1").await.unwrap().unwrap();
+    assert_eq!(got, with_key);
+    assert_eq!(Some(owner), s.get_user(APP, "u1").await.unwrap());
+    assert_eq!(identities, s.list_identities(APP, "u1").await.unwrap());
+    assert_eq!(identities.len(), 2);
+    assert_eq!(s.get_session_profile(OTHER_APP, "s1").await.unwrap(), None);
+    assert_eq!(s.get_session_profile(APP, "nope").await.unwrap(), None);
     let dup = s.create_session(&session("s1", "u2", None)).await;
     assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
     assert_eq!(
@@ -710,7 +745,9 @@ pub async fn sessions(s: Arc<dyn Store>) {
     assert_eq!(s.delete_user_sessions(APP, "u1").await.unwrap(), 0);
 
     assert!(!s.delete_session(OTHER_APP, "s5").await.unwrap());
+    assert!(s.get_session_with_user(APP, "s5").await.unwrap().is_some());
     assert!(s.delete_session(APP, "s5").await.unwrap());
+    assert_eq!(s.get_session_with_user(APP, "s5").await.unwrap(), None);
     assert!(!s.delete_session(APP, "s5").await.unwrap());
     assert!(s.get_user(APP, "u2").await.unwrap().is_some(), "users stay");
 }
@@ -722,6 +759,75 @@ pub async fn devices(s: Arc<dyn Store>) {
     s.touch_device("a", "d1", "u", 2).await.unwrap();
     assert!(s.device_exists("a", "d1").await.unwrap());
     assert!(!s.device_exists("b", "d1").await.unwrap());
+}
+
+/// `start_session`: a login's writes (a new user and identity, the device, the session)
+/// all happen or none does, and the store is usable after a failed one.
+pub async fn start_session_is_all_or_nothing(s: Arc<dyn Store>) {
+    let first = SessionRecord {
+        device_id: "d1".into(),
+        created_at: 10,
+        ..session("s1", "u1", Some(("anon-user", "i1")))
+    };
+    let custom = Map::from_iter([("plan".to_owned(), json!("gold"))]);
+    let new_user = UserRecord {
+        custom_data: Some(custom),
+        ..user("u1")
+    };
+    let mut new_identity = identity("anon-user", "i1", "u1");
+    new_identity.data = object(json!({"name": "first"}));
+    s.start_session(Some((&new_user, &new_identity)), &first)
+        .await
+        .unwrap();
+    assert_eq!(s.get_user(APP, "u1").await.unwrap(), Some(new_user.clone()));
+    assert_eq!(
+        s.find_identity(APP, "anon-user", "i1").await.unwrap(),
+        Some(new_identity.clone())
+    );
+    assert_eq!(s.get_session(APP, "s1").await.unwrap(), Some(first.clone()));
+    assert!(s.device_exists(APP, "d1").await.unwrap());
+
+    // The same identity again, with another user, device and session: a conflict, and
+    // none of it is written.
+    let second = SessionRecord {
+        device_id: "d2".into(),
+        ..session("s2", "u2", Some(("anon-user", "i1")))
+    };
+    let err = s
+        .start_session(
+            Some((&user("u2"), &identity("anon-user", "i1", "u2"))),
+            &second,
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict)), "{err:?}");
+    assert_eq!(s.get_user(APP, "u2").await.unwrap(), None);
+    assert_eq!(s.get_session(APP, "s2").await.unwrap(), None);
+    assert!(!s.device_exists(APP, "d2").await.unwrap());
+
+    // A session of a user that does not exist: refused, its device not recorded.
+    let orphan = SessionRecord {
+        device_id: "d3".into(),
+        ..session("s3", "nobody", None)
+    };
+    assert!(s.start_session(None, &orphan).await.is_err());
+    assert_eq!(s.get_session(APP, "s3").await.unwrap(), None);
+    assert!(!s.device_exists(APP, "d3").await.unwrap());
+
+    // The existing user logs in again on its device: a session, nothing else.
+    let again = SessionRecord {
+        created_at: 20,
+        ..session("s4", "u1", Some(("anon-user", "i1")))
+    };
+    let again = SessionRecord {
+        device_id: "d1".into(),
+        ..again
+    };
+    s.start_session(None, &again).await.unwrap();
+    assert_eq!(s.get_session(APP, "s4").await.unwrap(), Some(again));
+    assert_eq!(s.list_identities(APP, "u1").await.unwrap(), [new_identity]);
+    let dup = s.start_session(None, &first).await;
+    assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
+    assert_eq!(s.list_users(APP).await.unwrap(), [new_user]);
 }
 
 /// `create_userpass`, `find_userpass` (exact email), `set_userpass_status`,

@@ -15,7 +15,7 @@ use super::throttle::{LoginOutcome, identifier_key, too_many_logins};
 use crate::error::Error;
 use crate::ids::new_object_id;
 use crate::providers::{ProviderRef, VerifiedIdentity};
-use crate::store::{IdentityRecord, StoreError, UserRecord};
+use crate::store::{IdentityRecord, SessionRecord, StoreError, UserRecord};
 
 /// Where a login goes: an app and one of its enabled providers.
 #[derive(Clone)]
@@ -131,13 +131,10 @@ async fn login_checked(
         .await?
         .storable()?;
     let now = state.clock.now_secs();
-    let user = user_for_identity(state, app, &verified, now).await?;
-    if user.disabled {
-        return Err(Error::UserDisabled);
-    }
-    let response = sessions::start(state, app, &user, &verified, device_hint, now).await?;
-    tracing::info!(app = app.id(), user = %user.id, provider = provider.name(), "login");
-    Ok(response)
+    let device_id = sessions::device_for(state, app, device_hint).await?;
+    let (session, user) = start_session(state, app, &verified, &device_id, now).await?;
+    tracing::debug!(app = app.id(), user = %user.id, provider = provider.name(), "login");
+    sessions::login_response(app, &session, &user, now)
 }
 
 /// Keep an identity's profile data current: a provider that vouches for data at this
@@ -176,13 +173,16 @@ fn identity_record(
     }
 }
 
-/// The user owning a verified identity, created with it at its first login.
-async fn user_for_identity(
+/// Store a new session of the user owning a verified identity on `device_id`; a first
+/// login creates the user with the identity, in the same transaction as the session
+/// (`Store::start_session`). A disabled user gets no session.
+async fn start_session(
     state: &ServerState,
     app: &AppRuntime,
     verified: &VerifiedIdentity,
+    device_id: &str,
     now: i64,
-) -> Result<UserRecord, Error> {
+) -> Result<(SessionRecord, UserRecord), Error> {
     let provider = verified.provider;
     // Two attempts: a concurrent first login with the same credentials may create the
     // user between our lookup and our insert; then we use theirs.
@@ -193,11 +193,17 @@ async fn user_for_identity(
             .await?
         {
             refresh_identity_data(state, app, &identity, verified).await?;
-            return state
+            let user = state
                 .store
                 .get_user(app.id(), &identity.user_id)
                 .await?
-                .ok_or_else(|| Error::internal(&"identity without a user"));
+                .ok_or_else(|| Error::internal(&"identity without a user"))?;
+            if user.disabled {
+                return Err(Error::UserDisabled);
+            }
+            let session = sessions::new_session(app, &user.id, device_id, verified, now);
+            state.store.start_session(None, &session).await?;
+            return Ok((session, user));
         }
         let user = UserRecord {
             app_id: app.id().to_owned(),
@@ -207,14 +213,15 @@ async fn user_for_identity(
             custom_data: None,
         };
         let identity = identity_record(app, verified, &user.id, now);
+        let session = sessions::new_session(app, &user.id, device_id, verified, now);
         match state
             .store
-            .create_user_with_identity(&user, &identity)
+            .start_session(Some((&user, &identity)), &session)
             .await
         {
             Ok(()) => {
-                tracing::info!(app = app.id(), user = %user.id, provider, "created user");
-                return Ok(user);
+                tracing::debug!(app = app.id(), user = %user.id, provider, "created user");
+                return Ok((session, user));
             }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -16,7 +16,7 @@ use super::state::{AppRuntime, ServerState};
 use crate::error::Error;
 use crate::ids::{new_object_id, new_random_id};
 use crate::providers::VerifiedIdentity;
-use crate::store::{SessionRecord, UserRecord};
+use crate::store::{IdentityRecord, SessionRecord, UserRecord};
 use crate::tokens::{TokenError, unverified_domain};
 
 /// A request authenticated with an access or a refresh token: its app, its live
@@ -112,37 +112,39 @@ pub(crate) fn login_response(
     })
 }
 
-/// Start a session of `user`, proven by `verified`, on the device `device_hint` when
-/// the server knows it (else a new device).
-pub(crate) async fn start(
+/// The device of a new session: `device_hint` when the server knows it (issued by this
+/// app), else a new device id.
+pub(crate) async fn device_for(
     state: &ServerState,
     app: &AppRuntime,
-    user: &UserRecord,
-    verified: &VerifiedIdentity,
     device_hint: Option<ObjectId>,
-    now: i64,
-) -> Result<LoginResponse, Error> {
-    let device_id = match device_hint {
+) -> Result<String, Error> {
+    Ok(match device_hint {
         Some(id) if state.store.device_exists(app.id(), &id.to_string()).await? => id.to_string(),
         _ => new_object_id(&state.clock).to_string(),
-    };
-    state
-        .store
-        .touch_device(app.id(), &device_id, &user.id, now)
-        .await?;
+    })
+}
+
+/// A new session of `user_id` on `device_id`, proven by `verified`, starting at `now`
+/// (not stored yet: the login stores it with its other writes, `Store::start_session`).
+pub(crate) fn new_session(
+    app: &AppRuntime,
+    user_id: &str,
+    device_id: &str,
+    verified: &VerifiedIdentity,
+    now: i64,
+) -> SessionRecord {
     let ttl = i64::try_from(app.config.refresh_token_ttl_secs).unwrap_or(i64::MAX);
-    let session = SessionRecord {
+    SessionRecord {
         app_id: app.id().to_owned(),
         id: new_random_id(),
-        user_id: user.id.clone(),
-        device_id,
+        user_id: user_id.to_owned(),
+        device_id: device_id.to_owned(),
         created_at: now,
         expires_at: now.saturating_add(ttl),
         provider_type: Some(verified.provider.to_owned()),
         identity_id: Some(verified.id.clone()),
-    };
-    state.store.create_session(&session).await?;
-    login_response(app, &session, user, now)
+    }
 }
 
 fn access_error(e: &TokenError) -> Error {
@@ -169,26 +171,29 @@ pub(crate) async fn live_session(
     user_id: &str,
     now: i64,
 ) -> Result<Option<(SessionRecord, UserRecord)>, Error> {
-    let Some(session) = state.store.get_session(app.id(), session_id).await? else {
+    // One query: the session joined with its user (never a cache, so a revoked session
+    // or a disabled user is refused at the very next request).
+    let Some((session, user)) = state
+        .store
+        .get_session_with_user(app.id(), session_id)
+        .await?
+    else {
         return Ok(None);
     };
-    if session.user_id != user_id || session.expires_at <= now {
-        return Ok(None);
-    }
-    let Some(user) = state.store.get_user(app.id(), user_id).await? else {
-        return Ok(None);
-    };
-    if user.disabled {
-        return Ok(None);
-    }
-    Ok(Some((session, user)))
+    Ok(is_live(&session, &user, user_id, now).then_some((session, user)))
 }
 
-/// Authenticate an access token.
-pub(crate) async fn authenticate_access(
+/// Whether `session` belongs to `user_id` (the token's subject), has not expired at
+/// `now`, and its user is enabled.
+fn is_live(session: &SessionRecord, user: &UserRecord, user_id: &str, now: i64) -> bool {
+    session.user_id == user_id && session.expires_at > now && !user.disabled
+}
+
+/// An access token's app, verified claims and the time of the check.
+fn verify_access(
     state: &ServerState,
     token: &str,
-) -> Result<SessionAuth, Error> {
+) -> Result<(Arc<AppRuntime>, AccessTokenClaims, i64), Error> {
     let invalid = || Error::invalid_session("invalid session: invalid access token");
     let app = token_app(state, token).ok_or_else(invalid)?;
     let now = state.clock.now_secs();
@@ -196,14 +201,49 @@ pub(crate) async fn authenticate_access(
         .keys
         .verify_access(token, now)
         .map_err(|e| access_error(&e))?;
-    let session_id = claims.iss.as_deref().ok_or_else(invalid)?;
+    if claims.iss.is_none() {
+        return Err(invalid());
+    }
+    Ok((app, claims, now))
+}
+
+fn revoked() -> Error {
+    Error::invalid_session("invalid session: session not found or revoked")
+}
+
+/// Authenticate an access token.
+pub(crate) async fn authenticate_access(
+    state: &ServerState,
+    token: &str,
+) -> Result<SessionAuth, Error> {
+    let (app, claims, now) = verify_access(state, token)?;
+    let session_id = claims.iss.as_deref().unwrap_or_default();
     let Some((session, user)) = live_session(state, &app, session_id, &claims.sub, now).await?
     else {
-        return Err(Error::invalid_session(
-            "invalid session: session not found or revoked",
-        ));
+        return Err(revoked());
     };
     Ok(SessionAuth { app, session, user })
+}
+
+/// Authenticate an access token and read the user's identities with the session, in
+/// one query (the profile route).
+pub(crate) async fn authenticate_profile(
+    state: &ServerState,
+    token: &str,
+) -> Result<(SessionAuth, Vec<IdentityRecord>), Error> {
+    let (app, claims, now) = verify_access(state, token)?;
+    let session_id = claims.iss.as_deref().unwrap_or_default();
+    let Some((session, user, identities)) = state
+        .store
+        .get_session_profile(app.id(), session_id)
+        .await?
+    else {
+        return Err(revoked());
+    };
+    if !is_live(&session, &user, &claims.sub, now) {
+        return Err(revoked());
+    }
+    Ok((SessionAuth { app, session, user }, identities))
 }
 
 /// Authenticate a refresh token. Every failure is [`Error::refresh_token_not_found`].

@@ -8,17 +8,12 @@ use super::api_keys::user_type;
 use super::sessions::SessionAuth;
 use super::state::ServerState;
 use crate::error::Error;
-use crate::store::UserRecord;
+use crate::store::{IdentityRecord, UserRecord};
 
-/// The caller's profile: identities, merged profile data, user type.
-pub(crate) async fn profile(
-    state: &ServerState,
-    auth: &SessionAuth,
-) -> Result<ProfileResponse, Error> {
-    let records = state
-        .store
-        .list_identities(auth.app.id(), &auth.user.id)
-        .await?;
+/// The caller's profile: identities, merged profile data, user type; `records` are the
+/// caller's identities, oldest first (read with the session by
+/// [`super::sessions::authenticate_profile`]).
+pub(crate) fn profile(auth: &SessionAuth, records: Vec<IdentityRecord>) -> ProfileResponse {
     let user_type = user_type(&records);
     let mut data = Map::new();
     let mut identities = Vec::with_capacity(records.len());
@@ -36,13 +31,13 @@ pub(crate) async fn profile(
             provider_type: r.provider_type,
         });
     }
-    Ok(ProfileResponse {
+    ProfileResponse {
         user_id: auth.user.id.clone(),
         domain_id: auth.app.id().to_owned(),
         identities,
         data,
         user_type,
-    })
+    }
 }
 
 /// Delete the caller, with its identities and sessions.

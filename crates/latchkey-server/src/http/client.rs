@@ -8,7 +8,7 @@ use latchkey_protocol::LocationResponse;
 
 use super::error::ApiError;
 use super::extract::{
-    AccessSession, ClientIp, EJson, KnownApp, LoginRoute, RefreshSession, bearer,
+    AccessProfile, AccessSession, ClientIp, EJson, KnownApp, LoginRoute, RefreshSession, bearer,
 };
 use super::response::{no_content, ok_json};
 use crate::auth::login::{self, LoginRequest};
@@ -119,10 +119,9 @@ pub(crate) async fn logout(
 
 /// `GET /auth/profile` (access bearer).
 pub(crate) async fn profile(
-    State(state): State<SharedState>,
-    AccessSession(auth): AccessSession,
+    AccessProfile(auth, identities): AccessProfile,
 ) -> Result<Response, ApiError> {
-    Ok(ok_json(&users::profile(&state, &auth).await?))
+    Ok(ok_json(&users::profile(&auth, identities)))
 }
 
 /// `DELETE /auth/delete` (access bearer): delete the user, its identities and sessions.

@@ -31,6 +31,7 @@ use crate::auth::sessions::{self, SessionAuth};
 use crate::auth::state::{AppRuntime, SharedState};
 use crate::auth::{admin, api_keys, userpass};
 use crate::error::Error;
+use crate::store::IdentityRecord;
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -153,7 +154,9 @@ macro_rules! bearer_session {
                 state: &SharedState,
             ) -> Result<Self, Self::Rejection> {
                 let token = bearer(&parts.headers)?;
-                Ok($name($authenticate(state, token).await?))
+                let auth = $authenticate(state, token).await?;
+                super::access::record_caller(auth.app.id(), &auth.user.id);
+                Ok($name(auth))
             }
         }
     };
@@ -164,6 +167,25 @@ bearer_session!(
     AccessSession,
     sessions::authenticate_access
 );
+/// A request authenticated with an access token, with the caller's identities read in
+/// the same query as the session (the profile route).
+#[derive(Debug)]
+pub(crate) struct AccessProfile(pub(crate) SessionAuth, pub(crate) Vec<IdentityRecord>);
+
+impl FromRequestParts<SharedState> for AccessProfile {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?;
+        let (auth, identities) = sessions::authenticate_profile(state, token).await?;
+        super::access::record_caller(auth.app.id(), &auth.user.id);
+        Ok(AccessProfile(auth, identities))
+    }
+}
+
 bearer_session!(
     /// A request authenticated with a refresh token.
     RefreshSession,

@@ -13,10 +13,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use latchkey_protocol::routes::paths;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::state::SharedState;
 
+mod access;
 mod admin;
 mod api_keys;
 mod client;
@@ -80,26 +80,9 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(head_limits))
         .layer(middleware::from_fn_with_state(cors, cors::cors))
-        // One span per request (method, path) and one INFO line per response (status,
-        // latency): `RUST_LOG=info,tower_http=info` is an access log (docs/operations.md).
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-}
-
-/// The span of a request: method, URI and version, as tower-http's default span at
-/// INFO, except that the OAuth callback's query (an authorization code and the
-/// server-side state) is left out.
-fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
-    let uri = req.uri();
-    let shown: &dyn std::fmt::Display = if uri.path() == paths::OAUTH_CALLBACK {
-        &uri.path()
-    } else {
-        uri
-    };
-    tracing::info_span!("request", method = %req.method(), uri = %shown, version = ?req.version())
+        // One span per request and one DEBUG line per answer, an INFO summary a
+        // minute (`access`; docs/operations.md).
+        .layer(access::layer())
 }
 
 /// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over
