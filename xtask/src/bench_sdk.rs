@@ -42,14 +42,21 @@ pub(crate) fn run(target: &Path) -> Result<(), String> {
 
 /// `npm ci` in tests/compat unless realm-web is installed there.
 pub(crate) fn ensure_compat_node_modules() -> Result<(), String> {
-    let dir = root().join("tests").join("compat");
-    if dir.join("node_modules").join("realm-web").exists() {
+    ensure_node_modules(&["tests", "compat"], &["realm-web", "playwright-core"])
+}
+
+/// `npm ci` in the directory `dir` (below the repository root) unless every package of
+/// `packages` is installed there already.
+pub(crate) fn ensure_node_modules(dir: &[&str], packages: &[&str]) -> Result<(), String> {
+    let dir = dir.iter().fold(root(), |path, part| path.join(part));
+    let modules = dir.join("node_modules");
+    if packages.iter().all(|p| modules.join(p).exists()) {
         return Ok(());
     }
     let mut npm = Command::new("npm");
     npm.args(["ci", "--no-audit", "--no-fund"])
         .current_dir(&dir);
-    crate::run("npm ci (tests/compat)", npm)
+    crate::run(&format!("npm ci ({})", dir.display()), npm)
 }
 
 fn output(cmd: &str, args: &[&str]) -> String {

@@ -115,7 +115,11 @@ fn bench() -> Result<(), String> {
     };
     run("bench", example("bench"))?;
     // The route table: wrk against the release binary, with the Firebase Auth Emulator
-    // (bench/firebase, `npm ci` there) as the peer when it can start.
+    // (bench/firebase, installed here by `npm ci`) as the peer when it can start.
+    if let Err(e) = bench_sdk::ensure_node_modules(&["bench", "firebase"], &["firebase-tools"]) {
+        // The route table then reports latchkey alone, and says why.
+        eprintln!("the Firebase Auth Emulator cannot be installed: {e}");
+    }
     run("bench (route table, wrk)", example("bench_wrk"))?;
     // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
     let _postgres = postgres::for_tests();
