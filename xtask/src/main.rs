@@ -7,6 +7,7 @@
 //! - `compat` — the official realm-web client against latchkey-server (Node);
 //! - `bench` — latencies as ratios against same-run baselines (release build), then the
 //!   SDK's store, CPU and memory next to realm-web (`bench_sdk`, docs/benchmarks.md);
+//!   `bench sdk` runs the SDK part alone;
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs);
 //! - `layering` — crate dependencies point one way, then `modules`;
 //! - `modules` — no module cycles inside any crate, and the module rules of
@@ -80,21 +81,7 @@ fn demo() -> Result<(), String> {
 /// Benchmarks (release build): route latencies and the SDK hot path as ratios
 /// against baselines measured in the same run, and the dev server's start time.
 fn bench() -> Result<(), String> {
-    cargo_step(
-        "build latchkey-server (release)",
-        &[
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "latchkey-server",
-            "--bin",
-            "latchkey-server",
-        ],
-    )?;
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+    let target = release_server()?;
     // A release example of latchkey-testkit, given the release server binary.
     let example = |name: &str| {
         let mut cmd = cargo();
@@ -125,6 +112,31 @@ fn bench() -> Result<(), String> {
     let _postgres = postgres::for_tests();
     run("bench (storage engines)", example("bench_engines"))?;
     bench_sdk::run(&target)
+}
+
+/// The SDK part of `bench` alone: the release server, then `bench_sdk`.
+fn bench_sdk_only() -> Result<(), String> {
+    bench_sdk::run(&release_server()?)
+}
+
+/// Build the release server; returns the target directory.
+fn release_server() -> Result<PathBuf, String> {
+    cargo_step(
+        "build latchkey-server (release)",
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "latchkey-server",
+            "--bin",
+            "latchkey-server",
+        ],
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target)
 }
 
 /// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
@@ -365,6 +377,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "test" => test(),
         "compat" => compat(),
+        "bench" if env::args().nth(2).as_deref() == Some("sdk") => bench_sdk_only(),
         "bench" => bench(),
         "lint" => lint(),
         "layering" => layering(),
