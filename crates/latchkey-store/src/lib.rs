@@ -94,8 +94,9 @@ pub use error::StoreError;
 pub use options::StoreOptions;
 pub use postgres::PgStore;
 pub use records::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
-    TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OutboxRecord, PoolStatus, SessionRecord, TokenPurpose, UserRecord, UserSearch,
+    UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

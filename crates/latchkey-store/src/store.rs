@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, SessionRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, PoolStatus, UserSearch, IdentityRecord, OutboxRecord, SessionRecord,
     StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose, UserRecord,
     UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
@@ -283,6 +283,47 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// created before `inactive_since` and with no session created since, with what they
     /// own. Returns how many. One statement: safe to run on several nodes at once.
     async fn purge_anonymous_users(&self, inactive_since: i64) -> Result<u64, StoreError>;
+
+    /// Ready to serve: the database answers and every migration of this build is
+    /// applied. [`StoreError::Unavailable`] otherwise (for a readiness probe).
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// How much of the connection pool is in use now (no database round trip).
+    fn pool_status(&self) -> PoolStatus;
+
+    /// Users of an app matching `search`, in id order, at most `limit`, after the user
+    /// id `after` (`None`: from the first): one page of a listing of any length.
+    async fn search_users(
+        &self,
+        app_id: &str,
+        search: &UserSearch,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// A user's sessions (expired ones not yet purged included), oldest first.
+    async fn list_user_sessions(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// An app's users, sessions alive at `now`, and sessions started since `since` by
+    /// provider type (sorted by name).
+    async fn app_counts(&self, app_id: &str, now: i64, since: i64)
+    -> Result<AppCounts, StoreError>;
+
+    /// Append an administrative action to the audit log (its `seq` is the store's).
+    async fn add_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// An app's audit log, newest first, at most `limit` entries with a `seq` below
+    /// `before` (`None`: from the newest).
+    async fn list_audit(
+        &self,
+        app_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

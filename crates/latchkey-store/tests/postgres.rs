@@ -339,6 +339,7 @@ fn shipped_migrations_are_unchanged() {
         (5, "cascades", "b0f2dfe71bff6df3"),
         (6, "throttle", "cc608050b00d45e5"),
         (7, "one token pair", "e1e755ffcd58bc1d"),
+        (8, "audit log", "09edbb77aa1800dc"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }

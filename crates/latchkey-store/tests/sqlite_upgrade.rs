@@ -260,6 +260,7 @@ fn shipped_migrations_are_unchanged() {
         (5, "cascades", "6b4f935d071e1377"),
         (6, "throttle", "7ab628b117d6b4f8"),
         (7, "one token pair", "747b8f481bc98dea"),
+        (8, "audit log", "c0eac7c055010493"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }
