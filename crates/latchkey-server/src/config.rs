@@ -41,6 +41,7 @@ use crate::settings::{expose_optional_secret, expose_secret, yes};
 
 // Each provider's table is defined next to the provider's code.
 pub(crate) mod edge;
+pub(crate) mod ops;
 
 pub use crate::providers::{
     APPLE_ISSUER, APPLE_JWKS_URL, AnonUserConfig, ApiKeyConfig, AppleConfig, AudienceMatch,
@@ -56,6 +57,7 @@ pub use latchkey_protocol::{
     MAX_ACCESS_TOKEN_LIFETIME_SECS, MAX_REFRESH_TOKEN_LIFETIME_SECS,
     MIN_REFRESH_TOKEN_LIFETIME_SECS,
 };
+pub use ops::{ConsoleConfig, MetricsConfig};
 
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
@@ -124,6 +126,12 @@ pub struct Config {
     /// `[http]`: connection cap and read/idle timeouts (slowloris protection).
     #[serde(default, skip_serializing_if = "HttpConfig::is_default")]
     pub http: HttpConfig,
+    /// `[metrics]`: Prometheus `GET /metrics` (off by default).
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
+    /// `[console]`: the web console at `/console` (off by default).
+    #[serde(default, skip_serializing_if = "ConsoleConfig::is_default")]
+    pub console: ConsoleConfig,
 }
 
 /// The optional top-level `[housekeeping]` table: a background task on every node
@@ -463,6 +471,14 @@ impl Config {
             trust_forwarded_for: false,
             housekeeping: HousekeepingConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig {
+                enabled: true,
+                listen: None,
+            },
+            console: ConsoleConfig {
+                enabled: true,
+                ..ConsoleConfig::default()
+            },
         }
         .allow_any_origin()
     }
@@ -484,6 +500,8 @@ impl Config {
         }
         self.database_options.validate()?;
         self.http.validate()?;
+        self.metrics.validate()?;
+        self.console.validate(self.admin_token.is_some())?;
         for (name, value) in [
             ("interval_secs", self.housekeeping.interval_secs),
             (

@@ -90,13 +90,13 @@ mod store;
 pub mod testing;
 mod throttle;
 
-pub use error::StoreError;
+pub use error::{QueryErrors, StoreError, query_errors};
 pub use options::StoreOptions;
 pub use postgres::PgStore;
 pub use records::{
     ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
-    OutboxRecord, PoolStatus, SessionRecord, TokenPurpose, UserRecord, UserSearch,
-    UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    OutboxRecord, PoolStatus, SessionRecord, TokenPurpose, UserRecord, UserSearch, UserpassEmail,
+    UserpassRecord, UserpassTokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

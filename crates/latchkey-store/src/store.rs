@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, PoolStatus, UserSearch, IdentityRecord, OutboxRecord, SessionRecord,
-    StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OutboxRecord, PoolStatus, SessionRecord, StoreError, ThrottleDecision, ThrottleHit,
+    ThrottleRule, TokenPurpose, UserRecord, UserSearch, UserpassEmail, UserpassRecord,
+    UserpassTokenRecord,
 };
 
 /// Storage used by the server. Implementations must be safe for concurrent use, from one

@@ -39,9 +39,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Barrier;
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, UserSearch, IdentityRecord, OutboxRecord, PgStore,
-    SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OutboxRecord, PgStore, SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule,
+    TokenPurpose, UserRecord, UserSearch, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// A store under test, with whatever must outlive it (e.g. its temporary directory).
@@ -1949,9 +1949,15 @@ pub async fn postgres_test_store() -> Option<TestStore> {
 pub async fn ready_and_pool_status(s: Arc<dyn Store>) {
     s.check_ready().await.expect("a migrated store is ready");
     let pool = s.pool_status();
-    assert!(pool.max >= 1 && pool.size <= pool.max && pool.idle <= pool.size, "{pool:?}");
+    assert!(
+        pool.max >= 1 && pool.size <= pool.max && pool.idle <= pool.size,
+        "{pool:?}"
+    );
     s.close().await;
-    let err = s.check_ready().await.expect_err("a closed store is not ready");
+    let err = s
+        .check_ready()
+        .await
+        .expect_err("a closed store is not ready");
     assert!(err.is_unavailable(), "{err:?}");
 }
 
@@ -1967,21 +1973,34 @@ pub async fn search_users_filters_and_pages(s: Arc<dyn Store>) {
     let mut ana = identity("local-userpass", "c1", "u07");
     ana.data = object(json!({"email": "Ana_x%@Example.org"}));
     s.add_identity(&ana).await.unwrap();
-    s.create_userpass(&credentials("c1", "Ana_x%@Example.org")).await.unwrap();
+    s.create_userpass(&credentials("c1", "Ana_x%@Example.org"))
+        .await
+        .unwrap();
     let mut other = user("u07");
     other.app_id = OTHER_APP.into();
     let mut other_identity = identity("local-userpass", "c1", "u07");
     other_identity.app_id = OTHER_APP.into();
-    s.create_user_with_identity(&other, &other_identity).await.unwrap();
+    s.create_user_with_identity(&other, &other_identity)
+        .await
+        .unwrap();
 
     let ids = |users: Vec<UserRecord>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
     let all = UserSearch::default();
     let page1 = ids(s.search_users(APP, &all, None, 10).await.unwrap());
     let page2 = ids(s.search_users(APP, &all, Some("u09"), 10).await.unwrap());
     let page3 = ids(s.search_users(APP, &all, Some("u19"), 10).await.unwrap());
-    assert_eq!(page1, (0..10).map(|n| format!("u{n:02}")).collect::<Vec<_>>());
-    assert_eq!(page2, (10..20).map(|n| format!("u{n:02}")).collect::<Vec<_>>());
-    assert_eq!(page3, (20..25).map(|n| format!("u{n:02}")).collect::<Vec<_>>());
+    assert_eq!(
+        page1,
+        (0..10).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        page2,
+        (10..20).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        page3,
+        (20..25).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
 
     let text = |t: &str| UserSearch {
         text: Some(t.into()),
@@ -1996,8 +2015,14 @@ pub async fn search_users_filters_and_pages(s: Arc<dyn Store>) {
     assert_eq!(find(text("c1")).await, ["u07"]);
     assert_eq!(find(text("ANA_X%@example")).await, ["u07"]);
     assert_eq!(find(text("example.org")).await, ["u07"]);
-    assert!(find(text("anaxx")).await.is_empty(), "'_' matches only itself");
-    assert!(find(text("ana_x%%")).await.is_empty(), "'%' matches only itself");
+    assert!(
+        find(text("anaxx")).await.is_empty(),
+        "'_' matches only itself"
+    );
+    assert!(
+        find(text("ana_x%%")).await.is_empty(),
+        "'%' matches only itself"
+    );
     assert!(find(text("u1")).await.is_empty(), "ids match exactly");
     let provider = |p: &str| UserSearch {
         text: None,
@@ -2012,7 +2037,12 @@ pub async fn search_users_filters_and_pages(s: Arc<dyn Store>) {
     };
     assert_eq!(find(both).await, ["u07"]);
     assert_eq!(find(text("  ")).await.len(), 25, "blank text matches all");
-    assert!(s.search_users("nobody", &all, None, 10).await.unwrap().is_empty());
+    assert!(
+        s.search_users("nobody", &all, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `list_user_sessions` (oldest first, this user's only); `app_counts` counts users,
@@ -2043,7 +2073,12 @@ pub async fn user_sessions_and_app_counts(s: Arc<dyn Store>) {
         s.list_user_sessions(APP, "u1").await.unwrap(),
         sessions[..3]
     );
-    assert!(s.list_user_sessions(OTHER_APP, "u1").await.unwrap().is_empty());
+    assert!(
+        s.list_user_sessions(OTHER_APP, "u1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         s.app_counts(APP, 160, 150).await.unwrap(),
         AppCounts {
@@ -2056,7 +2091,10 @@ pub async fn user_sessions_and_app_counts(s: Arc<dyn Store>) {
             ],
         }
     );
-    assert_eq!(s.app_counts(OTHER_APP, 160, 0).await.unwrap(), AppCounts::default());
+    assert_eq!(
+        s.app_counts(OTHER_APP, 160, 0).await.unwrap(),
+        AppCounts::default()
+    );
 }
 
 /// `add_audit` / `list_audit`: newest first, paged by `seq`, per app.
@@ -2079,7 +2117,10 @@ pub async fn audit_log(s: Arc<dyn Store>) {
     assert_eq!(actions, ["action_4", "action_3", "action_2"]);
     assert!(newest.windows(2).all(|w| w[0].seq > w[1].seq));
     assert_eq!(
-        AuditRecord { seq: 0, ..newest[0].clone() },
+        AuditRecord {
+            seq: 0,
+            ..newest[0].clone()
+        },
         entry(APP, 4)
     );
     let rest = s.list_audit(APP, Some(newest[2].seq), 10).await.unwrap();

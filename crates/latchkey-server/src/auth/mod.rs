@@ -9,6 +9,7 @@
 //! - [`userpass`]: email/password registration, confirmation and reset.
 //! - [`admin`]: the administrative operations and the admin token.
 //! - [`throttle`] and [`mail`]: failed-login and message limits, the outbox and SMTP.
+//! - [`ops`]: readiness and metric label names for operators' probes.
 //! - [`housekeeping`]: the background purge of expired and stale rows.
 //!
 //! Every function returns [`crate::error::Error`]; nothing here knows about HTTP.
@@ -18,6 +19,7 @@ pub(crate) mod api_keys;
 pub(crate) mod housekeeping;
 pub(crate) mod login;
 pub(crate) mod mail;
+pub(crate) mod ops;
 pub(crate) mod sessions;
 pub(crate) mod state;
 pub(crate) mod throttle;

@@ -24,6 +24,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 mod error;
 mod extract;
+pub(crate) mod metrics;
 mod response;
 mod userpass;
 
@@ -39,8 +40,19 @@ pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most accepted header lines; more are answered 431.
 pub(crate) const MAX_HEADER_COUNT: usize = 64;
 
-/// The whole application; `cors` is the apps' CORS policy.
-pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>) -> Router {
+/// The whole application; `cors` is the apps' CORS policy; `metrics` the server's
+/// metrics, served at `/metrics` when `serve_metrics`.
+pub(crate) fn router(
+    state: SharedState,
+    cors: std::sync::Arc<cors::CorsPolicy>,
+    metrics: std::sync::Arc<metrics::Metrics>,
+    serve_metrics: bool,
+) -> Router {
+    let ops = Router::new()
+        .route(metrics::HEALTHZ, get(metrics::healthz))
+        .route(metrics::READYZ, get(metrics::readyz))
+        .with_state(state.clone())
+        .merge(metrics_route(&state, &metrics, serve_metrics));
     Router::new()
         .route(paths::LOCATION, get(client::location))
         .route(paths::LOGIN, post(client::login))
@@ -68,6 +80,8 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .merge(ops)
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(head_limits))
@@ -79,6 +93,20 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+}
+
+/// `GET /metrics` on its own (stateless) router when `on`, else nothing.
+pub(crate) fn metrics_route(
+    state: &SharedState,
+    metrics: &std::sync::Arc<metrics::Metrics>,
+    on: bool,
+) -> Router {
+    if !on {
+        return Router::new();
+    }
+    Router::new()
+        .route(metrics::METRICS, get(metrics::metrics))
+        .with_state((state.clone(), metrics.clone()))
 }
 
 /// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over

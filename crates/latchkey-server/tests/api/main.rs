@@ -15,6 +15,7 @@ mod link_rules;
 mod login;
 mod nodes;
 mod oauth;
+mod ops;
 mod outage;
 mod persistence;
 mod sessions;
