@@ -501,7 +501,7 @@ impl Config {
         self.database_options.validate()?;
         self.http.validate()?;
         self.metrics.validate()?;
-        self.console.validate(self.admin_token.is_some())?;
+        self.console.validate()?;
         for (name, value) in [
             ("interval_secs", self.housekeeping.interval_secs),
             (

@@ -55,7 +55,8 @@ impl MetricsConfig {
 }
 
 /// The optional top-level `[console]` table: the web console for operators at
-/// `/console`. It signs in with the `admin_token`, so it needs one.
+/// `/console`. It signs in with the `admin_token`: without one it stays off, as the
+/// admin API does.
 ///
 /// ```
 /// let config = latchkey_server::Config::from_toml_str(r#"
@@ -94,7 +95,7 @@ impl ConsoleConfig {
         self == &ConsoleConfig::default()
     }
 
-    pub(crate) fn validate(&self, has_admin_token: bool) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let ttl = MIN_CONSOLE_SESSION_TTL_SECS..=MAX_CONSOLE_SESSION_TTL_SECS;
         if !ttl.contains(&self.session_ttl_secs) {
             return Err(ConfigError::Invalid(format!(
@@ -102,11 +103,6 @@ impl ConsoleConfig {
                 ttl.start(),
                 ttl.end()
             )));
-        }
-        if self.enabled && !has_admin_token {
-            return Err(ConfigError::Invalid(
-                "console.enabled needs admin_token (the console signs in with it)".to_owned(),
-            ));
         }
         Ok(())
     }
