@@ -5,6 +5,7 @@
 //!   and the realm-web compatibility suite with the wire cross-check;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
+//! - `console` — the web console's browser tests (headless Chromium, tests/compat/console.js);
 //! - `bench` — latencies as ratios against same-run baselines (release build), then the
 //!   SDK's store, CPU and memory next to realm-web (`bench_sdk`, docs/benchmarks.md);
 //! - `ci`    — `lint` then `test` (what `.ci/run` runs);
@@ -174,6 +175,32 @@ fn compat() -> Result<(), String> {
     run("wire-format cross-check (latchkey vs realm-web)", cross)
 }
 
+/// Run the web console's browser tests (tests/compat/console.js: headless Chromium and
+/// realm-web against `latchkey-server dev`).
+fn console() -> Result<(), String> {
+    cargo_step(
+        "build latchkey-server",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "latchkey-server",
+            "--bin",
+            "latchkey-server",
+        ],
+    )?;
+    bench_sdk::ensure_compat_node_modules()?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let mut node = Command::new("node");
+    node.arg("console.js")
+        .arg("--server")
+        .arg(target.join("debug").join("latchkey-server"))
+        .current_dir(root().join("tests").join("compat"));
+    run("web console browser tests", node)
+}
+
 fn test() -> Result<(), String> {
     let _postgres = postgres::for_tests();
     cargo_step(
@@ -182,7 +209,8 @@ fn test() -> Result<(), String> {
     )?;
     cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
     postgres::server_suite()?;
-    compat()
+    compat()?;
+    console()
 }
 
 /// Feature combinations of the facade that must build on their own.
@@ -322,6 +350,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "test" => test(),
         "compat" => compat(),
+        "console" => console(),
         "bench" => bench(),
         "lint" => lint(),
         "layering" => layering(),
@@ -331,7 +360,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::command(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules|postgres|fuzz>"
+                "usage: cargo xtask <demo|test|compat|console|bench|lint|ci|layering|modules|postgres|fuzz>"
             );
             return ExitCode::from(2);
         }

@@ -27,8 +27,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::{ServerError, open_apps_and_store};
 
-pub use crate::auth::admin::{AdminOp, MAX_PAGE};
 use crate::auth::admin::{Actor, Channel};
+pub use crate::auth::admin::{AdminOp, MAX_PAGE};
 
 /// Direct access to a configured database, for the `admin` command and tools.
 #[derive(Debug)]

@@ -56,7 +56,6 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/admin/v1/apps/{app}/outbox", get(outbox))
         .route("/admin/v1/apps/{app}/audit", get(audit))
         .route("/admin/v1/apps/{app}/counts", get(counts))
-
 }
 
 /// Run `op` on `app` for an authorized caller and answer its JSON.

@@ -21,6 +21,7 @@ mod admin;
 mod api_keys;
 mod client;
 pub(crate) mod conn;
+mod console;
 pub(crate) mod cors;
 mod error;
 mod extract;
@@ -64,6 +65,7 @@ pub(crate) fn router(
         .route(paths::RESET_SEND, post(userpass::reset_send))
         .route(paths::RESET_CALL, post(userpass::reset_call))
         .merge(admin::routes())
+        .merge(console::routes())
         .route(paths::SESSION, post(client::refresh).delete(client::logout))
         .route(paths::PROFILE, get(client::profile))
         .route(paths::DELETE_USER, delete(client::delete_user))
@@ -149,7 +151,12 @@ async fn json_errors(req: Request<axum::body::Body>, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v == HeaderValue::from_static(APPLICATION_JSON));
-    if is_json {
+    // The console's pages are HTML, errors included.
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_json || is_html {
         return resp;
     }
     let allow = resp.headers().get(header::ALLOW).cloned();

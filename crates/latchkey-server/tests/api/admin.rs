@@ -294,9 +294,14 @@ async fn changes_are_audited_with_who_what_and_outcome_and_reads_are_not() {
     )
     .await
     .assert_ok_json();
-    h.send(Method::PUT, &url("/users/000000000000000000000000/enable"), Some(ADMIN), None)
-        .await
-        .assert_error(404, "UserNotFound");
+    h.send(
+        Method::PUT,
+        &url("/users/000000000000000000000000/enable"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "UserNotFound");
     let audit = h
         .send(Method::GET, &url("/audit"), Some(ADMIN), None)
         .await
@@ -311,7 +316,12 @@ async fn changes_are_audited_with_who_what_and_outcome_and_reads_are_not() {
     assert_eq!(entries[1]["actor"], "admin-api 127.0.0.1");
     let seq = entries[0]["seq"].as_i64().unwrap();
     let older = h
-        .send(Method::GET, &url(&format!("/audit?before={seq}&limit=5")), Some(ADMIN), None)
+        .send(
+            Method::GET,
+            &url(&format!("/audit?before={seq}&limit=5")),
+            Some(ADMIN),
+            None,
+        )
         .await
         .assert_ok_json();
     assert_eq!(older.as_array().unwrap().len(), 1);
@@ -339,13 +349,23 @@ async fn counts_and_user_sessions() {
     assert_eq!(counts["active_sessions"], 1);
     assert_eq!(counts["logins_last_hour"], json!({"anon-user": 1}));
     let sessions = h
-        .send(Method::GET, &url(&format!("/users/{}/sessions", a.user_id)), Some(ADMIN), None)
+        .send(
+            Method::GET,
+            &url(&format!("/users/{}/sessions", a.user_id)),
+            Some(ADMIN),
+            None,
+        )
         .await
         .assert_ok_json();
     assert_eq!(sessions.as_array().unwrap().len(), 1);
     assert_eq!(sessions[0]["device_id"], a.device_id.as_str());
     assert_eq!(sessions[0]["provider_type"], "anon-user");
-    h.send(Method::GET, &url("/users/000000000000000000000000/sessions"), Some(ADMIN), None)
-        .await
-        .assert_error(404, "UserNotFound");
+    h.send(
+        Method::GET,
+        &url("/users/000000000000000000000000/sessions"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "UserNotFound");
 }
