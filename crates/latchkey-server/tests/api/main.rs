@@ -5,6 +5,7 @@ mod api_keys;
 mod binary;
 mod cli;
 mod common;
+mod console;
 mod cors;
 mod custom_function;
 mod custom_token;
