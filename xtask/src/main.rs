@@ -132,8 +132,8 @@ fn bench() -> Result<(), String> {
     bench_sdk::run(&target)
 }
 
-/// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
-fn compat() -> Result<(), String> {
+/// Build the server binary and the Node packages of tests/compat; the binary's path.
+fn build_server_for_node() -> Result<PathBuf, String> {
     cargo_step(
         "build latchkey-server",
         &[
@@ -146,11 +146,19 @@ fn compat() -> Result<(), String> {
         ],
     )?;
     bench_sdk::ensure_compat_node_modules()?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target.join("debug").join("latchkey-server"))
+}
+
+/// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
+fn compat() -> Result<(), String> {
+    let server = build_server_for_node()?;
     let dir = root().join("tests").join("compat");
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let server = target.join("debug").join("latchkey-server");
     let record = target.join("realm-web-requests.json");
     let mut node = Command::new("node");
     node.arg("run.js")
@@ -178,25 +186,11 @@ fn compat() -> Result<(), String> {
 /// Run the web console's browser tests (tests/compat/console.js: headless Chromium and
 /// realm-web against `latchkey-server dev`).
 fn console() -> Result<(), String> {
-    cargo_step(
-        "build latchkey-server",
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "latchkey-server",
-            "--bin",
-            "latchkey-server",
-        ],
-    )?;
-    bench_sdk::ensure_compat_node_modules()?;
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+    let server = build_server_for_node()?;
     let mut node = Command::new("node");
     node.arg("console.js")
         .arg("--server")
-        .arg(target.join("debug").join("latchkey-server"))
+        .arg(server)
         .current_dir(root().join("tests").join("compat"));
     run("web console browser tests", node)
 }

@@ -17,3 +17,13 @@ pub(crate) async fn ready(state: &ServerState) -> Result<(), String> {
 pub(crate) fn provider_names() -> impl Iterator<Item = &'static str> {
     providers::all().map(|p| p.name())
 }
+
+/// The database pool's use now.
+pub(crate) fn pool_status(state: &ServerState) -> crate::store::PoolStatus {
+    state.store.pool_status()
+}
+
+/// The failed database statements of this process so far.
+pub(crate) fn query_errors() -> crate::store::QueryErrors {
+    crate::store::query_errors()
+}

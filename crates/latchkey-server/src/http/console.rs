@@ -202,6 +202,20 @@ fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<ConsoleSession,
         .ok_or(Refusal::SignIn)
 }
 
+/// The signed-in session of a page request (an extractor).
+struct Viewer(ConsoleSession);
+
+impl axum::extract::FromRequestParts<SharedState> for Viewer {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &SharedState,
+    ) -> Result<Self, Refusal> {
+        signed_in(state, &parts.headers).map(Viewer)
+    }
+}
+
 /// A signed-in session whose form carries its CSRF token.
 fn checked(
     state: &SharedState,
@@ -376,15 +390,11 @@ struct UsersQuery {
 
 async fn users_page(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     ip: ClientIp,
     Path(app): Path<String>,
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let counts = match op(&state, ip, &app, AdminOp::Counts).await {
         Ok(c) => c,
@@ -504,14 +514,10 @@ async fn users_page(
 
 async fn user_page(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     ip: ClientIp,
     Path((app, id)): Path<(String, String)>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     render_user(&state, &session, ip, &app, &id, None, None).await
 }
 
@@ -620,14 +626,9 @@ async fn render_user(
 }
 
 async fn confirm_delete(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Path((app, id)): Path<(String, String)>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let base = format!("/console/apps/{}/users/{}", enc(&app), enc(&id));
     let body = format!(
         "<p>Delete user <code>{}</code> with its identities, sessions and API keys? This cannot be undone.</p>\
@@ -753,14 +754,10 @@ async fn user_action(
 
 async fn keys_page(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     ip: ClientIp,
     Path(app): Path<String>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     render_keys(&state, &session, ip, &app, None).await
 }
 
@@ -889,14 +886,10 @@ async fn key_action(
 
 async fn outbox_page(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     ip: ClientIp,
     Path(app): Path<String>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let messages = match op(&state, ip, &app, AdminOp::Outbox).await {
         Ok(m) => m,
         Err(e) => return failed(&session, &app, e),
@@ -946,15 +939,11 @@ struct AuditQuery {
 
 async fn audit_page(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     ip: ClientIp,
     Path(app): Path<String>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let before = query.map(|Query(q)| q.before).unwrap_or_default();
     let entries = match op(
         &state,

@@ -276,7 +276,7 @@ impl Metrics {
     /// The Prometheus text exposition of every series, with the database pool and
     /// query-error gauges read now.
     fn render(&self, state: &SharedState) -> String {
-        let pool = state.store.pool_status();
+        let pool = ops::pool_status(state);
         let gauge = |name: &'static str, labels: Vec<Label>, value: f64| {
             self.recorder
                 .register_gauge(&Key::from_parts(name, labels), &METADATA)
@@ -297,7 +297,7 @@ impl Metrics {
             vec![],
             f64::from(pool.max),
         );
-        let errors = crate::store::query_errors();
+        let errors = ops::query_errors();
         for (kind, n) in [
             ("unavailable", errors.unavailable),
             ("database", errors.database),

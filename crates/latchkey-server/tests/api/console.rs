@@ -25,7 +25,12 @@ async fn sign_in(h: &Harness) -> (String, String) {
         .unwrap();
     assert_eq!(resp.status(), 303);
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/console"), "{set}");
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console"),
+        "{set}"
+    );
     assert!(!set.contains("Secure"), "no TLS here: {set}");
     let cookie = set.split(';').next().unwrap().to_owned();
     let page = browser()
@@ -87,8 +92,17 @@ async fn nothing_without_a_valid_session_and_actions_need_the_csrf_token() {
         format!("/console/apps/{APP}/keys"),
         format!("/console/apps/{APP}/audit"),
     ] {
-        for cookie in ["", "latchkey_console=1.2.3", "latchkey_console=99999999999.x.forged"] {
-            let resp = browser().get(h.url(&path)).header("cookie", cookie).send().await.unwrap();
+        for cookie in [
+            "",
+            "latchkey_console=1.2.3",
+            "latchkey_console=99999999999.x.forged",
+        ] {
+            let resp = browser()
+                .get(h.url(&path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 401, "{path} {cookie}");
             assert!(!resp.text().await.unwrap().contains(&user.user_id));
         }
@@ -114,7 +128,13 @@ async fn nothing_without_a_valid_session_and_actions_need_the_csrf_token() {
             .unwrap();
         assert_eq!(resp.status(), 403, "csrf {token:?}");
     }
-    let user_now = h.server.store().get_user(APP, &user.user_id).await.unwrap().unwrap();
+    let user_now = h
+        .server
+        .store()
+        .get_user(APP, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!user_now.disabled, "refused actions change nothing");
     let resp = browser()
         .post(h.url(&disable))
@@ -124,7 +144,13 @@ async fn nothing_without_a_valid_session_and_actions_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let user_now = h.server.store().get_user(APP, &user.user_id).await.unwrap().unwrap();
+    let user_now = h
+        .server
+        .store()
+        .get_user(APP, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(user_now.disabled);
     let audit = h.server.store().list_audit(APP, None, 10).await.unwrap();
     assert_eq!(audit.len(), 1);
@@ -140,21 +166,63 @@ async fn pages_escape_what_users_and_operators_typed() {
     let tokens = h.userpass_tokens(email, "Pa55w0rd!").await;
     let (cookie, csrf) = sign_in(&h).await;
     let resp = browser()
-        .post(h.url(&format!("/console/apps/{APP}/users/{}/custom_data", tokens.user_id)))
+        .post(h.url(&format!(
+            "/console/apps/{APP}/users/{}/custom_data",
+            tokens.user_id
+        )))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("custom_data", r#"{"x": "</textarea><img src=x onerror=alert(1)>"}"#)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            (
+                "custom_data",
+                r#"{"x": "</textarea><img src=x onerror=alert(1)>"}"#,
+            ),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
     let page = resp.text().await.unwrap();
-    assert!(!page.contains("<img src=x") && page.contains("&lt;/textarea&gt;&lt;img"), "{page}");
-    for path in [format!("/console/apps/{APP}?q=%3Cscript%3E"), format!("/console/apps/{APP}/users/{}", tokens.user_id)] {
-        let page = browser().get(h.url(&path)).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(
+        !page.contains("<img src=x") && page.contains("&lt;/textarea&gt;&lt;img"),
+        "{page}"
+    );
+    for path in [
+        format!("/console/apps/{APP}?q=%3Cscript%3E"),
+        format!("/console/apps/{APP}/users/{}", tokens.user_id),
+    ] {
+        let page = browser()
+            .get(h.url(&path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(!page.contains("<script>"), "{path}: {page}");
         assert!(page.contains("&lt;script&gt;"), "{path}");
     }
-    let user = h.server.store().get_user(APP, &tokens.user_id).await.unwrap().unwrap();
-    assert_eq!(user.custom_data, Some(json!({"x": "</textarea><img src=x onerror=alert(1)>"}).as_object().unwrap().clone()));
+    let user = h
+        .server
+        .store()
+        .get_user(APP, &tokens.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        user.custom_data,
+        Some(
+            json!({"x": "</textarea><img src=x onerror=alert(1)>"})
+                .as_object()
+                .unwrap()
+                .clone()
+        )
+    );
 }
