@@ -449,7 +449,7 @@ impl Config {
     /// A development configuration: `127.0.0.1:0`, an in-memory database and one app
     /// [`DEV_APP_ID`] with a random signing secret and every implemented provider on
     /// (email/password with auto-confirm), which browser pages of any origin may call
-    /// (`allowed_origins = ["*"]`).
+    /// (`allowed_origins = ["*"]`), with `/metrics` and the web console on.
     ///
     /// ```
     /// let config = latchkey_server::Config::dev();
