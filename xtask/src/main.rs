@@ -5,6 +5,7 @@
 //!   and the realm-web compatibility suite with the wire cross-check;
 //! - `lint`  — rustfmt check, clippy `-D warnings`, rustdoc `-D warnings`, feature builds;
 //! - `compat` — the official realm-web client against latchkey-server (Node);
+//! - `console` — the web console's browser tests (headless Chromium, tests/compat/console.js);
 //! - `bench` — latencies as ratios against same-run baselines (release build), then the
 //!   SDK's store, CPU and memory next to realm-web (`bench_sdk`, docs/benchmarks.md);
 //!   `bench sdk` runs the SDK part alone;
@@ -139,8 +140,8 @@ fn release_server() -> Result<PathBuf, String> {
     Ok(target)
 }
 
-/// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
-fn compat() -> Result<(), String> {
+/// Build the server binary and the Node packages of tests/compat; the binary's path.
+fn build_server_for_node() -> Result<PathBuf, String> {
     cargo_step(
         "build latchkey-server",
         &[
@@ -153,11 +154,19 @@ fn compat() -> Result<(), String> {
         ],
     )?;
     bench_sdk::ensure_compat_node_modules()?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target.join("debug").join("latchkey-server"))
+}
+
+/// Run the realm-web compatibility suite (tests/compat) against a freshly built server.
+fn compat() -> Result<(), String> {
+    let server = build_server_for_node()?;
     let dir = root().join("tests").join("compat");
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let server = target.join("debug").join("latchkey-server");
     let record = target.join("realm-web-requests.json");
     let mut node = Command::new("node");
     node.arg("run.js")
@@ -209,6 +218,18 @@ fn browser_oauth(dir: &Path, target: &Path) -> Result<(), String> {
     )
 }
 
+/// Run the web console's browser tests (tests/compat/console.js: headless Chromium and
+/// realm-web against `latchkey-server dev`).
+fn console() -> Result<(), String> {
+    let server = build_server_for_node()?;
+    let mut node = Command::new("node");
+    node.arg("console.js")
+        .arg("--server")
+        .arg(server)
+        .current_dir(root().join("tests").join("compat"));
+    run("web console browser tests", node)
+}
+
 fn test() -> Result<(), String> {
     let _postgres = postgres::for_tests();
     cargo_step(
@@ -217,7 +238,8 @@ fn test() -> Result<(), String> {
     )?;
     cargo_step("cargo test --doc", &["test", "--workspace", "--doc"])?;
     postgres::server_suite()?;
-    compat()
+    compat()?;
+    console()
 }
 
 /// Feature combinations of the facade that must build on their own.
@@ -378,6 +400,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "compat" => compat(),
         "bench" if env::args().nth(2).as_deref() == Some("sdk") => bench_sdk_only(),
+        "console" => console(),
         "bench" => bench(),
         "lint" => lint(),
         "layering" => layering(),
@@ -387,7 +410,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::command(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|compat|bench|lint|ci|layering|modules|postgres|fuzz>"
+                "usage: cargo xtask <demo|test|compat|console|bench|lint|ci|layering|modules|postgres|fuzz>"
             );
             return ExitCode::from(2);
         }

@@ -27,7 +27,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::{ServerError, open_apps_and_store};
 
-pub use crate::auth::admin::AdminOp;
+use crate::auth::admin::{Actor, Channel};
+pub use crate::auth::admin::{AdminOp, MAX_PAGE};
 
 /// Direct access to a configured database, for the `admin` command and tools.
 #[derive(Debug)]
@@ -55,7 +56,8 @@ impl Admin {
 
     /// Run `op` on the app `app` (default: the first configured app).
     pub async fn run(&self, app: Option<&str>, op: AdminOp) -> Result<Value, Error> {
-        execute(&self.state, app.unwrap_or(&self.default_app), op).await
+        let actor = Actor::new(Channel::Cli, None);
+        execute(&self.state, &actor, app.unwrap_or(&self.default_app), op).await
     }
 
     /// Close the database.

@@ -42,6 +42,7 @@ use crate::settings::{expose_optional_secret, expose_secret, yes};
 // Each provider's table is defined next to the provider's code.
 pub(crate) mod edge;
 pub(crate) mod keys;
+pub(crate) mod ops;
 
 pub use crate::providers::{
     APPLE_AUTHORIZATION_URL, APPLE_ISSUER, APPLE_JWKS_URL, APPLE_TOKEN_URL, AnonUserConfig,
@@ -59,6 +60,7 @@ pub use latchkey_protocol::{
     MAX_ACCESS_TOKEN_LIFETIME_SECS, MAX_REFRESH_TOKEN_LIFETIME_SECS,
     MIN_REFRESH_TOKEN_LIFETIME_SECS,
 };
+pub use ops::{ConsoleConfig, MetricsConfig};
 
 /// Minimum length of an app's `signing_secret`, in bytes.
 pub const MIN_SIGNING_SECRET_LEN: usize = 32;
@@ -127,6 +129,12 @@ pub struct Config {
     /// `[http]`: connection cap and read/idle timeouts (slowloris protection).
     #[serde(default, skip_serializing_if = "HttpConfig::is_default")]
     pub http: HttpConfig,
+    /// `[metrics]`: Prometheus `GET /metrics` (off by default).
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
+    /// `[console]`: the web console at `/console` (off by default).
+    #[serde(default, skip_serializing_if = "ConsoleConfig::is_default")]
+    pub console: ConsoleConfig,
 }
 
 /// The optional top-level `[housekeeping]` table: a background task on every node
@@ -449,7 +457,7 @@ impl Config {
     /// A development configuration: `127.0.0.1:0`, an in-memory database and one app
     /// [`DEV_APP_ID`] with a random signing secret and every implemented provider on
     /// (email/password with auto-confirm), which browser pages of any origin may call
-    /// (`allowed_origins = ["*"]`).
+    /// (`allowed_origins = ["*"]`), with `/metrics` and the web console on.
     ///
     /// ```
     /// let config = latchkey_server::Config::dev();
@@ -471,6 +479,14 @@ impl Config {
             trust_forwarded_for: false,
             housekeeping: HousekeepingConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig {
+                enabled: true,
+                listen: None,
+            },
+            console: ConsoleConfig {
+                enabled: true,
+                ..ConsoleConfig::default()
+            },
         }
         .allow_any_origin()
     }
@@ -492,6 +508,8 @@ impl Config {
         }
         self.database_options.validate()?;
         self.http.validate()?;
+        self.metrics.validate()?;
+        self.console.validate()?;
         for (name, value) in [
             ("interval_secs", self.housekeeping.interval_secs),
             (

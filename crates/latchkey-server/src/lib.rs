@@ -64,8 +64,9 @@ use tokio::task::JoinHandle;
 
 pub use clock::Clock;
 pub use config::{
-    AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, CustomFunctionConfig,
-    DatabaseOptions, HousekeepingConfig, HttpConfig, LocalUserpassConfig, ProvidersConfig,
+    AnonUserConfig, ApiKeyConfig, AppConfig, Config, ConfigError, ConsoleConfig,
+    CustomFunctionConfig, DatabaseOptions, HousekeepingConfig, HttpConfig, LocalUserpassConfig,
+    MetricsConfig, ProvidersConfig,
 };
 pub use http::ApiError;
 pub use providers::{CustomFunction, CustomFunctionFuture, FunctionIdentity};
@@ -217,7 +218,29 @@ impl Server {
         let (stop_housekeeping, stopped) = tokio::sync::watch::channel(());
         let housekeeping =
             auth::housekeeping::spawn(state.clone(), config.housekeeping.clone(), stopped);
-        let app = http::router(state, http::cors::CorsPolicy::new(&config.apps));
+        let metrics = http::metrics::Metrics::start();
+        // `/metrics` on its own address when `[metrics] listen` is set.
+        let metrics_server = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+            Some(addr) => {
+                let bind_error = |source| ServerError::Bind { addr, source };
+                let listener = http::conn::bind(addr).map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                let (tx, rx) = oneshot::channel::<()>();
+                let router = http::metrics_route(&state, &metrics, true);
+                let task =
+                    tokio::spawn(http::conn::serve(listener, router, config.http.clone(), rx));
+                tracing::info!(%bound, "metrics served");
+                Some((bound, tx, task))
+            }
+            None => None,
+        };
+        let serve_metrics = config.metrics.enabled && metrics_server.is_none();
+        let app = http::router(
+            state,
+            http::cors::CorsPolicy::new(&config.apps),
+            metrics,
+            serve_metrics,
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::conn::serve(listener, app, config.http.clone(), rx));
         tracing::info!(%local_addr, apps = config.apps.len(), "latchkey-server started");
@@ -230,6 +253,7 @@ impl Server {
             task: Some(task),
             stop_housekeeping,
             housekeeping,
+            metrics_server,
         })
     }
 }
@@ -249,6 +273,9 @@ pub struct RunningServer {
     /// Stops the housekeeping task (also when dropped).
     stop_housekeeping: tokio::sync::watch::Sender<()>,
     housekeeping: Option<JoinHandle<()>>,
+    /// The separate `/metrics` listener (`[metrics] listen`): its address, stop signal
+    /// and task.
+    metrics_server: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl fmt::Debug for RunningServer {
@@ -272,6 +299,11 @@ impl RunningServer {
         self.url.clone()
     }
 
+    /// The address of the separate `/metrics` listener (`[metrics] listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(addr, _, _)| *addr)
+    }
+
     /// The server's clock; [`Clock::advance`] on it expires tokens without sleeping.
     pub fn clock(&self) -> &Clock {
         &self.clock
@@ -290,6 +322,10 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.stop_housekeeping.send_replace(());
+        if let Some((_, stop, task)) = self.metrics_server.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         if let Some(housekeeping) = self.housekeeping.take() {
             let _ = housekeeping.await;
         }

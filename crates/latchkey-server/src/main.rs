@@ -508,6 +508,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "admin API: curl -H 'Authorization: Bearer <admin token>' \
                  http://{addr}/admin/v1/apps/{app_id}/users\n"
             ));
+            text.push_str(&format!(
+                "console: http://{addr}/console (sign in with the admin token)\n\
+                 metrics: http://{addr}/metrics\n"
+            ));
         }
         // One write, so that a reader that stops after the first lines cannot make a
         // later line fail.

@@ -1,5 +1,7 @@
 //! [`StoreError`], and its conversion from the database driver's errors.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,8 +80,50 @@ fn unavailable_code(code: &str) -> bool {
         || code == "40P01"
 }
 
+/// Failed database statements of this process (all stores), by kind: unavailable,
+/// database, corrupt. Read with [`query_errors`].
+static QUERY_ERRORS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Database statements that failed in this process since it started, over every store
+/// (a uniqueness conflict, the answer to a duplicate, is not a failure), for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryErrors {
+    /// Failures that may pass later ([`StoreError::Unavailable`]).
+    pub unavailable: u64,
+    /// Other database failures ([`StoreError::Database`]).
+    pub database: u64,
+    /// Stored values that could not be decoded ([`StoreError::Corrupt`]).
+    pub corrupt: u64,
+}
+
+/// The [`QueryErrors`] counted so far.
+pub fn query_errors() -> QueryErrors {
+    let n = |i: usize| QUERY_ERRORS[i].load(Ordering::Relaxed);
+    QueryErrors {
+        unavailable: n(0),
+        database: n(1),
+        corrupt: n(2),
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        let error = StoreError::from_driver(e);
+        let kind = match &error {
+            StoreError::Unavailable(_) => Some(0),
+            StoreError::Database(_) => Some(1),
+            StoreError::Corrupt(_) => Some(2),
+            _ => None,
+        };
+        if let Some(i) = kind {
+            QUERY_ERRORS[i].fetch_add(1, Ordering::Relaxed);
+        }
+        error
+    }
+}
+
+impl StoreError {
+    fn from_driver(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
             sqlx::Error::Database(ref d)
@@ -109,6 +153,16 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_counted_and_conflicts_are_not() {
+        let before = query_errors();
+        let _ = StoreError::from(sqlx::Error::PoolTimedOut);
+        let _ = StoreError::from(sqlx::Error::RowNotFound);
+        let after = query_errors();
+        assert!(after.unavailable > before.unavailable);
+        assert!(after.database > before.database);
+    }
 
     #[test]
     fn transient_codes() {

@@ -90,12 +90,13 @@ mod store;
 pub mod testing;
 mod throttle;
 
-pub use error::StoreError;
+pub use error::{QueryErrors, StoreError, query_errors};
 pub use options::StoreOptions;
 pub use postgres::PgStore;
 pub use records::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
-    SessionRecord, TokenPurpose, UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OAuthStateRecord, OutboxRecord, PoolStatus, SessionRecord, TokenPurpose, UserRecord,
+    UserSearch, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -409,3 +409,57 @@ mod tests {
         );
     }
 }
+
+/// One administrative action in the audit log: who did what to which user or key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRecord {
+    /// App id.
+    pub app_id: String,
+    /// Position in the log, given by the store (ignored by
+    /// [`Store::add_audit`](crate::Store::add_audit)); later actions have larger ones.
+    pub seq: i64,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// Who: the channel (`console`, `admin-api`, `cli`) and, when known, the client
+    /// address, e.g. `console 127.0.0.1`.
+    pub actor: String,
+    /// What, e.g. `disable_user`, `create_server_key`.
+    pub action: String,
+    /// On which user or key (its id, or a new key's name); empty for an app-wide action.
+    pub target: String,
+    /// `ok`, or the error code of the refusal.
+    pub outcome: String,
+}
+
+/// What [`Store::search_users`](crate::Store::search_users) looks for. Empty fields
+/// match every user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserSearch {
+    /// A user id, an identity id (exactly), or part of an email address (any case).
+    pub text: Option<String>,
+    /// Users with an identity of this provider type, e.g. `local-userpass`.
+    pub provider: Option<String>,
+}
+
+/// Counts of an app, for an at-a-glance view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppCounts {
+    /// Users (server API key users included).
+    pub users: u64,
+    /// Sessions that have not expired.
+    pub active_sessions: u64,
+    /// Sessions started since the asked time, by the provider type they logged in
+    /// with (`unknown` for sessions that did not record it), by provider name.
+    pub logins_by_provider: Vec<(String, u64)>,
+}
+
+/// How much of its connection pool a store uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Most connections the pool opens.
+    pub max: u32,
+}

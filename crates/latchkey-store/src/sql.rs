@@ -72,6 +72,54 @@ WHERE u.created_at < $1
   AND NOT EXISTS (SELECT 1 FROM sessions AS s
                   WHERE s.app_id = u.app_id AND s.user_id = u.id AND s.created_at >= $1)";
 
+/// One page of [`Store::search_users`](crate::Store::search_users). `$1` app, `$2` the
+/// search text (`NULL`: any), `$3` it as a `LIKE` pattern for emails, `$4` a provider type
+/// (`NULL`: any), `$5` the last user id of the previous page (`NULL`: from the first),
+/// `$6` the page size. Walks the users' primary key in order.
+pub(crate) const SEARCH_USERS: &str = "
+SELECT u.app_id, u.id, u.created_at, u.disabled, u.custom_data FROM users AS u
+WHERE u.app_id = $1
+  AND ($5 IS NULL OR u.id > $5)
+  AND ($2 IS NULL
+       OR u.id = $2
+       OR EXISTS (SELECT 1 FROM identities AS i
+                  WHERE i.app_id = u.app_id AND i.user_id = u.id AND i.id = $2)
+       OR EXISTS (SELECT 1 FROM identities AS i
+                  JOIN userpass_credentials AS c ON c.app_id = i.app_id AND c.id = i.id
+                  WHERE i.app_id = u.app_id AND i.user_id = u.id
+                    AND i.provider_type = 'local-userpass'
+                    AND LOWER(c.email) LIKE $3 ESCAPE '!'))
+  AND ($4 IS NULL
+       OR EXISTS (SELECT 1 FROM identities AS i
+                  WHERE i.app_id = u.app_id AND i.user_id = u.id AND i.provider_type = $4))
+ORDER BY u.id
+LIMIT $6";
+
+/// `%text%` (lowercased) as a `LIKE` pattern with `!` as the escape character: the
+/// text's own `%`, `_` and `!` match themselves.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Why a readiness check failed, without the driver's details (which may name hosts).
+pub(crate) fn not_ready(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(_) => "the schema is not migrated".to_owned(),
+        sqlx::Error::PoolTimedOut => "no database connection free in time".to_owned(),
+        sqlx::Error::PoolClosed => "the database is closed".to_owned(),
+        _ => "the database cannot be reached".to_owned(),
+    }
+}
+
 /// One hit of a [`ThrottleRule::window`](crate::ThrottleRule::window) bucket.
 /// `$1` bucket, `$2` limit, `$3` window seconds, `$4` now.
 pub(crate) const THROTTLE_WINDOW: &str = "
@@ -1018,6 +1066,136 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?
                     .rows_affected())
+            }
+
+            async fn check_ready(&self) -> Result<(), StoreError> {
+                let applied: Vec<i64> =
+                    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| StoreError::Unavailable(crate::sql::not_ready(&e)))?;
+                let missing = MIGRATOR
+                    .iter()
+                    .filter(|m| !applied.contains(&m.version))
+                    .count();
+                if missing > 0 {
+                    return Err(StoreError::Unavailable(format!(
+                        "{missing} migration(s) not applied"
+                    )));
+                }
+                Ok(())
+            }
+
+            fn pool_status(&self) -> crate::PoolStatus {
+                crate::PoolStatus {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                }
+            }
+
+            async fn search_users(
+                &self,
+                app_id: &str,
+                search: &crate::UserSearch,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<UserRecord>, StoreError> {
+                let text = search.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+                let pattern = text.map(crate::sql::contains_pattern);
+                Ok(sqlx::query_as(crate::sql::SEARCH_USERS)
+                    .bind(app_id)
+                    .bind(text)
+                    .bind(pattern)
+                    .bind(search.provider.as_deref().filter(|p| !p.is_empty()))
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn list_user_sessions(
+                &self,
+                app_id: &str,
+                user_id: &str,
+            ) -> Result<Vec<SessionRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT app_id, id, user_id, device_id, created_at, expires_at,
+                            provider_type, identity_id
+                     FROM sessions WHERE app_id = $1 AND user_id = $2
+                     ORDER BY created_at, id",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn app_counts(
+                &self,
+                app_id: &str,
+                now: i64,
+                since: i64,
+            ) -> Result<crate::AppCounts, StoreError> {
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE app_id = $1")
+                    .bind(app_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sessions WHERE app_id = $1 AND expires_at > $2",
+                )
+                .bind(app_id)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                let logins: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT COALESCE(provider_type, 'unknown') AS p, COUNT(*) FROM sessions
+                     WHERE app_id = $1 AND created_at >= $2 GROUP BY p ORDER BY p",
+                )
+                .bind(app_id)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(crate::AppCounts {
+                    users: count(users),
+                    active_sessions: count(active),
+                    logins_by_provider: logins.into_iter().map(|(p, n)| (p, count(n))).collect(),
+                })
+            }
+
+            async fn add_audit(&self, r: &crate::AuditRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO audit_log (app_id, at, actor, action, target, outcome)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.app_id)
+                .bind(r.at)
+                .bind(&r.actor)
+                .bind(&r.action)
+                .bind(&r.target)
+                .bind(&r.outcome)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_audit(
+                &self,
+                app_id: &str,
+                before: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<crate::AuditRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT app_id, seq, at, actor, action, target, outcome FROM audit_log
+                     WHERE app_id = $1 AND ($2 IS NULL OR seq < $2)
+                     ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(app_id)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn close(&self) {

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OAuthStateRecord, OutboxRecord,
-    SessionRecord, StoreError, ThrottleDecision, ThrottleHit, ThrottleRule, TokenPurpose,
-    UserRecord, UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OAuthStateRecord, OutboxRecord, PoolStatus, SessionRecord, StoreError, ThrottleDecision,
+    ThrottleHit, ThrottleRule, TokenPurpose, UserRecord, UserSearch, UserpassEmail, UserpassRecord,
+    UserpassTokenRecord,
 };
 
 /// Storage used by the server. Implementations must be safe for concurrent use, from one
@@ -327,6 +328,46 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Delete the OAuth states that expired at or before `now`. Returns how many.
     async fn purge_oauth_states(&self, now: i64) -> Result<u64, StoreError>;
+    /// Ready to serve: the database answers and every migration of this build is
+    /// applied. [`StoreError::Unavailable`] otherwise (for a readiness probe).
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// How much of the connection pool is in use now (no database round trip).
+    fn pool_status(&self) -> PoolStatus;
+
+    /// Users of an app matching `search`, in id order, at most `limit`, after the user
+    /// id `after` (`None`: from the first): one page of a listing of any length.
+    async fn search_users(
+        &self,
+        app_id: &str,
+        search: &UserSearch,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// A user's sessions (expired ones not yet purged included), oldest first.
+    async fn list_user_sessions(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// An app's users, sessions alive at `now`, and sessions started since `since` by
+    /// provider type (sorted by name).
+    async fn app_counts(&self, app_id: &str, now: i64, since: i64)
+    -> Result<AppCounts, StoreError>;
+
+    /// Append an administrative action to the audit log (its `seq` is the store's).
+    async fn add_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// An app's audit log, newest first, at most `limit` entries with a `seq` below
+    /// `before` (`None`: from the newest).
+    async fn list_audit(
+        &self,
+        app_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Close connections (called at shutdown).
     async fn close(&self);

@@ -39,9 +39,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Barrier;
 
 use crate::{
-    ApiKeyKind, ApiKeyRecord, CredentialStatus, IdentityRecord, OutboxRecord, PgStore,
-    SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule, TokenPurpose, UserRecord,
-    UserpassEmail, UserpassRecord, UserpassTokenRecord,
+    ApiKeyKind, ApiKeyRecord, AppCounts, AuditRecord, CredentialStatus, IdentityRecord,
+    OutboxRecord, PgStore, SessionRecord, Store, StoreError, ThrottleDecision, ThrottleRule,
+    TokenPurpose, UserRecord, UserSearch, UserpassEmail, UserpassRecord, UserpassTokenRecord,
 };
 
 /// A store under test, with whatever must outlive it (e.g. its temporary directory).
@@ -163,6 +163,10 @@ macro_rules! store_conformance_tests {
             concurrent_purges,
             oauth_states_are_single_use_and_expire,
             concurrent_oauth_state_takes,
+            ready_and_pool_status,
+            search_users_filters_and_pages,
+            user_sessions_and_app_counts,
+            audit_log,
             close,
         );
     };
@@ -2102,4 +2106,190 @@ pub async fn concurrent_oauth_state_takes(s: Arc<dyn Store>) {
     let results = all_at_once(&s, |s, _| async move { s.take_oauth_state("h", 1).await }).await;
     let taken = results.into_iter().filter_map(|r| r.unwrap()).count();
     assert_eq!(taken, 1);
+}
+
+/// `check_ready` on a migrated store; `pool_status` is within its bounds; a closed
+/// store is not ready.
+pub async fn ready_and_pool_status(s: Arc<dyn Store>) {
+    s.check_ready().await.expect("a migrated store is ready");
+    let pool = s.pool_status();
+    assert!(
+        pool.max >= 1 && pool.size <= pool.max && pool.idle <= pool.size,
+        "{pool:?}"
+    );
+    s.close().await;
+    let err = s
+        .check_ready()
+        .await
+        .expect_err("a closed store is not ready");
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// `search_users`: by user id, identity id, part of an email (any case, `%` and `_`
+/// literal), provider; pages in id order; other apps never show.
+pub async fn search_users_filters_and_pages(s: Arc<dyn Store>) {
+    for n in 0..25 {
+        let id = format!("u{n:02}");
+        s.create_user_with_identity(&user(&id), &identity("anon-user", &format!("i{n:02}"), &id))
+            .await
+            .unwrap();
+    }
+    let mut ana = identity("local-userpass", "c1", "u07");
+    ana.data = object(json!({"email": "Ana_x%@Example.org"}));
+    s.add_identity(&ana).await.unwrap();
+    s.create_userpass(&credentials("c1", "Ana_x%@Example.org"))
+        .await
+        .unwrap();
+    let mut other = user("u07");
+    other.app_id = OTHER_APP.into();
+    let mut other_identity = identity("local-userpass", "c1", "u07");
+    other_identity.app_id = OTHER_APP.into();
+    s.create_user_with_identity(&other, &other_identity)
+        .await
+        .unwrap();
+
+    let ids = |users: Vec<UserRecord>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    let all = UserSearch::default();
+    let page1 = ids(s.search_users(APP, &all, None, 10).await.unwrap());
+    let page2 = ids(s.search_users(APP, &all, Some("u09"), 10).await.unwrap());
+    let page3 = ids(s.search_users(APP, &all, Some("u19"), 10).await.unwrap());
+    assert_eq!(
+        page1,
+        (0..10).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        page2,
+        (10..20).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        page3,
+        (20..25).map(|n| format!("u{n:02}")).collect::<Vec<_>>()
+    );
+
+    let text = |t: &str| UserSearch {
+        text: Some(t.into()),
+        provider: None,
+    };
+    let find = |search: UserSearch| {
+        let s = s.clone();
+        async move { ids(s.search_users(APP, &search, None, 100).await.unwrap()) }
+    };
+    assert_eq!(find(text("u13")).await, ["u13"]);
+    assert_eq!(find(text("i04")).await, ["u04"]);
+    assert_eq!(find(text("c1")).await, ["u07"]);
+    assert_eq!(find(text("ANA_X%@example")).await, ["u07"]);
+    assert_eq!(find(text("example.org")).await, ["u07"]);
+    assert!(
+        find(text("anaxx")).await.is_empty(),
+        "'_' matches only itself"
+    );
+    assert!(
+        find(text("ana_x%%")).await.is_empty(),
+        "'%' matches only itself"
+    );
+    assert!(find(text("u1")).await.is_empty(), "ids match exactly");
+    let provider = |p: &str| UserSearch {
+        text: None,
+        provider: Some(p.into()),
+    };
+    assert_eq!(find(provider("local-userpass")).await, ["u07"]);
+    assert_eq!(find(provider("anon-user")).await.len(), 25);
+    assert!(find(provider("api-key")).await.is_empty());
+    let both = UserSearch {
+        text: Some("example".into()),
+        provider: Some("anon-user".into()),
+    };
+    assert_eq!(find(both).await, ["u07"]);
+    assert_eq!(find(text("  ")).await.len(), 25, "blank text matches all");
+    assert!(
+        s.search_users("nobody", &all, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// `list_user_sessions` (oldest first, this user's only); `app_counts` counts users,
+/// live sessions and logins since a time by provider.
+pub async fn user_sessions_and_app_counts(s: Arc<dyn Store>) {
+    s.create_user_with_identity(&user("u1"), &identity("anon-user", "i1", "u1"))
+        .await
+        .unwrap();
+    s.create_user_with_identity(&user("u2"), &identity("anon-user", "i2", "u2"))
+        .await
+        .unwrap();
+    let at = |id: &str, user: &str, provider: Option<&str>, created: i64, expires: i64| {
+        let mut r = session(id, user, provider.map(|p| (p, "x")));
+        r.created_at = created;
+        r.expires_at = expires;
+        r
+    };
+    let sessions = [
+        at("s1", "u1", Some("anon-user"), 100, 1000),
+        at("s2", "u1", Some("local-userpass"), 200, 150),
+        at("s3", "u1", None, 300, 1000),
+        at("s4", "u2", Some("anon-user"), 400, 1000),
+    ];
+    for r in &sessions {
+        s.create_session(r).await.unwrap();
+    }
+    assert_eq!(
+        s.list_user_sessions(APP, "u1").await.unwrap(),
+        sessions[..3]
+    );
+    assert!(
+        s.list_user_sessions(OTHER_APP, "u1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.app_counts(APP, 160, 150).await.unwrap(),
+        AppCounts {
+            users: 2,
+            active_sessions: 3,
+            logins_by_provider: vec![
+                ("anon-user".into(), 1),
+                ("local-userpass".into(), 1),
+                ("unknown".into(), 1),
+            ],
+        }
+    );
+    assert_eq!(
+        s.app_counts(OTHER_APP, 160, 0).await.unwrap(),
+        AppCounts::default()
+    );
+}
+
+/// `add_audit` / `list_audit`: newest first, paged by `seq`, per app.
+pub async fn audit_log(s: Arc<dyn Store>) {
+    let entry = |app: &str, n: i64| AuditRecord {
+        app_id: app.into(),
+        seq: 0,
+        at: 100 + n,
+        actor: "console 127.0.0.1".into(),
+        action: format!("action_{n}"),
+        target: format!("u{n}"),
+        outcome: "ok".into(),
+    };
+    for n in 0..5 {
+        s.add_audit(&entry(APP, n)).await.unwrap();
+        s.add_audit(&entry(OTHER_APP, n)).await.unwrap();
+    }
+    let newest = s.list_audit(APP, None, 3).await.unwrap();
+    let actions: Vec<_> = newest.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["action_4", "action_3", "action_2"]);
+    assert!(newest.windows(2).all(|w| w[0].seq > w[1].seq));
+    assert_eq!(
+        AuditRecord {
+            seq: 0,
+            ..newest[0].clone()
+        },
+        entry(APP, 4)
+    );
+    let rest = s.list_audit(APP, Some(newest[2].seq), 10).await.unwrap();
+    let actions: Vec<_> = rest.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["action_1", "action_0"]);
+    assert_eq!(s.list_audit(OTHER_APP, None, 10).await.unwrap().len(), 5);
+    assert!(s.list_audit("nobody", None, 10).await.unwrap().is_empty());
 }

@@ -340,6 +340,7 @@ fn shipped_migrations_are_unchanged() {
         (6, "throttle", "cc608050b00d45e5"),
         (7, "one token pair", "e1e755ffcd58bc1d"),
         (8, "oauth states", "29198170d090eb27"),
+        (9, "audit log", "09edbb77aa1800dc"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }

@@ -261,6 +261,7 @@ fn shipped_migrations_are_unchanged() {
         (6, "throttle", "7ab628b117d6b4f8"),
         (7, "one token pair", "747b8f481bc98dea"),
         (8, "oauth states", "7edaaa78d66db63a"),
+        (9, "audit log", "c0eac7c055010493"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }

@@ -9,16 +9,19 @@
 //! - [`userpass`]: email/password registration, confirmation and reset.
 //! - [`admin`]: the administrative operations and the admin token.
 //! - [`throttle`] and [`mail`]: failed-login and message limits, the outbox and SMTP.
+//! - [`ops`]: readiness and metric label names for operators' probes.
 //! - [`housekeeping`]: the background purge of expired and stale rows.
 //!
 //! Every function returns [`crate::error::Error`]; nothing here knows about HTTP.
 
 pub(crate) mod admin;
 pub(crate) mod api_keys;
+pub(crate) mod console;
 pub(crate) mod housekeeping;
 pub(crate) mod login;
 pub(crate) mod mail;
 pub(crate) mod oauth;
+pub(crate) mod ops;
 pub(crate) mod sessions;
 pub(crate) mod state;
 pub(crate) mod throttle;

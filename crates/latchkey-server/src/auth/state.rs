@@ -74,6 +74,8 @@ pub(crate) struct ServerState {
     pub(crate) mailer: Mailer,
     /// Cached JSON Web Key Sets of identity providers, by URL.
     pub(crate) jwks: JwksCache,
+    /// How long a console sign-in lasts; `None`: the console is off.
+    pub(crate) console_ttl_secs: Option<u64>,
 }
 
 /// The core as shared by request handlers.
@@ -100,6 +102,8 @@ impl ServerState {
             throttle: Throttle::new(config),
             mailer: Mailer::new(config),
             jwks: JwksCache::default(),
+            console_ttl_secs: (config.console.enabled && config.admin_token.is_some())
+                .then_some(config.console.session_ttl_secs),
         }
     }
 

@@ -93,6 +93,50 @@ pub(crate) async fn list(state: &ServerState, app: &str) -> Result<Value, Error>
 }
 
 /// The user `id` as stored now, in the admin view, or [`Error::UserNotFound`].
+/// One page of the users matching `search`: `{"users": [..], "next": id or null}`.
+pub(crate) async fn search(
+    state: &ServerState,
+    app: &str,
+    search: &crate::store::UserSearch,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Value, Error> {
+    // One more than asked tells whether a next page exists.
+    let mut found = state
+        .store
+        .search_users(app, search, after, limit + 1)
+        .await?;
+    let more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    let next = more.then(|| found.last().map(|u| u.id.clone())).flatten();
+    let mut users = Vec::with_capacity(found.len());
+    for user in &found {
+        users.push(user_json(state, user).await?);
+    }
+    Ok(json!({"users": users, "next": next}))
+}
+
+/// A user's sessions (the user must exist).
+pub(crate) async fn sessions(state: &ServerState, app: &str, id: &str) -> Result<Value, Error> {
+    get_user(state, app, id).await?;
+    let sessions: Vec<Value> = state
+        .store
+        .list_user_sessions(app, id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "device_id": s.device_id,
+                "provider_type": s.provider_type,
+                "created_at": s.created_at,
+                "expires_at": s.expires_at,
+            })
+        })
+        .collect();
+    Ok(Value::Array(sessions))
+}
+
 pub(crate) async fn show(state: &ServerState, app: &str, id: &str) -> Result<Value, Error> {
     user_json(state, &get_user(state, app, id).await?).await
 }

@@ -6,7 +6,8 @@
 //! "admin API disabled".
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::Value;
@@ -50,14 +51,21 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/admin/v1/apps/{app}/users/{id}/enable", put(enable_user))
         .route(
             "/admin/v1/apps/{app}/users/{id}/sessions",
-            axum::routing::delete(revoke_sessions),
+            axum::routing::delete(revoke_sessions).get(user_sessions),
         )
         .route("/admin/v1/apps/{app}/outbox", get(outbox))
+        .route("/admin/v1/apps/{app}/audit", get(audit))
+        .route("/admin/v1/apps/{app}/counts", get(counts))
 }
 
 /// Run `op` on `app` for an authorized caller and answer its JSON.
-async fn run(state: &SharedState, app: &str, op: AdminOp) -> Result<Response, ApiError> {
-    Ok(ok_json(&execute(state, app, op).await?))
+async fn run(
+    state: &SharedState,
+    caller: AdminCaller,
+    app: &str,
+    op: AdminOp,
+) -> Result<Response, ApiError> {
+    Ok(ok_json(&execute(state, &caller.0, app, op).await?))
 }
 
 /// A route of `/admin/v1/apps/{app}` whose operation needs nothing but the app.
@@ -66,9 +74,9 @@ macro_rules! app_route {
         async fn $name(
             State(state): State<SharedState>,
             Path(app): Path<String>,
-            _: AdminCaller,
+            caller: AdminCaller,
         ) -> Result<Response, ApiError> {
-            run(&state, &app, $op).await
+            run(&state, caller, &app, $op).await
         }
     };
 }
@@ -79,9 +87,9 @@ macro_rules! id_route {
         async fn $name(
             State(state): State<SharedState>,
             Path((app, id)): Path<(String, String)>,
-            _: AdminCaller,
+            caller: AdminCaller,
         ) -> Result<Response, ApiError> {
-            run(&state, &app, $op(id)).await
+            run(&state, caller, &app, $op(id)).await
         }
     };
 }
@@ -89,6 +97,8 @@ macro_rules! id_route {
 app_route!(list_server_keys, AdminOp::ListServerKeys);
 app_route!(list_users, AdminOp::ListUsers);
 app_route!(outbox, AdminOp::Outbox);
+app_route!(counts, AdminOp::Counts);
+id_route!(user_sessions, AdminOp::UserSessions);
 id_route!(delete_server_key, AdminOp::DeleteServerKey);
 id_route!(disable_server_key, AdminOp::DisableServerKey);
 id_route!(enable_server_key, AdminOp::EnableServerKey);
@@ -101,21 +111,43 @@ id_route!(revoke_sessions, AdminOp::RevokeSessions);
 async fn create_server_key(
     State(state): State<SharedState>,
     Path(app): Path<String>,
-    _: AdminCaller,
+    caller: AdminCaller,
     EJson(body): EJson,
 ) -> Result<Response, ApiError> {
     let name = match body.get("name") {
         Some(Value::String(s)) => s.clone(),
         _ => return Err(Error::bad_request("'name' must be a string").into()),
     };
-    run(&state, &app, AdminOp::CreateServerKey(name)).await
+    run(&state, caller, &app, AdminOp::CreateServerKey(name)).await
 }
 
 async fn set_custom_data(
     State(state): State<SharedState>,
     Path((app, id)): Path<(String, String)>,
-    _: AdminCaller,
+    caller: AdminCaller,
     CustomDataBody(data): CustomDataBody,
 ) -> Result<Response, ApiError> {
-    run(&state, &app, AdminOp::SetCustomData(id, data)).await
+    run(&state, caller, &app, AdminOp::SetCustomData(id, data)).await
+}
+
+/// `?before=SEQ&limit=N` of the audit route.
+#[derive(serde::Deserialize)]
+struct AuditPage {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(state): State<SharedState>,
+    Path(app): Path<String>,
+    caller: AdminCaller,
+    query: Result<Query<AuditPage>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(page) =
+        query.map_err(|_| Error::bad_request("'before' and 'limit' must be whole numbers"))?;
+    let op = AdminOp::Audit {
+        before: page.before,
+        limit: page.limit.unwrap_or(100),
+    };
+    run(&state, caller, &app, op).await
 }

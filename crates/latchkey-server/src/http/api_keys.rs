@@ -119,6 +119,8 @@ mod tests {
         let router = crate::http::router(
             state.clone(),
             crate::http::cors::CorsPolicy::new(&config.apps),
+            crate::http::metrics::Metrics::start(),
+            false,
         );
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         (state, app, format!("http://{addr}/api/client/v2.0"))

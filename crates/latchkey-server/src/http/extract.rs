@@ -199,7 +199,7 @@ bearer_session!(
 
 /// A caller holding the admin token.
 #[derive(Debug)]
-pub(crate) struct AdminCaller;
+pub(crate) struct AdminCaller(pub(crate) admin::Actor);
 
 impl FromRequestParts<SharedState> for AdminCaller {
     type Rejection = ApiError;
@@ -209,7 +209,8 @@ impl FromRequestParts<SharedState> for AdminCaller {
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
         admin::authorize(state, bearer(&parts.headers))?;
-        Ok(AdminCaller)
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        Ok(AdminCaller(admin::Actor::new(admin::Channel::AdminApi, ip)))
     }
 }
 

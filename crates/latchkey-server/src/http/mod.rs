@@ -21,10 +21,12 @@ mod admin;
 mod api_keys;
 mod client;
 pub(crate) mod conn;
+mod console;
 pub(crate) mod cors;
 mod error;
 mod extract;
 mod keys;
+pub(crate) mod metrics;
 mod oauth;
 mod response;
 mod userpass;
@@ -41,8 +43,19 @@ pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most accepted header lines; more are answered 431.
 pub(crate) const MAX_HEADER_COUNT: usize = 64;
 
-/// The whole application; `cors` is the apps' CORS policy.
-pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>) -> Router {
+/// The whole application; `cors` is the apps' CORS policy; `metrics` the server's
+/// metrics, served at `/metrics` when `serve_metrics`.
+pub(crate) fn router(
+    state: SharedState,
+    cors: std::sync::Arc<cors::CorsPolicy>,
+    metrics: std::sync::Arc<metrics::Metrics>,
+    serve_metrics: bool,
+) -> Router {
+    let ops = Router::new()
+        .route(metrics::HEALTHZ, get(metrics::healthz))
+        .route(metrics::READYZ, get(metrics::readyz))
+        .with_state(state.clone())
+        .merge(metrics_route(&state, &metrics, serve_metrics));
     Router::new()
         .route(paths::LOCATION, get(client::location))
         .route(paths::JWKS, get(keys::jwks))
@@ -60,6 +73,7 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         .route(paths::RESET_SEND, post(userpass::reset_send))
         .route(paths::RESET_CALL, post(userpass::reset_call))
         .merge(admin::routes())
+        .merge(console::routes())
         .route(paths::SESSION, post(client::refresh).delete(client::logout))
         .route(paths::PROFILE, get(client::profile))
         .route(paths::DELETE_USER, delete(client::delete_user))
@@ -76,6 +90,8 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .merge(ops)
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(head_limits))
@@ -83,6 +99,20 @@ pub(crate) fn router(state: SharedState, cors: std::sync::Arc<cors::CorsPolicy>)
         // One span per request and one DEBUG line per answer, an INFO summary a
         // minute (`access`; docs/operations.md).
         .layer(access::layer())
+}
+
+/// `GET /metrics` on its own (stateless) router when `on`, else nothing.
+pub(crate) fn metrics_route(
+    state: &SharedState,
+    metrics: &std::sync::Arc<metrics::Metrics>,
+    on: bool,
+) -> Router {
+    if !on {
+        return Router::new();
+    }
+    Router::new()
+        .route(metrics::METRICS, get(metrics::metrics))
+        .with_state((state.clone(), metrics.clone()))
 }
 
 /// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over
@@ -125,7 +155,12 @@ async fn json_errors(req: Request<axum::body::Body>, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v == HeaderValue::from_static(APPLICATION_JSON));
-    if is_json {
+    // The console's pages are HTML, errors included.
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_json || is_html {
         return resp;
     }
     let allow = resp.headers().get(header::ALLOW).cloned();

@@ -277,3 +277,95 @@ async fn server_keys_can_be_listed_disabled_and_revoked() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     h.refresh(&login_b.refresh).await.assert_ok_json();
 }
+
+#[tokio::test]
+async fn changes_are_audited_with_who_what_and_outcome_and_reads_are_not() {
+    let h = start_with(email_config()).await;
+    let user = h.anon().await;
+    let url = |rest: &str| admin_url(&h, rest);
+    h.send(Method::GET, &url("/users"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    h.send(
+        Method::PUT,
+        &url(&format!("/users/{}/disable", user.user_id)),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_ok_json();
+    h.send(
+        Method::PUT,
+        &url("/users/000000000000000000000000/enable"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "UserNotFound");
+    let audit = h
+        .send(Method::GET, &url("/audit"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    let entries = audit.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert_eq!(entries[0]["action"], "enable_user");
+    assert_ne!(entries[0]["outcome"], "ok");
+    assert_eq!(entries[1]["action"], "disable_user");
+    assert_eq!(entries[1]["target"], user.user_id.as_str());
+    assert_eq!(entries[1]["outcome"], "ok");
+    assert_eq!(entries[1]["actor"], "admin-api 127.0.0.1");
+    let seq = entries[0]["seq"].as_i64().unwrap();
+    let older = h
+        .send(
+            Method::GET,
+            &url(&format!("/audit?before={seq}&limit=5")),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .assert_ok_json();
+    assert_eq!(older.as_array().unwrap().len(), 1);
+    h.send(Method::GET, &url("/audit?limit=0"), Some(ADMIN), None)
+        .await
+        .assert_error(400, "BadRequest");
+    h.send(Method::GET, &url("/audit?before=x"), Some(ADMIN), None)
+        .await
+        .assert_error(400, "BadRequest");
+    h.send(Method::GET, &url("/audit"), None, None)
+        .await
+        .assert_error(401, "MissingAuthReq");
+}
+
+#[tokio::test]
+async fn counts_and_user_sessions() {
+    let h = start_with(email_config()).await;
+    let a = h.anon().await;
+    let url = |rest: &str| admin_url(&h, rest);
+    let counts = h
+        .send(Method::GET, &url("/counts"), Some(ADMIN), None)
+        .await
+        .assert_ok_json();
+    assert_eq!(counts["users"], 1);
+    assert_eq!(counts["active_sessions"], 1);
+    assert_eq!(counts["logins_last_hour"], json!({"anon-user": 1}));
+    let sessions = h
+        .send(
+            Method::GET,
+            &url(&format!("/users/{}/sessions", a.user_id)),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .assert_ok_json();
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(sessions[0]["device_id"], a.device_id.as_str());
+    assert_eq!(sessions[0]["provider_type"], "anon-user");
+    h.send(
+        Method::GET,
+        &url("/users/000000000000000000000000/sessions"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "UserNotFound");
+}
