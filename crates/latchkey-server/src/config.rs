@@ -30,7 +30,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use latchkey_protocol::Secret;
@@ -127,6 +127,11 @@ pub struct Config {
     /// `[http]`: connection cap and read/idle timeouts (slowloris protection).
     #[serde(default, skip_serializing_if = "HttpConfig::is_default")]
     pub http: HttpConfig,
+    /// The file this configuration was read from ([`Config::load`]; not a key of the
+    /// file). A server started with it re-reads the signing keys from this file on
+    /// `POST /admin/v1/keys/reload` or SIGHUP (docs/tokens.md).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 /// The optional top-level `[housekeeping]` table: a background task on every node
@@ -443,7 +448,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml_str(&text)
+        let mut config = Config::from_toml_str(&text)?;
+        config.source_file = Some(path.to_owned());
+        Ok(config)
     }
 
     /// A development configuration: `127.0.0.1:0`, an in-memory database and one app
@@ -471,6 +478,7 @@ impl Config {
             trust_forwarded_for: false,
             housekeeping: HousekeepingConfig::default(),
             http: HttpConfig::default(),
+            source_file: None,
         }
         .allow_any_origin()
     }
