@@ -1,9 +1,8 @@
 //! Signing keys of a running server: the admin routes that list, rotate and reload
 //! them, and SIGHUP, on a server started from a real configuration file.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use latchkey_server::Config;
@@ -361,15 +360,6 @@ async fn reload_of_a_broken_file_changes_nothing_and_says_why() {
     h.server.shutdown().await;
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `kill -HUP` to a real `latchkey-server serve` makes it re-read its keys: after
 /// `keys rotate` on its file, new tokens carry the new kid; old ones still work.
 #[cfg(unix)]
@@ -381,29 +371,8 @@ async fn sighup_reloads_the_keys_of_a_serving_binary() {
     c.database = format!("sqlite://{}", dir.path().join("db.sqlite").display()).into();
     write_file(&path, &c);
     let bin = env!("CARGO_BIN_EXE_latchkey-server");
-    let mut child = Killed(
-        Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn server"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (line, _reader) = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        (line, reader)
-    })
-    .await
-    .unwrap();
-    let url = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let mut node = crate::nodes::Node::start(&path).await;
+    let url = node.url.clone();
     let http = client();
     let login = |http: reqwest::Client, url: String| async move {
         let r = http
@@ -458,7 +427,7 @@ async fn sighup_reloads_the_keys_of_a_serving_binary() {
     assert_eq!(active_kid(http.clone(), url.clone()).await, "first");
 
     let hup = Command::new("kill")
-        .args(["-HUP", &child.0.id().to_string()])
+        .args(["-HUP", &node.child.id().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());
@@ -473,7 +442,7 @@ async fn sighup_reloads_the_keys_of_a_serving_binary() {
     }
     assert_eq!(seen, new_kid, "SIGHUP did not reload the keys");
     assert!(
-        child.0.try_wait().unwrap().is_none(),
+        node.child.try_wait().unwrap().is_none(),
         "SIGHUP stopped the server"
     );
     assert_eq!(kid(&login(http.clone(), url.clone()).await), new_kid);
