@@ -30,7 +30,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use latchkey_protocol::Secret;
@@ -135,6 +135,11 @@ pub struct Config {
     /// `[console]`: the web console at `/console` (off by default).
     #[serde(default, skip_serializing_if = "ConsoleConfig::is_default")]
     pub console: ConsoleConfig,
+    /// The file this configuration was read from ([`Config::load`]; not a key of the
+    /// file). A server started with it re-reads the signing keys from this file on
+    /// `POST /admin/v1/keys/reload` or SIGHUP (docs/tokens.md).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 /// The optional top-level `[housekeeping]` table: a background task on every node
@@ -451,7 +456,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml_str(&text)
+        let mut config = Config::from_toml_str(&text)?;
+        config.source_file = Some(path.to_owned());
+        Ok(config)
     }
 
     /// A development configuration: `127.0.0.1:0`, an in-memory database and one app
@@ -487,6 +494,7 @@ impl Config {
                 enabled: true,
                 ..ConsoleConfig::default()
             },
+            source_file: None,
         }
         .allow_any_origin()
     }

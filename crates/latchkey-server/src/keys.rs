@@ -62,7 +62,9 @@ pub fn rotate(text: &str, options: &RotateOptions) -> Result<Rotation, ConfigErr
     Config::from_toml_str(text)?;
     let mut doc: DocumentMut = text
         .parse()
-        .map_err(|e: toml_edit::TomlError| ConfigError::Parse(e.to_string()))?;
+        // Checked by `Config::from_toml_str` above: toml_edit's excerpt of a line (which
+        // may hold a key) is not shown.
+        .map_err(|e: toml_edit::TomlError| ConfigError::Parse(e.message().to_owned()))?;
     let apps = doc
         .get_mut("apps")
         .and_then(Item::as_array_of_tables_mut)
@@ -207,6 +209,43 @@ pub fn rotate(text: &str, options: &RotateOptions) -> Result<Rotation, ConfigErr
     let text = doc.to_string();
     Config::from_toml_str(&text)?;
     Ok(Rotation { text, changes })
+}
+
+/// [`rotate`] the configuration file at `path` in place ([`write_config`]). Used by
+/// `keys rotate`; the admin route `POST /admin/v1/apps/{app}/keys/rotate` does the
+/// same steps, loading the new keys before it writes.
+pub fn rotate_file(
+    path: &std::path::Path,
+    options: &RotateOptions,
+) -> Result<Rotation, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let rotation = rotate(&text, options)?;
+    write_config(path, &rotation.text)?;
+    Ok(rotation)
+}
+
+/// Replace the configuration file at `path` with `text`: written beside it (mode 0600,
+/// then the old file's permissions) and renamed over it, so that the file is never
+/// half written and never more readable than before.
+pub fn write_config(path: &std::path::Path, text: &str) -> Result<(), ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("toml.rotating");
+    // A leftover of an interrupted rotation is replaced.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    write_private(&tmp, text.trim_end())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(&tmp, meta.permissions()).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// A `[[apps.signing_keys]]` entry with a fresh inline key (tests, tools).

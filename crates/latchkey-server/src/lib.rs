@@ -99,6 +99,9 @@ pub enum ServerError {
     /// Any other startup failure.
     #[error("cannot start server: {0}")]
     Other(String),
+    /// A signing-key reload was refused (the running keys are unchanged).
+    #[error("{0}")]
+    KeyReload(String),
 }
 
 /// Starts servers.
@@ -236,7 +239,7 @@ impl Server {
         };
         let serve_metrics = config.metrics.enabled && metrics_server.is_none();
         let app = http::router(
-            state,
+            state.clone(),
             http::cors::CorsPolicy::new(&config.apps),
             metrics,
             serve_metrics,
@@ -245,6 +248,7 @@ impl Server {
         let task = tokio::spawn(http::conn::serve(listener, app, config.http.clone(), rx));
         tracing::info!(%local_addr, apps = config.apps.len(), "latchkey-server started");
         Ok(RunningServer {
+            state,
             local_addr,
             url,
             clock,
@@ -264,6 +268,7 @@ impl Server {
 /// The server caps its open connections and closes slow or idle ones (the `[http]`
 /// table, [`HttpConfig`]).
 pub struct RunningServer {
+    state: auth::state::SharedState,
     local_addr: SocketAddr,
     url: String,
     clock: Clock,
@@ -287,7 +292,37 @@ impl fmt::Debug for RunningServer {
     }
 }
 
+/// Reloads the signing keys of a [`RunningServer`] from the configuration file it was
+/// started from ([`Config::source_file`]), as `POST /admin/v1/keys/reload` does; the
+/// binary calls it on SIGHUP. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyReloader(auth::state::SharedState);
+
+impl fmt::Debug for KeyReloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyReloader")
+            .field("config_file", &self.0.config_file)
+            .finish()
+    }
+}
+
+impl KeyReloader {
+    /// Re-read every app's signing keys, checked as at start; on error nothing changes
+    /// and the message names the app and `kid`, never a key.
+    pub async fn reload(&self) -> Result<(), ServerError> {
+        auth::key_admin::reload(&self.0)
+            .await
+            .map(drop)
+            .map_err(|e| ServerError::KeyReload(e.to_string()))
+    }
+}
+
 impl RunningServer {
+    /// A handle that reloads this server's signing keys (SIGHUP in the binary).
+    pub fn key_reloader(&self) -> KeyReloader {
+        KeyReloader(self.state.clone())
+    }
+
     /// The address the server listens on (with the real port when port 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

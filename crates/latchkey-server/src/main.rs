@@ -162,10 +162,8 @@ fn keys(op: KeysCommand) -> Result<(), Box<dyn std::error::Error>> {
             stage,
             key_dir,
         } => {
-            let text = std::fs::read_to_string(&config)
-                .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
-            let rotation = latchkey_server::keys::rotate(
-                &text,
+            let rotation = latchkey_server::keys::rotate_file(
+                &config,
                 &latchkey_server::keys::RotateOptions {
                     app,
                     algorithm,
@@ -174,19 +172,12 @@ fn keys(op: KeysCommand) -> Result<(), Box<dyn std::error::Error>> {
                     now: now_secs(),
                 },
             )?;
-            // Write beside, then rename: the file is never half written. The new file
-            // keeps the old one's permissions.
-            let tmp = config.with_extension("toml.rotating");
-            latchkey_server::keys::write_private(&tmp, rotation.text.trim_end())?;
-            if let Ok(meta) = std::fs::metadata(&config) {
-                std::fs::set_permissions(&tmp, meta.permissions())?;
-            }
-            std::fs::rename(&tmp, &config)?;
             for change in rotation.changes {
                 eprintln!("{change}");
             }
             eprintln!(
-                "rewrote {}; restart every node to apply it",
+                "rewrote {}; reload every node to apply it (SIGHUP or \
+                 POST /admin/v1/keys/reload; docs/tokens.md)",
                 config.display()
             );
             Ok(())
@@ -488,6 +479,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .first()
         .and_then(|a| a.providers.custom_token.signing_keys.first().cloned());
     let server = Server::start(config).await?;
+    // Listening for SIGHUP before the listening line is printed: a supervisor that
+    // sends it once the server is up never kills the process by the default action.
+    #[cfg(unix)]
+    let reload_on_hangup = reload_keys_on_sighup(server.key_reloader());
     {
         let addr = server.local_addr();
         let mut text = format!("listening on http://{addr}\n");
@@ -520,6 +515,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         out.flush()?;
     }
     shutdown_signal().await;
+    #[cfg(unix)]
+    reload_on_hangup.abort();
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
@@ -566,6 +563,28 @@ fn init_logging() -> Result<tracing_appender::non_blocking::WorkerGuard, String>
             .init();
     }
     Ok(guard)
+}
+
+/// From now on, SIGHUP re-reads the signing keys from the configuration file
+/// (docs/tokens.md).
+#[cfg(unix)]
+fn reload_keys_on_sighup(reloader: latchkey_server::KeyReloader) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangup = signal(SignalKind::hangup());
+    tokio::spawn(async move {
+        let mut hangup = match hangup {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: reload keys with the admin API");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading signing keys");
+            // The reload logs its result (each app's active kid, or why nothing changed).
+            let _ = reloader.reload().await;
+        }
+    })
 }
 
 fn main() -> ExitCode {

@@ -38,13 +38,13 @@ pub(crate) fn from_toml_str<T: DeserializeOwned>(text: &str) -> Result<T, Config
 fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let message = e.message();
     let Some(rest) = message.strip_prefix("unknown field ") else {
-        return ConfigError::Parse(e.to_string());
+        return parse_error(text, e);
     };
     // "unknown field `k`, expected one of `a`, `b`" | "expected `a` or `b`" |
     // "expected `a`" | "there are no fields": the backquoted words, key first.
     let mut quoted = rest.split('`').skip(1).step_by(2).map(str::to_owned);
     let Some(key) = quoted.next() else {
-        return ConfigError::Parse(e.to_string());
+        return parse_error(text, e);
     };
     let valid: Vec<String> = quoted.collect();
     let line = e.span().map(|span| line_of(text, span.start));
@@ -55,6 +55,17 @@ fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
         line,
         valid,
     })
+}
+
+/// [`ConfigError::Parse`] with the line and toml's message, **without** toml's excerpt
+/// of the line: the line may hold a secret (a private key, the signing secret), and
+/// the message reaches stderr, logs and the admin API's key reload answer.
+fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => ConfigError::Parse(format!("line {}: {message}", line_of(text, span.start))),
+        None => ConfigError::Parse(message.to_owned()),
+    }
 }
 
 /// An unknown key found by `serde_ignored` (a struct without `deny_unknown_fields`):
@@ -168,6 +179,25 @@ mod tests {
             "the unknown part of a header is not its table"
         );
         assert_eq!(table_at(text, 7, "c").as_deref(), Some("apps.providers.x"));
+    }
+
+    /// A syntax error names its line, never the line's text (it may hold a secret).
+    #[test]
+    fn parse_errors_do_not_quote_the_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Keyed {
+            a: u32,
+            key: String,
+        }
+        let text = "a = 1\nkey = \"s3cr3t-s3cr3t\" = =\n";
+        let e = from_toml_str::<Keyed>(text).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        let e = from_toml_str::<Keyed>("a = \"x\"\nkey = \"s3cr3t\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && !e.contains("s3cr3t"), "{e}");
     }
 
     /// A struct without `deny_unknown_fields` still refuses unknown keys.

@@ -59,6 +59,24 @@ pub struct KeyError {
     pub reason: String,
 }
 
+/// One signing key as the admin API lists it ([`KeyRing::describe`]): no private
+/// material.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyInfo {
+    /// The key id (the tokens' `kid`).
+    pub kid: String,
+    /// The algorithm.
+    pub algorithm: TokenAlgorithm,
+    /// Whether this key signs new access tokens.
+    pub active: bool,
+    /// Unix time at which an inactive key stops verifying (`None`: until removed).
+    pub verify_until: Option<i64>,
+    /// Whether the key verifies access tokens now.
+    pub verifies: bool,
+    /// The public key (asymmetric keys only), as published in the JWKS.
+    pub public_jwk: Option<Jwk>,
+}
+
 /// Smallest accepted RSA modulus, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
 
@@ -360,6 +378,24 @@ impl KeyRing {
                 .filter_map(|k| k.public.clone())
                 .collect(),
         }
+    }
+
+    /// What an operator may see of the app's `signing_keys`, in configuration order:
+    /// kid, algorithm, whether it signs, until when it verifies, and the public JWK of
+    /// an asymmetric key. Never private material.
+    pub fn describe(&self, now: i64) -> Vec<KeyInfo> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KeyInfo {
+                kid: k.kid.clone(),
+                algorithm: k.algorithm,
+                active: self.active == Some(i),
+                verify_until: k.verify_until,
+                verifies: k.verifies_at(now),
+                public_jwk: k.public.clone(),
+            })
+            .collect()
     }
 
     /// Sign access-token claims with the active key.

@@ -310,8 +310,9 @@ fn service_entries(unit: &str) -> Vec<(String, String)> {
 
 /// docs/operations.md's systemd unit, as systemd would run it: `systemd-analyze verify`
 /// accepts it (when the tool is there), and its `ExecStartPre`, `ExecStart`,
-/// `Environment`, `WorkingDirectory`, `KillSignal` and `TimeoutStopSec` do what the page
-/// says with the real binary: migrate, serve, stop cleanly on SIGTERM in time.
+/// `ExecReload`, `Environment`, `WorkingDirectory`, `KillSignal` and `TimeoutStopSec` do
+/// what the page says with the real binary: migrate, serve, reload on SIGHUP, stop cleanly
+/// on SIGTERM in time.
 #[test]
 fn systemd_unit_of_operations_md_migrates_serves_and_stops_on_sigterm() {
     let root = tempfile::tempdir().unwrap();
@@ -399,6 +400,21 @@ fn systemd_unit_of_operations_md_migrates_serves_and_stops_on_sigterm() {
     wait_for_port(port, &log);
     let answer = http_get(port, &format!("{PREFIX}/app/latchkey-dev/location"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // ExecReload (`systemctl reload`): SIGHUP re-reads the keys; the server goes on.
+    let reload = get("ExecReload");
+    assert_eq!(reload.len(), 1);
+    let reload = reload[0].replace("$MAINPID", &child.id().to_string());
+    assert!(command(&reload).status().unwrap().success());
+    let answer = http_get(port, &format!("{PREFIX}/app/latchkey-dev/location"));
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "after ExecReload: {answer}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
 
     // KillSignal within TimeoutStopSec: a clean exit, as `systemctl stop` expects.
     assert_eq!(get("KillSignal"), ["SIGTERM"]);

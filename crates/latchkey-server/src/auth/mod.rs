@@ -18,6 +18,7 @@ pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod console;
 pub(crate) mod housekeeping;
+pub(crate) mod key_admin;
 pub(crate) mod login;
 pub(crate) mod mail;
 pub(crate) mod oauth;

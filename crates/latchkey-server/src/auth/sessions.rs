@@ -70,9 +70,10 @@ fn access_token(
         baas_domain_id: Some(app.id().to_owned()),
         user_data,
     };
-    let token = app.keys.sign_access(&claims).map_err(sign_error)?;
+    let keys = app.keys();
+    let token = keys.sign_access(&claims).map_err(sign_error)?;
     // Never issue a token the server cannot read (its own limits decide, not the claims').
-    if let Err(e) = app.keys.verify_access(&token, now) {
+    if let Err(e) = keys.verify_access(&token, now) {
         return Err(Error::internal(&format_args!(
             "issued an access token the server cannot read back: {e}"
         )));
@@ -91,7 +92,7 @@ fn refresh_token(app: &AppRuntime, session: &SessionRecord, now: i64) -> Result<
         baas_device_id: Some(session.device_id.clone()),
         baas_domain_id: Some(app.id().to_owned()),
     };
-    app.keys
+    app.keys()
         .sign_refresh(&claims)
         .map(Secret::from)
         .map_err(sign_error)
@@ -198,7 +199,7 @@ fn verify_access(
     let app = token_app(state, token).ok_or_else(invalid)?;
     let now = state.clock.now_secs();
     let claims = app
-        .keys
+        .keys()
         .verify_access(token, now)
         .map_err(|e| access_error(&e))?;
     if claims.iss.is_none() {
@@ -254,7 +255,7 @@ pub(crate) async fn authenticate_refresh(
     let not_found = Error::refresh_token_not_found;
     let app = token_app(state, token).ok_or_else(not_found)?;
     let now = state.clock.now_secs();
-    let claims = app.keys.verify_refresh(token, now).map_err(|e| {
+    let claims = app.keys().verify_refresh(token, now).map_err(|e| {
         tracing::debug!(app = app.id(), reason = %e, "refresh token rejected");
         not_found()
     })?;

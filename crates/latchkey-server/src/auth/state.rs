@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use latchkey_protocol::Secret;
 
@@ -23,13 +24,31 @@ use crate::tokens::{KeyError, KeyRing};
 #[derive(Debug)]
 pub(crate) struct AppRuntime {
     pub(crate) config: AppConfig,
-    pub(crate) keys: KeyRing,
+    /// The current key ring: replaced whole by a reload
+    /// ([`super::key_admin::reload`]); read once per use with [`AppRuntime::keys`].
+    keys: RwLock<Arc<KeyRing>>,
 }
 
 impl AppRuntime {
     pub(crate) fn new(config: AppConfig) -> Result<Self, KeyError> {
-        let keys = KeyRing::load(&config)?;
+        let keys = RwLock::new(Arc::new(KeyRing::load(&config)?));
         Ok(AppRuntime { config, keys })
+    }
+
+    /// The current key ring. A caller that signs and then verifies keeps this one
+    /// `Arc`, so a reload in between cannot split the two.
+    pub(crate) fn keys(&self) -> Arc<KeyRing> {
+        // A panic while holding the lock cannot leave a half-written ring (the write is
+        // one pointer swap), so a poisoned lock is still good.
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Make `ring` the current key ring.
+    pub(crate) fn set_keys(&self, ring: KeyRing) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -76,6 +95,11 @@ pub(crate) struct ServerState {
     pub(crate) jwks: JwksCache,
     /// How long a console sign-in lasts; `None`: the console is off.
     pub(crate) console_ttl_secs: Option<u64>,
+    /// The configuration file the server was started from (`serve --config`): key
+    /// reloads and rotations read and edit it. `None`: keys cannot be reloaded.
+    pub(crate) config_file: Option<PathBuf>,
+    /// Held by a key reload or rotation, so that two never interleave.
+    pub(crate) key_admin: tokio::sync::Mutex<()>,
 }
 
 /// The core as shared by request handlers.
@@ -104,6 +128,8 @@ impl ServerState {
             jwks: JwksCache::default(),
             console_ttl_secs: (config.console.enabled && config.admin_token.is_some())
                 .then_some(config.console.session_ttl_secs),
+            config_file: config.source_file.clone(),
+            key_admin: tokio::sync::Mutex::new(()),
         }
     }
 

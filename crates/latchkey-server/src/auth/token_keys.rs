@@ -31,7 +31,7 @@ pub(crate) fn max_age_secs(app: &AppRuntime) -> u64 {
 pub(crate) fn published(state: &ServerState, app_id: &str) -> Result<Published, Error> {
     let app = state.app(app_id)?;
     Ok(Published {
-        jwks: app.keys.jwks(state.clock.now_secs()),
+        jwks: app.keys().jwks(state.clock.now_secs()),
         max_age_secs: max_age_secs(&app),
     })
 }
@@ -49,7 +49,7 @@ pub(crate) fn discovery(
         .to_owned();
     let jwks_uri = format!("{base}{}", paths::JWKS.replace("{app_id}", app_id));
     let mut algs: Vec<String> = app
-        .keys
+        .keys()
         .jwks(state.clock.now_secs())
         .keys
         .iter()

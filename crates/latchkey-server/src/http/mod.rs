@@ -74,6 +74,7 @@ pub(crate) fn router(
         .route(paths::RESET_CALL, post(userpass::reset_call))
         .merge(admin::routes())
         .merge(console::routes())
+        .merge(keys::admin_routes())
         .route(paths::SESSION, post(client::refresh).delete(client::logout))
         .route(paths::PROFILE, get(client::profile))
         .route(paths::DELETE_USER, delete(client::delete_user))

@@ -11,6 +11,7 @@ mod custom_function;
 mod custom_token;
 mod housekeeping;
 mod http_rules;
+mod key_admin;
 mod link;
 mod link_rules;
 mod login;

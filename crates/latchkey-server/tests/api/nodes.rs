@@ -19,9 +19,9 @@ const ADMIN_TOKEN: &str = "nodes-admin-token-0123456789";
 const JWT_KEY: &str = "nodes-custom-token-key-0123456789abcdef";
 
 /// A server process, killed when dropped.
-struct Node {
-    child: Child,
-    url: String,
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Node {
@@ -33,7 +33,7 @@ impl Drop for Node {
 
 impl Node {
     /// Start `latchkey-server serve --config <path>` and wait for its listening line.
-    async fn start(config_path: &std::path::Path) -> Node {
+    pub(crate) async fn start(config_path: &std::path::Path) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey-server"))
             .args(["serve", "--config"])
             .arg(config_path)
