@@ -160,6 +160,7 @@ fn compat() -> Result<(), String> {
         .current_dir(&dir);
     run("realm-web compatibility suite", node)?;
     browser_oauth(&dir, &target)?;
+    browser_native(&dir, &target)?;
     let mut cross = cargo();
     cross
         .args([
@@ -201,6 +202,38 @@ fn browser_oauth(dir: &Path, target: &Path) -> Result<(), String> {
     )
 }
 
+/// The desktop/CLI browser sign-in in Chromium (tests/compat/browser_native.js): the
+/// `browser_sign_in` example's loopback listener and relay page, with the fake Google.
+fn browser_native(dir: &Path, target: &Path) -> Result<(), String> {
+    cargo_step(
+        "build the browser_sign_in example (SDK loopback sign-in)",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "latchkey",
+            "--features",
+            "browser-sign-in",
+            "--example",
+            "browser_sign_in",
+        ],
+    )?;
+    let mut node = Command::new("node");
+    node.arg("browser_native.js")
+        .arg("--example")
+        .arg(
+            target
+                .join("debug")
+                .join("examples")
+                .join("browser_sign_in"),
+        )
+        .current_dir(dir);
+    run(
+        "native-app browser sign-in (SDK loopback listener in Chromium)",
+        node,
+    )
+}
+
 fn test() -> Result<(), String> {
     let _postgres = postgres::for_tests();
     cargo_step(
@@ -224,6 +257,7 @@ const FEATURE_BUILDS: &[&str] = &[
     "google,reqwest",
     "apple,reqwest",
     "all-providers,hyper",
+    "browser-sign-in",
 ];
 
 fn lint() -> Result<(), String> {
