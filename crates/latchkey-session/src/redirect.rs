@@ -6,6 +6,7 @@
 //! `_baas_ua` is `access$refresh$user_id$device_id`: the login response. Tokens never
 //! appear in an error message.
 
+use latchkey_protocol::routes::form_encode;
 use latchkey_protocol::{LoginResponse, Secret};
 
 use crate::error::Error;
@@ -33,14 +34,13 @@ impl RedirectProvider {
     }
 }
 
-/// `?state=..&redirect=..&device=..`: the query of the login URL.
+/// `state=..&redirect=..&device=..`: the query of the login URL.
 pub(crate) fn login_query(state: &str, redirect: &str, device_b64: &str) -> String {
-    format!(
-        "state={}&redirect={}&device={}",
-        encode(state),
-        encode(redirect),
-        encode(device_b64)
-    )
+    form_encode(&[
+        ("state", state),
+        ("redirect", redirect),
+        ("device", device_b64),
+    ])
 }
 
 /// Read the fragment (without its `#`) the server redirected to: the login response of
@@ -108,19 +108,6 @@ pub(crate) fn parse_fragment(
         user_id: user_id.to_owned(),
         device_id: device_id.to_owned(),
     })
-}
-
-/// Percent-encode everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Percent-decode a form value (`+` is a space); `None` for a bad escape or bad UTF-8.

@@ -117,27 +117,7 @@ fn loopback_any_port(allowed: &str, uri: &str) -> bool {
     })
 }
 
-/// `application/x-www-form-urlencoded` pairs.
-pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Percent-encode everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use latchkey_protocol::routes::form_encode;
 
 /// Check an app's `redirect_uris` (and, when there are some, that the flow's other
 /// settings are present: `needs` names a missing one).
