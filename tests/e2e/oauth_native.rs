@@ -92,8 +92,10 @@ fn origin(url: &str) -> String {
     url.origin().ascii_serialization()
 }
 
+type Waiting = tokio::task::JoinHandle<Result<User, latchkey::Error>>;
+
 /// `finish` on its own task, as the app waits while the person is in the browser.
-fn wait(sign_in: BrowserSignIn) -> tokio::task::JoinHandle<Result<User, latchkey::Error>> {
+fn wait(sign_in: BrowserSignIn) -> Waiting {
     tokio::spawn(sign_in.finish(WAIT))
 }
 
@@ -197,14 +199,7 @@ async fn google_sign_in_through_the_loopback_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_consent_is_a_typed_error() {
     let n = Native::start().await;
-    let sign_in = n
-        .app
-        .browser_sign_in(RedirectProvider::Google)
-        .await
-        .unwrap();
-    let url = url::Url::parse(sign_in.url()).unwrap();
-    let waiting = wait(sign_in);
-    let authorize = n.open_url(&url).await;
+    let (waiting, authorize) = n.begin().await;
     let back = n.stack.google.deny(&authorize).unwrap();
     let final_url = n.callback(&back).await;
     assert!(final_url.contains("_baas_error="), "{final_url}");
@@ -219,14 +214,7 @@ async fn denied_consent_is_a_typed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_for_another_state_is_refused_and_never_used() {
     let n = Native::start().await;
-    let sign_in = n
-        .app
-        .browser_sign_in(RedirectProvider::Google)
-        .await
-        .unwrap();
-    let url = url::Url::parse(sign_in.url()).unwrap();
-    let waiting = wait(sign_in);
-    let authorize = n.open_url(&url).await;
+    let (waiting, authorize) = n.begin().await;
     let claims = IdTokenClaims::default().sub("native-2");
     let back = n.stack.google.approve(&authorize, claims).unwrap();
     let final_url = n.callback(&back).await;
@@ -268,6 +256,18 @@ async fn nobody_comes_back_then_the_wait_times_out_and_the_port_closes() {
 }
 
 impl Native {
+    /// A sign-in the app waits for, and the browser at Google's authorization URL.
+    async fn begin(&self) -> (Waiting, String) {
+        let sign_in = self
+            .app
+            .browser_sign_in(RedirectProvider::Google)
+            .await
+            .unwrap();
+        let url = url::Url::parse(sign_in.url()).unwrap();
+        let waiting = wait(sign_in);
+        (waiting, self.open_url(&url).await)
+    }
+
     async fn open_url(&self, url: &url::Url) -> String {
         let resp = self.browser.get(url.as_str()).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::FOUND);

@@ -11,6 +11,9 @@
 //! - [`UserEvent`]: a broadcast of logins, refreshes, logouts, session expiries, removals
 //!   and switches.
 //! - [`Error`]: the one error type, with [`ErrorKind`] and predicates.
+//! - The browser sign-in (OAuth redirect flow): [`AppCore::redirect_login_url`] and
+//!   [`AppCore::complete_redirect_login`], which completes a login as [`AppCore::log_in`]
+//!   does.
 //!
 //! Provider crates implement [`latchkey_protocol::Credential`]; those with client APIs
 //! (email/password registration, ...) build on [`AppCore::routes`] and

@@ -187,16 +187,18 @@ async fn receive(listener: TcpListener, relay: Arc<Relay>) -> Secret {
     loop {
         tokio::select! {
             Some(fragment) = rx.recv() => return fragment,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted
-                    && connections.len() < MAX_CONNECTIONS
-                {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
                     let (relay, tx) = (relay.clone(), tx.clone());
                     connections.spawn(async move {
-                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serve(stream, &relay, &tx)).await;
+                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serve(stream, &relay, &tx))
+                            .await;
                     });
                 }
-            }
+                Ok(_) => {} // too many at once: this one is closed unanswered
+                // Out of file descriptors or the like: try again a little later.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
