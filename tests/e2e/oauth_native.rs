@@ -11,7 +11,7 @@ use latchkey::browser::{BrowserSignIn, CALLBACK_PATH, RedirectProvider};
 use latchkey::events::UserEvent;
 use latchkey::{App, ErrorKind, User};
 use latchkey_testkit::FullStack;
-use latchkey_testkit::idp::{IdTokenClaims, ProviderRedirect};
+use latchkey_testkit::idp::{FacebookUser, IdTokenClaims, ProviderRedirect};
 use serde_json::Value;
 
 /// How long the SDK waits for the browser (far longer than any test takes).
@@ -47,8 +47,17 @@ impl Native {
     /// The browser back at the server's callback: where the server sends it (the
     /// loopback redirect URI with the result in the fragment).
     async fn callback(&self, back: &ProviderRedirect) -> String {
-        assert!(back.form.is_none(), "Google answers with a GET");
-        let resp = self.browser.get(&back.url).send().await.unwrap();
+        let resp = match &back.form {
+            None => self.browser.get(&back.url).send().await.unwrap(),
+            // Apple's response_mode=form_post.
+            Some(form) => self
+                .browser
+                .post(&back.url)
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        };
         assert_eq!(resp.status(), StatusCode::FOUND);
         location(&resp)
     }
@@ -258,11 +267,12 @@ async fn nobody_comes_back_then_the_wait_times_out_and_the_port_closes() {
 impl Native {
     /// A sign-in the app waits for, and the browser at Google's authorization URL.
     async fn begin(&self) -> (Waiting, String) {
-        let sign_in = self
-            .app
-            .browser_sign_in(RedirectProvider::Google)
-            .await
-            .unwrap();
+        self.begin_with(RedirectProvider::Google).await
+    }
+
+    /// [`Native::begin`] with `provider`.
+    async fn begin_with(&self, provider: RedirectProvider) -> (Waiting, String) {
+        let sign_in = self.app.browser_sign_in(provider).await.unwrap();
         let url = url::Url::parse(sign_in.url()).unwrap();
         let waiting = wait(sign_in);
         (waiting, self.open_url(&url).await)
@@ -309,4 +319,39 @@ async fn the_loopback_entry_allows_any_port_and_nothing_else() {
             "{refused}"
         );
     }
+}
+
+/// Facebook and Apple (whose callback is a form POST) through the same listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facebook_and_apple_sign_in_the_same_way() {
+    let n = Native::start().await;
+    for provider in [RedirectProvider::Facebook, RedirectProvider::Apple] {
+        let (waiting, authorize) = n.begin_with(provider).await;
+        let sub = format!("native-{}", provider.name());
+        let back = match provider {
+            RedirectProvider::Apple => n
+                .stack
+                .apple
+                .approve(&authorize, IdTokenClaims::default().sub(&sub)),
+            _ => n
+                .stack
+                .facebook
+                .approve(&authorize, FacebookUser::new(&sub, "Face Book")),
+        }
+        .unwrap();
+        assert_eq!(back.form.is_some(), provider == RedirectProvider::Apple);
+        let final_url = n.callback(&back).await;
+        assert_eq!(n.relay(&final_url).await.status(), StatusCode::OK);
+        let user = waiting.await.unwrap().unwrap();
+        assert_eq!(user.provider_type().as_deref(), Some(provider.name()));
+        assert!(
+            user.identities()
+                .iter()
+                .any(|i| i.provider_type == provider.name() && i.id == sub),
+            "{:?}",
+            user.identities()
+        );
+        assert_eq!(n.app.current_user().as_ref(), Some(&user));
+    }
+    assert_eq!(n.app.all_users().len(), 2);
 }
