@@ -15,6 +15,7 @@ mod guide;
 mod hardening;
 mod http_edge;
 mod kit;
+mod oauth_native;
 mod oauth_web;
 mod offline;
 mod providers;

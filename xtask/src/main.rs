@@ -177,6 +177,7 @@ fn compat() -> Result<(), String> {
         .current_dir(&dir);
     run("realm-web compatibility suite", node)?;
     browser_oauth(&dir, &target)?;
+    browser_native(&dir, &target)?;
     let mut cross = cargo();
     cross
         .args([
@@ -230,6 +231,38 @@ fn console() -> Result<(), String> {
     run("web console browser tests", node)
 }
 
+/// The desktop/CLI browser sign-in in Chromium (tests/compat/browser_native.js): the
+/// `browser_sign_in` example's loopback listener and relay page, with the fake Google.
+fn browser_native(dir: &Path, target: &Path) -> Result<(), String> {
+    cargo_step(
+        "build the browser_sign_in example (SDK loopback sign-in)",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "latchkey",
+            "--features",
+            "browser-sign-in",
+            "--example",
+            "browser_sign_in",
+        ],
+    )?;
+    let mut node = Command::new("node");
+    node.arg("browser_native.js")
+        .arg("--example")
+        .arg(
+            target
+                .join("debug")
+                .join("examples")
+                .join("browser_sign_in"),
+        )
+        .current_dir(dir);
+    run(
+        "native-app browser sign-in (SDK loopback listener in Chromium)",
+        node,
+    )
+}
+
 fn test() -> Result<(), String> {
     let _postgres = postgres::for_tests();
     cargo_step(
@@ -254,6 +287,7 @@ const FEATURE_BUILDS: &[&str] = &[
     "google,reqwest",
     "apple,reqwest",
     "all-providers,hyper",
+    "browser-sign-in",
 ];
 
 fn lint() -> Result<(), String> {

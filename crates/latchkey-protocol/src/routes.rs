@@ -212,6 +212,35 @@ impl Routes {
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs with every byte but RFC 3986's unreserved
+/// characters percent-encoded (a space is `%20`): the query of the browser sign-in's login
+/// route and the fragment of its final redirect (protocol.md §3.7).
+///
+/// ```
+/// use latchkey_protocol::routes::form_encode;
+/// assert_eq!(form_encode(&[("state", "a b"), ("r", "http://h/")]), "state=a%20b&r=http%3A%2F%2Fh%2F");
+/// ```
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encode everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use http::Method;
 use latchkey_protocol::routes::{Routes, paths};
 use latchkey_protocol::{Credential, LoginResponse};
@@ -16,6 +17,7 @@ use crate::error::Error;
 use crate::events::EventReceiver;
 use crate::profile::{CachedProfile, UserState};
 use crate::record::{UserCell, is_device_id};
+use crate::redirect::{self, RedirectProvider};
 use crate::store::UserStore;
 use crate::tokens::TokenSet;
 use crate::user::User;
@@ -149,6 +151,62 @@ impl AppCore {
         )?;
         let resp = self.app.send_checked(req).await?;
         let login: LoginResponse = wire::parse_json(&resp, "login response")?;
+        self.complete_login(provider, login).await
+    }
+
+    /// The URL of a browser sign-in with `provider` (route 1c of protocol.md: `GET
+    /// .../auth/providers/{provider}/login?state&redirect&device`), for the person's
+    /// browser. The server sends the browser back to `redirect` (which must be one of the
+    /// provider's `redirect_uris` on the server) with the result in the URL fragment;
+    /// give that fragment and the same `state` to
+    /// [`complete_redirect_login`](Self::complete_redirect_login).
+    ///
+    /// `state` should be random and used once (1 to 256 characters). Fetches the
+    /// location first if needed.
+    pub async fn redirect_login_url(
+        &self,
+        provider: RedirectProvider,
+        redirect: &str,
+        state: &str,
+    ) -> Result<String, Error> {
+        if state.is_empty() || state.len() > 256 {
+            return Err(Error::invalid_argument(
+                "the sign-in state must be 1 to 256 characters",
+            ));
+        }
+        let device = serde_json::to_vec(&self.app.device_info())
+            .map_err(|e| Error::invalid_argument(format!("device information: {e}")))?;
+        let device = base64::engine::general_purpose::STANDARD.encode(device);
+        let url = self.app.routes().await?.login(provider.name(), false);
+        Ok(format!(
+            "{url}?{}",
+            redirect::login_query(state, redirect, &device)
+        ))
+    }
+
+    /// Finish a browser sign-in from the fragment (with or without its `#`) of the URL the
+    /// server redirected to, started with `state` by
+    /// [`redirect_login_url`](Self::redirect_login_url): the same steps as
+    /// [`log_in`](Self::log_in) after its request (profile fetched, user saved and made
+    /// current, [`UserEvent::LoggedIn`](crate::UserEvent::LoggedIn) sent).
+    ///
+    /// Errors: [`ErrorKind::StateMismatch`](crate::ErrorKind::StateMismatch) when the
+    /// fragment holds another state or app id (nothing is read further);
+    /// [`ErrorKind::SignInFailed`](crate::ErrorKind::SignInFailed) with the server's
+    /// `_baas_error` (consent denied, ...) or when there is no result at all.
+    pub async fn complete_redirect_login(
+        &self,
+        provider: RedirectProvider,
+        fragment: &str,
+        state: &str,
+    ) -> Result<User, Error> {
+        let login = redirect::parse_fragment(fragment, self.app_id(), state)?;
+        self.complete_login(provider.name().to_owned(), login).await
+    }
+
+    /// A login response becomes a user: profile fetched, user saved and made current (see
+    /// [`log_in`](Self::log_in) for the undo on a store failure).
+    async fn complete_login(&self, provider: String, login: LoginResponse) -> Result<User, Error> {
         let refresh_token = login
             .refresh_token
             .ok_or_else(|| Error::decode("no refresh token in the login response", None))?;

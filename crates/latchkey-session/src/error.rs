@@ -39,6 +39,13 @@ pub enum ErrorKind {
     /// An argument given to an SDK call is invalid (for example reset-function arguments
     /// that do not serialize to a JSON array).
     InvalidArgument,
+    /// A browser sign-in (the OAuth redirect flow) ended without a login: the server
+    /// answered `_baas_error` (consent denied, a refused credential, ...), or the redirect
+    /// came back without a result. The message is the server's.
+    SignInFailed,
+    /// A browser sign-in's redirect came back with another `state` than the one sent (or
+    /// for another app): not this sign-in's answer, and never used.
+    StateMismatch,
 }
 
 impl fmt::Display for ErrorKind {
@@ -55,6 +62,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Store => "user store error",
             ErrorKind::InvalidConfig => "invalid configuration",
             ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::SignInFailed => "sign-in failed",
+            ErrorKind::StateMismatch => "sign-in state mismatch",
         })
     }
 }
@@ -243,6 +252,16 @@ impl Error {
     /// An invalid argument to an SDK call (checked before any request is sent).
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// A browser sign-in ended without a login ([`ErrorKind::SignInFailed`]).
+    pub fn sign_in_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::SignInFailed, message)
+    }
+
+    /// A browser sign-in's answer is for another sign-in ([`ErrorKind::StateMismatch`]).
+    pub fn state_mismatch(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::StateMismatch, message)
     }
 
     /// The kind of failure.

@@ -11,6 +11,9 @@
 //! - [`UserEvent`]: a broadcast of logins, refreshes, logouts, session expiries, removals
 //!   and switches.
 //! - [`Error`]: the one error type, with [`ErrorKind`] and predicates.
+//! - The browser sign-in (OAuth redirect flow): [`AppCore::redirect_login_url`] and
+//!   [`AppCore::complete_redirect_login`], which completes a login as [`AppCore::log_in`]
+//!   does.
 //!
 //! Provider crates implement [`latchkey_protocol::Credential`]; those with client APIs
 //! (email/password registration, ...) build on [`AppCore::routes`] and
@@ -51,7 +54,8 @@
 //   context     -> client, config, error, events, registry, store, wire   what a user needs
 //   refresh     -> context, error, events, profile, record, registry, tokens, wire   refresh
 //   user        -> context, error, events, profile, record, refresh, registry, tokens, wire
-//   app         -> config, context, error, events, profile, record, store, tokens, user, wire
+//   redirect    -> error                              the browser sign-in's query and fragment
+//   app         -> config, context, error, events, profile, record, redirect, store, tokens, user, wire
 mod app;
 mod client;
 mod clock;
@@ -67,6 +71,7 @@ mod file_store;
 pub mod fuzzing;
 mod profile;
 mod record;
+mod redirect;
 mod refresh;
 mod registry;
 mod retry;
@@ -86,6 +91,7 @@ pub use events::{EventReceiver, UserEvent};
 pub use file_store::FileStore;
 pub use latchkey_protocol::Secret;
 pub use profile::{UserIdentity, UserProfile, UserState};
+pub use redirect::RedirectProvider;
 pub use retry::{RetryPolicy, retry_after};
 #[cfg(feature = "file-store")]
 pub use sqlite_store::SqliteStore;

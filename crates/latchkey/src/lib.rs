@@ -81,6 +81,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
+#[cfg(feature = "browser-sign-in")]
+pub mod browser;
 pub mod credentials;
 mod user;
 

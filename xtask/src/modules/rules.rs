@@ -158,6 +158,7 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::may_only_use("latchkey-session", "config", &["clock", "error", "retry"]),
     Rule::may_only_use("latchkey-session", "wire", &["error", "retry"]),
     Rule::may_only_use("latchkey-session", "tokens", &["error"]),
+    Rule::may_only_use("latchkey-session", "redirect", &["error"]),
     Rule::may_only_use(
         "latchkey-session",
         "client",

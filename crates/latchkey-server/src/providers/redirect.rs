@@ -56,8 +56,15 @@ pub(crate) struct RedirectFlow<'c> {
 impl RedirectFlow<'_> {
     /// Whether `uri` is one of the app's redirect URIs: byte for byte, scheme, host,
     /// port, path, query and trailing slash included (as App Services compared them).
+    ///
+    /// One rule more, for native apps (RFC 8252 §7.3, a loopback listener on a port the
+    /// OS picks): an entry on the loopback IP literal **without a port**,
+    /// `http://127.0.0.1/path` or `http://[::1]/path`, allows that same URI with any
+    /// port (`http://127.0.0.1:49152/path`); the rest still matches byte for byte.
     pub(crate) fn allows_redirect(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|allowed| allowed == uri)
+        self.redirect_uris
+            .iter()
+            .any(|allowed| allowed == uri || loopback_any_port(allowed, uri))
     }
 
     /// The authorization URL the browser is sent to.
@@ -90,27 +97,27 @@ impl RedirectFlow<'_> {
     }
 }
 
-/// `application/x-www-form-urlencoded` pairs.
-pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+/// Whether `allowed` is a loopback entry without a port (`http://127.0.0.1/...` or
+/// `http://[::1]/...`) and `uri` is the same with a port (1-65535, plain digits).
+fn loopback_any_port(allowed: &str, uri: &str) -> bool {
+    ["http://127.0.0.1", "http://[::1]"].iter().any(|host| {
+        let (Some(rest), Some(with_port)) = (allowed.strip_prefix(host), uri.strip_prefix(host))
+        else {
+            return false;
+        };
+        let Some(with_port) = with_port.strip_prefix(':') else {
+            return false;
+        };
+        let digits = with_port.bytes().take_while(u8::is_ascii_digit).count();
+        rest.starts_with('/')
+            && (1..=5).contains(&digits)
+            && !with_port.starts_with('0')
+            && with_port[..digits].parse::<u16>().is_ok()
+            && &with_port[digits..] == rest
+    })
 }
 
-/// Percent-encode everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use latchkey_protocol::routes::form_encode;
 
 /// Check an app's `redirect_uris` (and, when there are some, that the flow's other
 /// settings are present: `needs` names a missing one).
@@ -179,6 +186,44 @@ mod tests {
             assert!(!flow.allows_redirect(other), "{other}");
         }
         assert!(check_redirect_uris("a", "p", &uris, None).is_ok());
+
+        // Loopback entries without a port allow any port (RFC 8252 §7.3), nothing else.
+        let uris = vec![
+            "http://127.0.0.1/cb".to_owned(),
+            "http://[::1]/native?x=1".to_owned(),
+            "http://localhost/cb".to_owned(),
+        ];
+        let native = RedirectFlow {
+            redirect_uris: &uris,
+            ..flow
+        };
+        for ok in [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:49152/cb",
+            "http://127.0.0.1:65535/cb",
+            "http://[::1]:8080/native?x=1",
+            "http://localhost/cb",
+        ] {
+            assert!(native.allows_redirect(ok), "{ok}");
+        }
+        for other in [
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:065/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:80/cb/",
+            "http://127.0.0.1:80/cb?x",
+            "http://127.0.0.1:80/cb#f",
+            "http://127.0.0.1:80@evil.example/cb",
+            "http://127.0.0.1:80.evil.example/cb",
+            "https://127.0.0.1:80/cb",
+            "http://127.0.0.2:80/cb",
+            "http://[::1]:80/native",
+            "http://localhost:80/cb",
+        ] {
+            assert!(!native.allows_redirect(other), "{other}");
+        }
         assert!(check_redirect_uris("a", "p", &uris, Some("client_secret")).is_err());
         assert!(check_redirect_uris("a", "p", &["/relative".to_owned()], None).is_err());
         assert!(check_redirect_uris("a", "p", &["http://a/#f".to_owned()], None).is_err());
