@@ -116,8 +116,17 @@ pub(crate) const RULES: &[Rule] = &[
             "clock",
             "outbound",
             "webhooks",
+            "keys",
+            "settings",
             "crate",
         ],
+    ),
+    // The signing-key files (`keys generate`/`rotate`, the admin routes' rotation):
+    // below the domain, above the key ring.
+    Rule::may_only_use(
+        "latchkey-server",
+        "keys",
+        &["config", "settings", "tokens", "crate"],
     ),
     Rule::may_only_use(
         "latchkey-server",
