@@ -228,8 +228,14 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// Percent-encode everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
+/// Percent-encode everything but RFC 3986's unreserved characters: safe in a path
+/// segment, a query value or a fragment.
+///
+/// ```
+/// use latchkey_protocol::routes::percent_encode;
+/// assert_eq!(percent_encode("a b/ü~"), "a%20b%2F%C3%BC~");
+/// ```
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

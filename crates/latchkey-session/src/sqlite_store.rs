@@ -364,18 +364,7 @@ impl Db {
             WriteError::Sql(e) => error(&self.path, what, e),
             WriteError::Store(e) => e,
         };
-        // Prepared once (like every statement here): BEGIN and COMMIT are not parsed again
-        // for each change.
-        let run = |sql: &str| self.conn.prepare_cached(sql)?.execute([]).map(drop);
-        run("BEGIN IMMEDIATE").map_err(|e| fail(e.into()))?;
-        let done = f(&self.conn).and_then(|r| {
-            run("COMMIT")?;
-            Ok(r)
-        });
-        if done.is_err() && !self.conn.is_autocommit() {
-            let _ = run("ROLLBACK");
-        }
-        let done = done.map_err(fail)?;
+        let done = self.transaction(f).map_err(fail)?;
         self.writes_since_checkpoint += 1;
         if self.writes_since_checkpoint >= CHECKPOINT_EVERY {
             // Copy the log into the database file (and sync it) without waiting for
@@ -388,6 +377,25 @@ impl Db {
             }
         }
         Ok(done)
+    }
+
+    /// `f` in one immediate transaction, committed; rolled back if anything fails.
+    fn transaction<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, WriteError>,
+    ) -> Result<R, WriteError> {
+        // Prepared once (like every statement here): BEGIN and COMMIT are not parsed again
+        // for each change.
+        let run = |sql: &str| self.conn.prepare_cached(sql)?.execute([]).map(drop);
+        run("BEGIN IMMEDIATE")?;
+        let done = f(&self.conn).and_then(|r| {
+            run("COMMIT")?;
+            Ok(r)
+        });
+        if done.is_err() && !self.conn.is_autocommit() {
+            let _ = run("ROLLBACK");
+        }
+        done
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> StoreError {
@@ -407,17 +415,7 @@ impl Db {
             return None;
         }
         self.conn.busy_timeout(Duration::ZERO).ok()?;
-        let run = |sql: &str| self.conn.prepare_cached(sql)?.execute([]).map(drop);
-        let done = run("BEGIN IMMEDIATE")
-            .map_err(WriteError::from)
-            .and_then(|()| {
-                write_changes(&self.conn, changes)?;
-                run("COMMIT")?;
-                Ok(())
-            });
-        if done.is_err() && !self.conn.is_autocommit() {
-            let _ = run("ROLLBACK");
-        }
+        let done = self.transaction(|tx| write_changes(tx, changes));
         // (Setting a busy timeout cannot fail on an open connection.)
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
         done.ok()?;
@@ -428,33 +426,29 @@ impl Db {
 
 /// Write `changes` inside the transaction `tx`.
 fn write_changes(tx: &Connection, changes: &[StoreChange]) -> Result<(), WriteError> {
-    {
-        {
-            for change in changes {
-                match change {
-                    StoreChange::SaveUser(user) => {
-                        tx.prepare_cached(
-                            "INSERT INTO users (id, doc) VALUES (?1, ?2) \
-                             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                        )?
-                        .execute(params![user.id, to_json(user)?])?;
-                    }
-                    StoreChange::RemoveUser(id) => {
-                        tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
-                            .execute(params![id])?;
-                        tx.prepare_cached("DELETE FROM meta WHERE key = ?1 AND value = ?2")?
-                            .execute(params![META_CURRENT, id])?;
-                    }
-                    StoreChange::SetCurrentUser(Some(id)) => set_meta(tx, META_CURRENT, id)?,
-                    StoreChange::SetCurrentUser(None) => {
-                        tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
-                            .execute(params![META_CURRENT])?;
-                    }
-                }
+    for change in changes {
+        match change {
+            StoreChange::SaveUser(user) => {
+                tx.prepare_cached(
+                    "INSERT INTO users (id, doc) VALUES (?1, ?2) \
+                     ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                )?
+                .execute(params![user.id, to_json(user)?])?;
             }
-            Ok(())
+            StoreChange::RemoveUser(id) => {
+                tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+                    .execute(params![id])?;
+                tx.prepare_cached("DELETE FROM meta WHERE key = ?1 AND value = ?2")?
+                    .execute(params![META_CURRENT, id])?;
+            }
+            StoreChange::SetCurrentUser(Some(id)) => set_meta(tx, META_CURRENT, id)?,
+            StoreChange::SetCurrentUser(None) => {
+                tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                    .execute(params![META_CURRENT])?;
+            }
         }
     }
+    Ok(())
 }
 
 /// A failure inside a write transaction.

@@ -13,6 +13,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use latchkey_protocol::routes::percent_encode;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -62,19 +63,6 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// Percent-encode a path segment or query value.
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}\
 header{background:#1f2937;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.8rem;align-items:center}\
 header a{color:#fff}header form{margin-left:auto}main{padding:1rem;max-width:70rem;margin:auto}\
@@ -90,7 +78,7 @@ code{overflow-wrap:anywhere}";
 fn page(title: &str, nav: Option<(&ConsoleSession, &str)>, body: &str) -> String {
     let mut header = String::from("<strong>latchkey console</strong>");
     if let Some((session, app)) = nav {
-        let a = enc(app);
+        let a = percent_encode(app);
         let _ = write!(
             header,
             "<a href=\"/console/apps/{a}\">Users</a><a href=\"/console/apps/{a}/keys\">API keys</a>\
@@ -291,14 +279,14 @@ async fn home(State(state): State<SharedState>, headers: HeaderMap) -> Response 
             let mut apps: Vec<&String> = state.apps.keys().collect();
             apps.sort();
             match apps.as_slice() {
-                [one] => redirect(&format!("/console/apps/{}", enc(one))),
+                [one] => redirect(&format!("/console/apps/{}", percent_encode(one))),
                 _ => {
                     let list: String = apps
                         .iter()
                         .map(|a| {
                             format!(
                                 "<li><a href=\"/console/apps/{}\">{}</a></li>",
-                                enc(a),
+                                percent_encode(a),
                                 esc(a)
                             )
                         })
@@ -450,7 +438,7 @@ async fn users_page(
         "<h2>Users</h2><form method=\"get\" action=\"/console/apps/{}\" class=\"actions\" role=\"search\">\
          <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"email, user id or identity id\" aria-label=\"search\">\
          <select name=\"provider\" aria-label=\"provider\">{options}</select><button>Search</button></form>",
-        enc(&app),
+        percent_encode(&app),
         esc(&q.q)
     );
     body.push_str("<div class=\"wrap\"><table><thead><tr><th>User</th><th>Identities</th><th>Created</th><th>State</th></tr></thead><tbody>");
@@ -480,8 +468,8 @@ async fn users_page(
         let _ = write!(
             body,
             "<tr><td><a href=\"/console/apps/{}/users/{}\"><code>{}</code></a></td><td>{}</td><td>{} ago</td><td>{}</td></tr>",
-            enc(&app),
-            enc(id),
+            percent_encode(&app),
+            percent_encode(id),
             esc(id),
             identities.join("<br>"),
             age(now, u["created_at"].as_i64().unwrap_or(now)),
@@ -500,10 +488,10 @@ async fn users_page(
         let _ = write!(
             body,
             "<p><a rel=\"next\" href=\"/console/apps/{}?q={}&amp;provider={}&amp;after={}\">Next page →</a></p>",
-            enc(&app),
-            enc(&q.q),
-            enc(&q.provider),
-            enc(next)
+            percent_encode(&app),
+            percent_encode(&q.q),
+            percent_encode(&q.provider),
+            percent_encode(next)
         );
     }
     html(
@@ -541,7 +529,11 @@ async fn render_user(
         Err(e) => return failed(session, app, e),
     };
     let now = state.clock.now_secs();
-    let base = format!("/console/apps/{}/users/{}", enc(app), enc(id));
+    let base = format!(
+        "/console/apps/{}/users/{}",
+        percent_encode(app),
+        percent_encode(id)
+    );
     let csrf = csrf_field(session);
     let mut body = String::new();
     let status = match &message {
@@ -629,7 +621,11 @@ async fn confirm_delete(
     Viewer(session): Viewer,
     Path((app, id)): Path<(String, String)>,
 ) -> Response {
-    let base = format!("/console/apps/{}/users/{}", enc(&app), enc(&id));
+    let base = format!(
+        "/console/apps/{}/users/{}",
+        percent_encode(&app),
+        percent_encode(&id)
+    );
     let body = format!(
         "<p>Delete user <code>{}</code> with its identities, sessions and API keys? This cannot be undone.</p>\
          <div class=\"actions\"><form method=\"post\" action=\"{base}/delete\">{}<button class=\"danger\">Delete for good</button></form>\
@@ -719,7 +715,7 @@ async fn user_action(
                 &format!(
                     "<p class=\"ok\" role=\"status\">User <code>{}</code> deleted.</p><p><a href=\"/console/apps/{}\">Back to the users</a></p>",
                     esc(&id),
-                    enc(&app)
+                    percent_encode(&app)
                 ),
             ),
         ),
@@ -774,7 +770,7 @@ async fn render_keys(
         Ok(k) => k,
         Err(e) => return failed(session, app, e),
     };
-    let base = format!("/console/apps/{}/keys", enc(app));
+    let base = format!("/console/apps/{}/keys", percent_encode(app));
     let csrf = csrf_field(session);
     let mut body = message.unwrap_or_default();
     let _ = write!(
@@ -795,10 +791,10 @@ async fn render_keys(
             esc(text(k, "name")),
             esc(id),
             if disabled { "disabled" } else { "enabled" },
-            enc(id),
+            percent_encode(id),
             if disabled { "enable" } else { "disable" },
             if disabled { "Enable" } else { "Disable" },
-            enc(id),
+            percent_encode(id),
         );
     }
     if list.is_empty() {
@@ -985,7 +981,7 @@ async fn audit_page(
         let _ = write!(
             body,
             "<p><a rel=\"next\" href=\"/console/apps/{}/audit?before={last}\">Older →</a></p>",
-            enc(&app)
+            percent_encode(&app)
         );
     }
     html(
@@ -1004,7 +1000,7 @@ mod tests {
             esc("<a href=\"x\">&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
         );
-        assert_eq!(enc("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(percent_encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 
     #[test]
