@@ -102,6 +102,9 @@ fn bench() -> Result<(), String> {
         cmd
     };
     run("bench", example("bench"))?;
+    // A PostgreSQL for the route table's second engine and the engines table (the
+    // route table runs on SQLite alone when none can be started).
+    let _postgres = postgres::for_tests();
     // The route table: wrk against the release binary, with the Firebase Auth Emulator
     // (bench/firebase, installed here by `npm ci`) as the peer when it can start.
     if let Err(e) = bench_sdk::ensure_node_modules(&["bench", "firebase"], &["firebase-tools"]) {
@@ -110,7 +113,6 @@ fn bench() -> Result<(), String> {
     }
     run("bench (route table, wrk)", example("bench_wrk"))?;
     // Storage engines: SQLite next to PostgreSQL (one and two nodes) in one run.
-    let _postgres = postgres::for_tests();
     run("bench (storage engines)", example("bench_engines"))?;
     bench_sdk::run(&target)
 }

@@ -1,12 +1,17 @@
 //! Password hashing: argon2id (OWASP parameters m=19456 KiB, t=2, p=1), run on
 //! tokio's blocking pool and gated by a semaphore so a burst of logins cannot
 //! exhaust memory or starve the async executor.
+//!
+//! argon2's working memory (19 MiB at these parameters) is reused from one hash to the
+//! next while others are waiting or running ([`Memory`]): allocating it per hash costs
+//! a fill of 19 MiB and thousands of page faults, about a tenth of a login's CPU. When
+//! the last hash of a burst ends its memory is freed, so an idle server holds none.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -31,18 +36,101 @@ pub(crate) enum PasswordError {
     Task(String),
 }
 
-/// Hashes and verifies passwords on a bounded blocking pool.
-#[derive(Clone)]
-pub(crate) struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    dummy: Arc<OnceCell<String>>,
+fn hash_error(e: impl fmt::Display) -> PasswordError {
+    PasswordError::Hash(e.to_string())
 }
 
-impl fmt::Debug for PasswordHasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("available_permits", &self.permits.available_permits())
-            .finish()
+/// argon2 working memory kept for the next hash while hashes are waiting or running.
+#[derive(Debug, Default)]
+struct Memory {
+    state: Mutex<MemoryState>,
+    /// The most buffers kept idle (the number of permits).
+    keep_at_most: usize,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    /// Buffers of finished hashes.
+    idle: Vec<Vec<Block>>,
+    /// Hashes asked for and not finished (waiting for a permit or running).
+    wanted: usize,
+}
+
+impl Memory {
+    fn new(keep_at_most: usize) -> Self {
+        Memory {
+            keep_at_most,
+            ..Memory::default()
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A hash ended (giving back its buffer) or was cancelled: keep at most one idle
+    /// buffer per hash still wanted (and per permit), free the rest.
+    fn release(&self, buffer: Option<Vec<Block>>) {
+        let (surplus, unkept) = {
+            let mut state = self.state();
+            state.wanted = state.wanted.saturating_sub(1);
+            let keep = state.wanted.min(self.keep_at_most);
+            let unkept = match buffer {
+                Some(b) if state.idle.len() < keep => {
+                    state.idle.push(b);
+                    None
+                }
+                other => other,
+            };
+            let kept = keep.min(state.idle.len());
+            let surplus = state.idle.split_off(kept);
+            (surplus, unkept)
+        };
+        // Freed outside the lock.
+        drop((surplus, unkept));
+    }
+
+    fn idle_buffers(&self) -> usize {
+        self.state().idle.len()
+    }
+}
+
+/// One hash's claim on the shared memory, from its request until it ends. Dropped
+/// without [`Claim::give_back`] (a cancelled request, a panic), it just stops counting.
+struct Claim {
+    memory: Arc<Memory>,
+    released: bool,
+}
+
+impl Claim {
+    fn new(memory: Arc<Memory>) -> Self {
+        memory.state().wanted += 1;
+        Claim {
+            memory,
+            released: false,
+        }
+    }
+
+    /// A buffer of at least `blocks` blocks: an idle one, or a new one.
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let mut buffer = self.memory.state().idle.pop().unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        buffer
+    }
+
+    fn give_back(mut self, buffer: Vec<Block>) {
+        self.released = true;
+        self.memory.release(Some(buffer));
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.released {
+            self.memory.release(None);
+        }
     }
 }
 
@@ -53,30 +141,89 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_blocking(password: &str) -> Result<String, PasswordError> {
-    let mut salt = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+/// argon2 of `password` and `salt` into `out`, in memory the claim takes and gives back.
+fn hash_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    claim: Claim,
+) -> Result<(), PasswordError> {
+    let mut blocks = claim.take(argon2.params().block_count());
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..]);
+    claim.give_back(blocks);
+    result.map_err(hash_error)
 }
 
-fn verify_blocking(password: &str, phc: &str) -> Result<bool, PasswordError> {
-    let parsed = PasswordHash::new(phc).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    match argon2().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(PasswordError::Hash(e.to_string())),
+/// A new PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `password`.
+fn hash_blocking(password: &str, claim: Claim) -> Result<String, PasswordError> {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let argon2 = argon2();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    hash_into(&argon2, password.as_bytes(), &salt, &mut out, claim)?;
+    let salt = SaltString::encode_b64(&salt).map_err(hash_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(hash_error)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(hash_error)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (any argon2 variant, version and
+/// parameters it names), compared in constant time.
+fn verify_blocking(password: &str, phc: &str, claim: Claim) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(phc).map_err(hash_error)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(hash_error)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(hash_error)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(hash_error)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::Hash(
+            "the stored hash has no salt or no output".to_owned(),
+        ));
+    };
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(hash_error)?;
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    hash_into(&argon2, password.as_bytes(), salt, out, claim)?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(out).map_err(hash_error)? == expected)
+}
+
+/// Hashes and verifies passwords on a bounded blocking pool.
+#[derive(Clone)]
+pub(crate) struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    memory: Arc<Memory>,
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("available_permits", &self.permits.available_permits())
+            .field("idle_buffers", &self.memory.idle_buffers())
+            .finish()
     }
 }
 
 impl PasswordHasher {
     /// A hasher that runs at most `max_concurrent` hashes at once (at least 1).
     pub(crate) fn new(max_concurrent: usize) -> Self {
+        let permits = max_concurrent.max(1);
         PasswordHasher {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
+            memory: Arc::new(Memory::new(permits)),
             dummy: Arc::new(OnceCell::new()),
         }
     }
@@ -89,16 +236,18 @@ impl PasswordHasher {
         PasswordHasher::new(n)
     }
 
+    /// Run `f` on the blocking pool once a permit is free, with the shared memory.
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+        f: impl FnOnce(Claim) -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let claim = Claim::new(Arc::clone(&self.memory));
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| PasswordError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(f)
+        tokio::task::spawn_blocking(move || f(claim))
             .await
             .map_err(|e| PasswordError::Task(e.to_string()))?
     }
@@ -106,14 +255,15 @@ impl PasswordHasher {
     /// Hash a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
     pub(crate) async fn hash(&self, password: &Secret) -> Result<String, PasswordError> {
         let password = password.clone();
-        self.run(move || hash_blocking(password.expose())).await
+        self.run(move |claim| hash_blocking(password.expose(), claim))
+            .await
     }
 
     /// Check a password against a PHC string.
     pub(crate) async fn verify(&self, password: &Secret, phc: &str) -> Result<bool, PasswordError> {
         let password = password.clone();
         let phc = phc.to_owned();
-        self.run(move || verify_blocking(password.expose(), &phc))
+        self.run(move |claim| verify_blocking(password.expose(), &phc, claim))
             .await
     }
 
@@ -155,6 +305,108 @@ mod tests {
         let again = h.hash(&Secret::new("hunter22")).await.unwrap();
         assert_ne!(phc, again, "salts must differ");
         h.verify_dummy(&Secret::new("whatever")).await.unwrap();
+    }
+
+    /// Stored hashes made by the argon2 crate's own API (every hash stored before the
+    /// memory was reused) verify, and ours verify with it: other variants, versions,
+    /// parameters and output lengths included, in one reused buffer of changing size.
+    #[test]
+    fn agrees_with_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let memory = Arc::new(Memory::new(1));
+        // Another hash waiting all along: the buffer is kept between hashes, as under load.
+        let _waiting = Claim::new(Arc::clone(&memory));
+        let claim = || Claim::new(Arc::clone(&memory));
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let variants = [
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(19_456, 2, 1, None),
+            ),
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8, 1, 1, Some(64)),
+            ),
+            (
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(64, 3, 2, None),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x13,
+                Params::new(32_768, 1, 1, Some(16)),
+            ),
+        ];
+        for (algorithm, version, params) in variants {
+            let theirs = Argon2::new(algorithm, version, params.unwrap());
+            let phc = theirs
+                .hash_password(b"hunter22", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify_blocking("hunter22", &phc, claim()).unwrap(), "{phc}");
+            assert!(
+                !verify_blocking("hunter23", &phc, claim()).unwrap(),
+                "{phc}"
+            );
+        }
+        assert_eq!(memory.idle_buffers(), 1, "the buffer was kept and reused");
+        let ours = hash_blocking("hunter22", claim()).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"hunter22", &parsed).is_ok());
+        assert!(argon2().verify_password(b"hunter23", &parsed).is_err());
+        // Malformed stored hashes are errors, not mismatches.
+        for bad in [
+            "not a hash",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            "$scrypt$ln=1,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        ] {
+            assert!(verify_blocking("x", bad, claim()).is_err(), "{bad}");
+        }
+    }
+
+    /// Memory is kept only for a hash that is waiting or running, at most one buffer per
+    /// permit; after a burst nothing is held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_is_kept_only_while_hashes_wait() {
+        let memory = Arc::new(Memory::new(2));
+        let claim = || Claim::new(Arc::clone(&memory));
+        claim().give_back(vec![Block::default(); 8]);
+        assert_eq!(memory.idle_buffers(), 0, "no other hash wants it");
+        let waiting: Vec<Claim> = (0..4).map(|_| claim()).collect();
+        for _ in 0..4 {
+            claim().give_back(vec![Block::default(); 8]);
+        }
+        assert_eq!(memory.idle_buffers(), 2, "at most one per permit");
+        let next = claim();
+        assert!(next.take(16).len() >= 16);
+        assert_eq!(memory.idle_buffers(), 1);
+        drop(next);
+        drop(waiting);
+        assert_eq!(
+            memory.idle_buffers(),
+            0,
+            "cancelled claims free what nobody wants"
+        );
+
+        let h = PasswordHasher::new(2);
+        let phc = h.hash(&Secret::new("hunter22")).await.unwrap();
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let (h, phc) = (h.clone(), phc.clone());
+            burst.spawn(async move {
+                let password = if i % 2 == 0 { "hunter22" } else { "wrong" };
+                (i, h.verify(&Secret::new(password), &phc).await.unwrap())
+            });
+        }
+        while let Some(done) = burst.join_next().await {
+            let (i, matched) = done.unwrap();
+            assert_eq!(matched, i % 2 == 0);
+        }
+        assert_eq!(h.memory.state().wanted, 0);
+        assert_eq!(h.memory.idle_buffers(), 0, "an idle hasher holds no memory");
     }
 
     #[test]

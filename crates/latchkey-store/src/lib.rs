@@ -85,6 +85,7 @@ mod postgres;
 mod records;
 mod sql;
 mod sqlite;
+mod sqlite_reads;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

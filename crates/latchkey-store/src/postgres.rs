@@ -15,6 +15,7 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, PgPool, Postgres};
 use url::Url;
 
+use crate::sqlite_reads::ReadInPlace;
 use crate::throttle::{RuleKind, ThrottleRow};
 use latchkey_protocol::Secret;
 
@@ -86,6 +87,9 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// No in-place reads on PostgreSQL (a query is a network round trip): the pool reads.
+impl ReadInPlace for PgStore {}
 
 impl PgStore {
     /// [`Store::start_session`]: one transaction of the login's statements.

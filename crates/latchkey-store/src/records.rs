@@ -65,6 +65,39 @@ pub struct SessionRecord {
     pub identity_id: Option<String>,
 }
 
+impl UserRecord {
+    /// The columns of a user row, in the order [`UserRecord::from_sqlite`] reads.
+    pub(crate) const COLUMNS: &'static str = "app_id, id, created_at, disabled, custom_data";
+
+    /// A user from an in-place read (`sqlite_reads`) of [`Self::COLUMNS`].
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(UserRecord {
+            app_id: row.get(0)?,
+            id: row.get(1)?,
+            created_at: row.get(2)?,
+            disabled: row.get(3)?,
+            custom_data: json_column(row, 4)?,
+        })
+    }
+}
+
+impl IdentityRecord {
+    /// The columns of an identity row, in the order [`IdentityRecord::from_sqlite`] reads.
+    pub(crate) const COLUMNS: &'static str = "app_id, provider_type, id, user_id, data, created_at";
+
+    /// An identity from an in-place read (`sqlite_reads`) of [`Self::COLUMNS`].
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(IdentityRecord {
+            app_id: row.get(0)?,
+            provider_type: row.get(1)?,
+            id: row.get(2)?,
+            user_id: row.get(3)?,
+            data: json_column(row, 4)?.unwrap_or_default(),
+            created_at: row.get(5)?,
+        })
+    }
+}
+
 /// A row of the session-and-user join (`Store::get_session_with_user`): the session's
 /// columns under their own names, the user's under `user_`.
 #[derive(sqlx::FromRow)]
@@ -83,6 +116,26 @@ impl SessionUserRow {
         s.created_at, s.expires_at, s.provider_type, s.identity_id, \
         u.created_at AS user_created_at, u.disabled AS user_disabled, \
         u.custom_data AS user_custom_data";
+
+    /// The row from an in-place read (`sqlite_reads`), whose columns are [`Self::COLUMNS`]
+    /// from index `at`.
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(SessionUserRow {
+            session: SessionRecord {
+                app_id: row.get(at)?,
+                id: row.get(at + 1)?,
+                user_id: row.get(at + 2)?,
+                device_id: row.get(at + 3)?,
+                created_at: row.get(at + 4)?,
+                expires_at: row.get(at + 5)?,
+                provider_type: row.get(at + 6)?,
+                identity_id: row.get(at + 7)?,
+            },
+            user_created_at: row.get(at + 8)?,
+            user_disabled: row.get(at + 9)?,
+            user_custom_data: json_column(row, at + 10)?,
+        })
+    }
 
     /// The session and its user, copied.
     fn clone_split(&self) -> (SessionRecord, UserRecord) {
@@ -128,6 +181,18 @@ impl SessionProfileRow {
         identity_provider_type, i.id AS identity_key, i.data AS identity_data, \
         i.created_at AS identity_created_at";
 
+    /// The row from an in-place read (`sqlite_reads`): [`SessionUserRow::COLUMNS`], then
+    /// [`Self::IDENTITY_COLUMNS`].
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SessionProfileRow {
+            head: SessionUserRow::from_sqlite(row, 0)?,
+            identity_provider_type: row.get(11)?,
+            identity_key: row.get(12)?,
+            identity_data: json_column(row, 13)?,
+            identity_created_at: row.get(14)?,
+        })
+    }
+
     /// The session, its user and the user's identities, from the join's rows (in the
     /// identities' order); `None` for no rows.
     pub(crate) fn collect(
@@ -149,6 +214,16 @@ impl SessionProfileRow {
             .collect();
         Some((session, user, identities))
     }
+}
+
+/// A nullable JSON-object column (text, as sqlx writes `Json` on SQLite), read in place.
+fn json_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Map<String, Value>>> {
+    let Some(text) = row.get_ref(i)?.as_str_or_null()? else {
+        return Ok(None);
+    };
+    serde_json::from_str(text).map(Some).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Confirmation state of email/password credentials.

@@ -304,13 +304,20 @@ macro_rules! impl_store {
                 app_id: &str,
                 user_id: &str,
             ) -> Result<Option<UserRecord>, StoreError> {
-                Ok(
-                    sqlx::query_as("SELECT * FROM users WHERE app_id = $1 AND id = $2")
-                        .bind(app_id)
-                        .bind(user_id)
-                        .fetch_optional(&self.pool)
-                        .await?,
-                )
+                static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {} FROM users WHERE app_id = $1 AND id = $2",
+                        UserRecord::COLUMNS
+                    )
+                });
+                if let Some(read) = self.user_in_place(&QUERY, app_id, user_id) {
+                    return Ok(read);
+                }
+                Ok(sqlx::query_as(QUERY.as_str())
+                    .bind(app_id)
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn delete_user(&self, app_id: &str, user_id: &str) -> Result<bool, StoreError> {
@@ -481,9 +488,17 @@ macro_rules! impl_store {
                 provider_type: &str,
                 id: &str,
             ) -> Result<Option<IdentityRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT * FROM identities WHERE app_id = $1 AND provider_type = $2 AND id = $3",
-                )
+                static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {} FROM identities
+                         WHERE app_id = $1 AND provider_type = $2 AND id = $3",
+                        IdentityRecord::COLUMNS
+                    )
+                });
+                if let Some(read) = self.identity_in_place(&QUERY, app_id, provider_type, id) {
+                    return Ok(read);
+                }
+                Ok(sqlx::query_as(QUERY.as_str())
                 .bind(app_id)
                 .bind(provider_type)
                 .bind(id)
@@ -570,6 +585,9 @@ macro_rules! impl_store {
                         crate::records::SessionUserRow::COLUMNS
                     )
                 });
+                if let Some(read) = self.session_with_user_in_place(&QUERY, app_id, session_id) {
+                    return Ok(read);
+                }
                 let row: Option<crate::records::SessionUserRow> = sqlx::query_as(QUERY.as_str())
                     .bind(app_id)
                     .bind(session_id)
@@ -596,6 +614,9 @@ macro_rules! impl_store {
                         crate::records::SessionProfileRow::IDENTITY_COLUMNS,
                     )
                 });
+                if let Some(read) = self.session_profile_in_place(&QUERY, app_id, session_id) {
+                    return Ok(read);
+                }
                 let rows: Vec<crate::records::SessionProfileRow> =
                     sqlx::query_as(QUERY.as_str())
                         .bind(app_id)
@@ -1199,6 +1220,9 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                if let Some(reads) = self.in_place() {
+                    reads.close();
+                }
                 self.writer.close().await;
                 self.pool.close().await;
             }

@@ -2,7 +2,7 @@
 //! made before the migration files); the methods are the shared SQL of `sql.rs`.
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{Sqlite, SqlitePool};
 
+use crate::sqlite_reads::{InPlaceReads, ReadInPlace};
 use crate::throttle::{RuleKind, ThrottleRow};
 use latchkey_protocol::Secret;
 
@@ -35,6 +36,9 @@ pub struct SqliteStore {
     /// connection queues writes in this process's pool instead, first come first served,
     /// and the busy timeout is left for other processes on the same file.
     writer: SqlitePool,
+    /// The hot reads made on the calling thread (a file; not an in-memory database,
+    /// whose one connection the pool holds): `sqlite_reads`.
+    in_place: Option<Arc<InPlaceReads>>,
     /// The database file's path (or `:memory:`), for messages.
     target: String,
 }
@@ -126,9 +130,11 @@ impl SqliteStore {
                 .map_err(|e| opened(e.into()))?,
             None => pool.clone(),
         };
+        let in_place = (!memory).then(|| Arc::new(InPlaceReads::new(file_path(url))));
         Ok(SqliteStore {
             pool,
             writer,
+            in_place,
             target,
         })
     }
@@ -214,6 +220,14 @@ fn login_sql(new_user: bool) -> String {
 
 static NEW_USER_LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(true));
 static LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(false));
+
+/// Hot reads of a file on the calling thread (`sqlite_reads`); an in-memory database
+/// reads through its one pooled connection.
+impl ReadInPlace for SqliteStore {
+    fn in_place(&self) -> Option<&InPlaceReads> {
+        self.in_place.as_deref()
+    }
+}
 
 impl SqliteStore {
     /// [`Store::start_session`] in one call to the connection's worker thread: the

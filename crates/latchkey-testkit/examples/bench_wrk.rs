@@ -5,6 +5,10 @@
 //! argon2id hash rate of the same parameters on the same cores; and, when it can be
 //! started, the Firebase Auth Emulator as the peer (anonymous sign-ups, token refresh).
 //!
+//! With `LATCHKEY_TEST_POSTGRES_URL` (an admin URL; `cargo xtask bench` starts a
+//! PostgreSQL for the bench) the same table is measured again on a fresh PostgreSQL
+//! database.
+//!
 //! Needs `LATCHKEY_SERVER_BIN` (the release binary). `wrk` comes from Debian's package;
 //! the emulator from `bench/firebase` (`npm ci` there). When either is missing the bench
 //! says so and reports what it can. `LATCHKEY_BENCH_SECONDS` (default 5) sets the length
@@ -19,6 +23,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use latchkey_server::{AppConfig, Config};
+use latchkey_testkit::{POSTGRES_URL_VAR, PostgresTestDb};
 use serde_json::{Value, json};
 
 const APP: &str = "bench-wrk";
@@ -233,34 +238,39 @@ fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let seconds: u32 = std::env::var("LATCHKEY_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    println!(
-        "\nroute table: wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, loopback, release \
-         binary on a SQLite file (WAL, synchronous=NORMAL); ratio = requests/s against \
-         GET location of this run"
-    );
-    if !wrk_available() {
-        println!("  wrk is not installed (Debian: apt-get install wrk): route table skipped");
-        return Ok(());
+/// The figures of one engine's run.
+struct Table {
+    /// Route name and figures, `location` first.
+    routes: Vec<(&'static str, Figures)>,
+    /// Raw argon2id hashes/s (mean of before and after the password logins) and cores.
+    raw_argon2: (f64, usize),
+}
+
+impl Table {
+    fn rate(&self, name: &str) -> f64 {
+        self.routes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0.0, |(_, f)| f.rate)
     }
-    let bin = PathBuf::from(
-        std::env::var("LATCHKEY_SERVER_BIN")
-            .map_err(|_| anyhow::anyhow!("LATCHKEY_SERVER_BIN is not set"))?,
-    );
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+}
+
+const LOCATION: &str = "GET location (no database)";
+const REFRESH: &str = "POST /auth/session (refresh)";
+const PROFILE: &str = "GET /auth/profile";
+const ANONYMOUS: &str = "anonymous login (new user)";
+const PASSWORD_LOGIN: &str = "email/password login (argon2id)";
+
+/// Start the server on `database` and measure every route with wrk.
+async fn route_table(bin: &Path, database: &str, seconds: u32) -> anyhow::Result<Table> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::dev();
-    config.database = format!("sqlite://{}", dir.path().join("bench.db").display()).into();
+    config.database = database.into();
     config.apps = vec![AppConfig::new(APP, SECRET).with_all_providers()];
     config.apps[0].providers.local_userpass.auto_confirm = true;
     let config_path = dir.path().join("latchkey.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
-    let (_server, base) = start_server(&bin, &config_path)?;
+    let (_server, base) = start_server(bin, &config_path)?;
 
     // Tokens and a confirmed email/password user.
     let http = reqwest::Client::new();
@@ -304,40 +314,35 @@ async fn main() -> anyhow::Result<()> {
          return wrk.format(\"POST\", nil, {{[\"Content-Type\"] = \"application/json\"}}, \
          '{{\"username\":\"' .. i .. '{EMAIL}\",\"password\":\"{PASSWORD}\"}}')\nend\n"
     );
-    let location = format!("{base}/api/client/v2.0/app/{APP}/location");
-    let routes: Vec<(&str, String, String)> = vec![
+    let routes: Vec<(&'static str, String, String)> = vec![
         (
-            "GET location (no database)",
-            location,
+            LOCATION,
+            format!("{base}/api/client/v2.0/app/{APP}/location"),
             script("GET", &[], None),
         ),
         (
-            "POST /auth/session (refresh)",
+            REFRESH,
             format!("{base}/api/client/v2.0/auth/session"),
             script("POST", &[("Authorization", &refresh_h)], None),
         ),
         (
-            "GET /auth/profile",
+            PROFILE,
             format!("{base}/api/client/v2.0/auth/profile"),
             script("GET", &[("Authorization", &access_h)], None),
         ),
         (
-            "anonymous login (new user)",
+            ANONYMOUS,
             login("anon-user"),
             script("POST", &[json_ct], Some("{}")),
         ),
-        (
-            "email/password login (argon2id)",
-            login("local-userpass"),
-            userpass_script,
-        ),
+        (PASSWORD_LOGIN, login("local-userpass"), userpass_script),
     ];
     let mut results = Vec::new();
     // The raw hash rate right before and right after the password logins (the machine's
     // load moves): their mean is the ceiling.
     let mut raw_rates = Vec::new();
     for (name, url, lua) in &routes {
-        let password = name.starts_with("email/password");
+        let password = *name == PASSWORD_LOGIN;
         if password {
             raw_rates.push(raw_argon2_rate(f64::from(seconds).min(4.0)));
         }
@@ -353,12 +358,22 @@ async fn main() -> anyhow::Result<()> {
             raw_rates.push(raw_argon2_rate(f64::from(seconds).min(4.0)));
         }
     }
-    let base_rate = results[0].1.rate;
+    let cores = raw_rates.first().map_or(1, |r| r.1);
+    let raw = raw_rates.iter().map(|r| r.0).sum::<f64>() / raw_rates.len().max(1) as f64;
+    Ok(Table {
+        routes: results,
+        raw_argon2: (raw, cores),
+    })
+}
+
+fn print_table(engine: &str, table: &Table) {
+    println!("  {engine}:");
     println!(
         "  {:<34} {:>10} {:>8} {:>10} {:>10}",
         "route", "req/s", "ratio", "p50", "p99"
     );
-    for (name, f) in &results {
+    let base_rate = table.rate(LOCATION).max(f64::MIN_POSITIVE);
+    for (name, f) in &table.routes {
         println!(
             "  {name:<34} {:>10.0} {:>8.3} {:>10} {:>10}",
             f.rate,
@@ -367,9 +382,8 @@ async fn main() -> anyhow::Result<()> {
             us(f.p99)
         );
     }
-    let password_rate = results[4].1.rate;
-    let cores = raw_rates.first().map_or(1, |r| r.1);
-    let raw = raw_rates.iter().map(|r| r.0).sum::<f64>() / raw_rates.len().max(1) as f64;
+    let password_rate = table.rate(PASSWORD_LOGIN);
+    let (raw, cores) = table.raw_argon2;
     println!(
         "  raw argon2id (m={} KiB, t={}, p={}) on {cores} threads (mean of before and \
          after): {raw:.1} hashes/s; \
@@ -377,11 +391,52 @@ async fn main() -> anyhow::Result<()> {
         ARGON2.0,
         ARGON2.1,
         ARGON2.2,
-        100.0 * password_rate / raw,
+        100.0 * password_rate / raw.max(f64::MIN_POSITIVE),
         password_rate / cores as f64
     );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u32 = std::env::var("LATCHKEY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    println!(
+        "\nroute table: wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, loopback, release \
+         binary on a SQLite file (WAL, synchronous=NORMAL) and, when \
+         {POSTGRES_URL_VAR} is set, on PostgreSQL; ratio = requests/s against GET \
+         location of the same engine's run"
+    );
+    if !wrk_available() {
+        println!("  wrk is not installed (Debian: apt-get install wrk): route table skipped");
+        return Ok(());
+    }
+    let bin = PathBuf::from(
+        std::env::var("LATCHKEY_SERVER_BIN")
+            .map_err(|_| anyhow::anyhow!("LATCHKEY_SERVER_BIN is not set"))?,
+    );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir()?;
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let mut tables = vec![("SQLite file", route_table(&bin, &sqlite, seconds).await?)];
+    print_table(tables[0].0, &tables[0].1);
+    if std::env::var_os(POSTGRES_URL_VAR).is_some() {
+        match PostgresTestDb::create().await {
+            Some(db) => {
+                let table = route_table(&bin, db.url(), seconds).await?;
+                print_table("PostgreSQL (one node, same machine)", &table);
+                tables.push(("PostgreSQL", table));
+            }
+            None => println!("  PostgreSQL: cannot create a database: SQLite only"),
+        }
+    } else {
+        println!("  ({POSTGRES_URL_VAR} is unset: SQLite only)");
+    }
 
     // The peer.
+    let http = reqwest::Client::new();
+    let json_ct = ("Content-Type", "application/json");
     match start_emulator(&root, dir.path()) {
         Err(why) => {
             println!("  Firebase Auth Emulator: not run ({why}); latchkey alone is reported above")
@@ -419,24 +474,26 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 seconds,
             )?;
-            let ours_anon = results[3].1.rate;
-            let ours_refresh = results[1].1.rate;
             println!(
-                "  Firebase Auth Emulator anonymous sign-up: {:.0}/s (p50 {}, p99 {}); \
-                 latchkey anonymous login / it = {:.2}x",
+                "  Firebase Auth Emulator anonymous sign-up: {:.0}/s (p50 {}, p99 {})",
                 anon.rate,
                 us(anon.p50),
                 us(anon.p99),
-                ours_anon / anon.rate
             );
             println!(
-                "  Firebase Auth Emulator token refresh: {:.0}/s (p50 {}, p99 {}); \
-                 latchkey refresh / it = {:.2}x",
+                "  Firebase Auth Emulator token refresh: {:.0}/s (p50 {}, p99 {})",
                 token.rate,
                 us(token.p50),
                 us(token.p99),
-                ours_refresh / token.rate
             );
+            for (engine, table) in &tables {
+                println!(
+                    "  latchkey on {engine}: anonymous login / emulator sign-up = {:.2}x; \
+                     refresh / emulator refresh = {:.2}x",
+                    table.rate(ANONYMOUS) / anon.rate,
+                    table.rate(REFRESH) / token.rate
+                );
+            }
         }
     }
     Ok(())

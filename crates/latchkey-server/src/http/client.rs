@@ -97,7 +97,10 @@ pub(crate) async fn login(
         link,
         client_ip,
     };
-    Ok(ok_json(&login::login(&state, &target, request).await?))
+    let response = login::login(&state, &target, request).await?;
+    // The access log's line for this answer names the user who logged in.
+    super::access::record_caller(target.app.id(), &response.user_id);
+    Ok(ok_json(&response))
 }
 
 /// `POST /auth/session` (refresh bearer): a new access token for the same session.
