@@ -1,6 +1,7 @@
 //! [`Store`] on SQLite through sqlx: connecting, migrations (and the adoption of databases
 //! made before the migration files); the methods are the shared SQL of `sql.rs`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     /// The hot reads made on the calling thread (a file; not an in-memory database,
     /// whose one connection the pool holds): `sqlite_reads`.
     in_place: Option<Arc<InPlaceReads>>,
+    /// Logins waiting for the group commit (a file; `None` for an in-memory database).
+    logins: Option<tokio::sync::mpsc::UnboundedSender<LoginJob>>,
     /// The database file's path (or `:memory:`), for messages.
     target: String,
 }
@@ -131,10 +134,16 @@ impl SqliteStore {
             None => pool.clone(),
         };
         let in_place = (!memory).then(|| Arc::new(InPlaceReads::new(file_path(url))));
+        let logins = (!memory).then(|| {
+            let (logins, queue) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(commit_logins(writer.clone(), queue));
+            logins
+        });
         Ok(SqliteStore {
             pool,
             writer,
             in_place,
+            logins,
             target,
         })
     }
@@ -198,28 +207,177 @@ impl SqliteStore {
     }
 }
 
-/// A login's statements as one SQL text (see [`SqliteStore::write_login`]): with a new
-/// user, `INSERT_USER` (`$1..$5`), `INSERT_IDENTITY` (`$6..$11`), `UPSERT_DEVICE`
-/// (`$12..$15`) and `INSERT_SESSION` (`$16..$23`); without, the last two from `$1`.
-fn login_sql(new_user: bool) -> String {
+/// The statements of one login (no transaction around them), their placeholders
+/// from `$shift + 1`, and how many placeholders they take: with a new user,
+/// `INSERT_USER` (5), `INSERT_IDENTITY` (6), `UPSERT_DEVICE` (4) and `INSERT_SESSION`
+/// (8); without, the last two.
+fn login_statements(new_user: bool, shift: usize, out: &mut Vec<String>) -> usize {
     use crate::sql::{
         INSERT_IDENTITY, INSERT_SESSION, INSERT_USER, UPSERT_DEVICE, shift_placeholders,
     };
+    let mut at = shift;
+    if new_user {
+        out.push(shift_placeholders(INSERT_USER, at));
+        out.push(shift_placeholders(INSERT_IDENTITY, at + 5));
+        at += 11;
+    }
+    out.push(shift_placeholders(UPSERT_DEVICE, at));
+    out.push(shift_placeholders(INSERT_SESSION, at + 4));
+    at + 12 - shift
+}
+
+/// One transaction (`BEGIN IMMEDIATE` ... `COMMIT`) of `new_users` logins that create
+/// their user, then `existing` logins of known users, as one SQL text.
+fn batch_sql(new_users: usize, existing: usize) -> String {
     let mut statements = vec!["BEGIN IMMEDIATE".to_owned()];
     let mut shift = 0;
-    if new_user {
-        statements.push(INSERT_USER.to_owned());
-        statements.push(shift_placeholders(INSERT_IDENTITY, 5));
-        shift = 11;
+    for i in 0..new_users + existing {
+        shift += login_statements(i < new_users, shift, &mut statements);
     }
-    statements.push(shift_placeholders(UPSERT_DEVICE, shift));
-    statements.push(shift_placeholders(INSERT_SESSION, shift + 4));
     statements.push("COMMIT".to_owned());
     statements.join(";\n")
 }
 
-static NEW_USER_LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(true));
-static LOGIN: LazyLock<String> = LazyLock::new(|| login_sql(false));
+static NEW_USER_LOGIN: LazyLock<String> = LazyLock::new(|| batch_sql(1, 0));
+static LOGIN: LazyLock<String> = LazyLock::new(|| batch_sql(0, 1));
+
+/// Bind one login's values, in [`login_statements`]' order.
+fn bind_login<'q>(
+    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    new_user: Option<(&'q UserRecord, &'q IdentityRecord)>,
+    s: &'q SessionRecord,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    if let Some((user, identity)) = new_user {
+        query = query
+            .bind(&user.app_id)
+            .bind(&user.id)
+            .bind(user.created_at)
+            .bind(user.disabled)
+            .bind(user.custom_data.as_ref().map(Json))
+            .bind(&identity.app_id)
+            .bind(&identity.provider_type)
+            .bind(&identity.id)
+            .bind(&identity.user_id)
+            .bind(Json(&identity.data))
+            .bind(identity.created_at);
+    }
+    query
+        .bind(&s.app_id)
+        .bind(&s.device_id)
+        .bind(&s.user_id)
+        .bind(s.created_at)
+        .bind(&s.app_id)
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.device_id)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(&s.provider_type)
+        .bind(&s.identity_id)
+}
+
+/// The most logins committed in one transaction.
+const MAX_BATCH: usize = 32;
+
+/// A login waiting for the group commit.
+struct LoginJob {
+    new_user: Option<(UserRecord, IdentityRecord)>,
+    session: SessionRecord,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Group commit of logins (`Store::start_session`): one task takes every login waiting
+/// when it is free and commits them in one transaction, in one call into the writer
+/// connection's thread. Under load, a commit (and its WAL write) and the thread
+/// wake-ups are shared by the batch; alone, a login is a batch of one. A batch that
+/// fails (one login conflicts with an existing identity, say) is rolled back and its
+/// logins are written one by one, so each gets its own answer. A login answered `Ok`
+/// is committed, as without batching.
+async fn commit_logins(
+    writer: SqlitePool,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<LoginJob>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // New users first: the SQL text depends on the two counts only.
+        batch.sort_by_key(|job| job.new_user.is_none());
+        let result = if batch.len() == 1 {
+            None
+        } else {
+            Some(write_batch(&writer, &batch).await)
+        };
+        match result {
+            Some(Ok(())) => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            // One by one: a batch of one, or a batch that failed and was rolled back.
+            _ => {
+                for job in batch.drain(..) {
+                    let new_user = job.new_user.as_ref().map(|(u, i)| (u, i));
+                    let result = write_one(&writer, new_user, &job.session).await;
+                    let _ = job.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Every login of `batch` in one transaction.
+async fn write_batch(writer: &SqlitePool, batch: &[LoginJob]) -> Result<(), StoreError> {
+    /// The texts made so far, by counts (at most `MAX_BATCH`² of them).
+    static TEXTS: LazyLock<std::sync::Mutex<HashMap<(usize, usize), Arc<str>>>> =
+        LazyLock::new(Default::default);
+    let new_users = batch.iter().filter(|j| j.new_user.is_some()).count();
+    let counts = (new_users, batch.len() - new_users);
+    let sql = Arc::clone(
+        TEXTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(counts)
+            .or_insert_with(|| batch_sql(counts.0, counts.1).into()),
+    );
+    let mut query = sqlx::query(&sql);
+    for job in batch {
+        let new_user = job.new_user.as_ref().map(|(u, i)| (u, i));
+        query = bind_login(query, new_user, &job.session);
+    }
+    execute_or_roll_back(writer, query).await
+}
+
+/// One login in one transaction.
+async fn write_one(
+    writer: &SqlitePool,
+    new_user: Option<(&UserRecord, &IdentityRecord)>,
+    session: &SessionRecord,
+) -> Result<(), StoreError> {
+    let sql = if new_user.is_some() {
+        NEW_USER_LOGIN.as_str()
+    } else {
+        LOGIN.as_str()
+    };
+    execute_or_roll_back(writer, bind_login(sqlx::query(sql), new_user, session)).await
+}
+
+/// Run a `BEGIN IMMEDIATE` ... `COMMIT` text on the writer connection. A failure rolls
+/// back; a connection that cannot roll back is closed, which rolls back.
+async fn execute_or_roll_back<'q>(
+    writer: &SqlitePool,
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Result<(), StoreError> {
+    let mut conn = writer.acquire().await?;
+    let Err(e) = query.execute(&mut *conn).await else {
+        return Ok(());
+    };
+    // The error came inside the transaction (ROLLBACK ends it), or at BEGIN or
+    // COMMIT, where ROLLBACK may fail: then close the connection, which ends any
+    // transaction it still holds; the pool opens a fresh one.
+    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+        conn.close().await.ok();
+    }
+    Err(e.into())
+}
 
 /// Hot reads of a file on the calling thread (`sqlite_reads`); an in-memory database
 /// reads through its one pooled connection.
@@ -230,59 +388,31 @@ impl ReadInPlace for SqliteStore {
 }
 
 impl SqliteStore {
-    /// [`Store::start_session`] in one call to the connection's worker thread: the
-    /// statements, between `BEGIN IMMEDIATE` and `COMMIT`, are one SQL text run on the
-    /// writer connection (sqlx binds `$N` by number across the statements; each is
-    /// prepared once and cached). A failure rolls back; a connection that cannot roll
-    /// back is closed, which rolls back.
+    /// [`Store::start_session`]: through the group commit of a file ([`commit_logins`]),
+    /// else (an in-memory database) in one transaction of its own.
     async fn write_login(
         &self,
         new_user: Option<(&UserRecord, &IdentityRecord)>,
-        s: &SessionRecord,
+        session: &SessionRecord,
     ) -> Result<(), StoreError> {
-        let mut query = sqlx::query(if new_user.is_some() {
-            NEW_USER_LOGIN.as_str()
-        } else {
-            LOGIN.as_str()
-        });
-        if let Some((user, identity)) = new_user {
-            query = query
-                .bind(&user.app_id)
-                .bind(&user.id)
-                .bind(user.created_at)
-                .bind(user.disabled)
-                .bind(user.custom_data.as_ref().map(Json))
-                .bind(&identity.app_id)
-                .bind(&identity.provider_type)
-                .bind(&identity.id)
-                .bind(&identity.user_id)
-                .bind(Json(&identity.data))
-                .bind(identity.created_at);
-        }
-        let query = query
-            .bind(&s.app_id)
-            .bind(&s.device_id)
-            .bind(&s.user_id)
-            .bind(s.created_at)
-            .bind(&s.app_id)
-            .bind(&s.id)
-            .bind(&s.user_id)
-            .bind(&s.device_id)
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .bind(&s.provider_type)
-            .bind(&s.identity_id);
-        let mut conn = self.writer.acquire().await?;
-        let Err(e) = query.execute(&mut *conn).await else {
-            return Ok(());
+        let Some(logins) = &self.logins else {
+            return write_one(&self.writer, new_user, session).await;
         };
-        // The error came inside the transaction (ROLLBACK ends it), or at BEGIN or
-        // COMMIT, where ROLLBACK may fail: then close the connection, which ends any
-        // transaction it still holds; the pool opens a fresh one.
-        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-            conn.close().await.ok();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = LoginJob {
+            new_user: new_user.map(|(u, i)| (u.clone(), i.clone())),
+            session: session.clone(),
+            done,
+        };
+        if logins.send(job).is_err() {
+            // The group commit's task is gone (its runtime shut down): write alone.
+            return write_one(&self.writer, new_user, session).await;
         }
-        Err(e.into())
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Database(
+                "the login writer stopped before answering".to_owned(),
+            ))
+        })
     }
 }
 
