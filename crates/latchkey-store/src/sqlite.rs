@@ -326,9 +326,10 @@ async fn commit_logins(
 
 /// Every login of `batch` in one transaction.
 async fn write_batch(writer: &SqlitePool, batch: &[LoginJob]) -> Result<(), StoreError> {
-    /// The texts made so far, by counts (at most `MAX_BATCH`² of them).
-    static TEXTS: LazyLock<std::sync::Mutex<HashMap<(usize, usize), Arc<str>>>> =
-        LazyLock::new(Default::default);
+    /// SQL texts by (new users, known users).
+    type Texts = std::sync::Mutex<HashMap<(usize, usize), Arc<str>>>;
+    /// The texts made so far (at most `MAX_BATCH`² of them).
+    static TEXTS: LazyLock<Texts> = LazyLock::new(Default::default);
     let new_users = batch.iter().filter(|j| j.new_user.is_some()).count();
     let counts = (new_users, batch.len() - new_users);
     let sql = Arc::clone(
