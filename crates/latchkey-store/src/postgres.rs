@@ -92,6 +92,17 @@ impl PgStore {
 impl ReadInPlace for PgStore {}
 
 impl PgStore {
+    /// No one-call settlement on PostgreSQL (a statement is a round trip whatever the
+    /// grouping): the statements run one by one.
+    #[allow(clippy::unused_async, clippy::unused_self)]
+    async fn throttle_settle_in_one_call(
+        &self,
+        _clear: Option<&str>,
+        _release: &[ThrottleHit],
+    ) -> Option<Result<(), StoreError>> {
+        None
+    }
+
     /// [`Store::start_session`]: one transaction of the login's statements.
     async fn write_login(
         &self,

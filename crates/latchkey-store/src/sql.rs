@@ -134,6 +134,13 @@ ON CONFLICT (bucket) DO UPDATE SET
     allowed = (t.expires_at <= $4 OR t.hits < $2)
 RETURNING allowed, hits, window_start, expires_at, locked_until";
 
+/// Give back one hit (`Store::throttle_release`): `$1` bucket, `$2` the hit's window start.
+pub(crate) const THROTTLE_RELEASE: &str = "UPDATE throttle SET hits = hits - 1
+     WHERE bucket = $1 AND window_start = $2 AND hits > 0";
+
+/// Forget a bucket (`Store::throttle_clear`): `$1` bucket.
+pub(crate) const THROTTLE_CLEAR: &str = "DELETE FROM throttle WHERE bucket = $1";
+
 /// One hit of a [`ThrottleRule::lockout`](crate::ThrottleRule::lockout) bucket.
 /// `$1` bucket, `$2` limit, `$3` first lockout seconds, `$4` longest lockout seconds (also
 /// how long the bucket is remembered after its latest allowed hit or lockout), `$5` now.
@@ -959,10 +966,7 @@ macro_rules! impl_store {
             }
 
             async fn throttle_release(&self, hit: &ThrottleHit) -> Result<bool, StoreError> {
-                let n = sqlx::query(
-                    "UPDATE throttle SET hits = hits - 1
-                     WHERE bucket = $1 AND window_start = $2 AND hits > 0",
-                )
+                let n = sqlx::query(crate::sql::THROTTLE_RELEASE)
                 .bind(&hit.bucket)
                 .bind(hit.window_start)
                 .execute(&self.writer)
@@ -971,8 +975,25 @@ macro_rules! impl_store {
                 Ok(n > 0)
             }
 
+            async fn throttle_settle(
+                &self,
+                clear: Option<&str>,
+                release: &[ThrottleHit],
+            ) -> Result<(), StoreError> {
+                if let Some(settled) = self.throttle_settle_in_one_call(clear, release).await {
+                    return settled;
+                }
+                if let Some(bucket) = clear {
+                    self.throttle_clear(bucket).await?;
+                }
+                for hit in release {
+                    self.throttle_release(hit).await?;
+                }
+                Ok(())
+            }
+
             async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError> {
-                let n = sqlx::query("DELETE FROM throttle WHERE bucket = $1")
+                let n = sqlx::query(crate::sql::THROTTLE_CLEAR)
                     .bind(bucket)
                     .execute(&self.writer)
                     .await?

@@ -389,6 +389,39 @@ impl ReadInPlace for SqliteStore {
 }
 
 impl SqliteStore {
+    /// [`Store::throttle_settle`] as one transaction in one call into the writer's
+    /// thread (`BEGIN IMMEDIATE`, the statements, `COMMIT`); always `Some`.
+    async fn throttle_settle_in_one_call(
+        &self,
+        clear: Option<&str>,
+        release: &[ThrottleHit],
+    ) -> Option<Result<(), StoreError>> {
+        use crate::sql::{THROTTLE_CLEAR, THROTTLE_RELEASE, shift_placeholders};
+        if clear.is_none() && release.is_empty() {
+            return Some(Ok(()));
+        }
+        let mut statements = vec!["BEGIN IMMEDIATE".to_owned()];
+        let mut shift = 0;
+        if clear.is_some() {
+            statements.push(THROTTLE_CLEAR.to_owned());
+            shift = 1;
+        }
+        for _ in release {
+            statements.push(shift_placeholders(THROTTLE_RELEASE, shift));
+            shift += 2;
+        }
+        statements.push("COMMIT".to_owned());
+        let sql = statements.join(";\n");
+        let mut query = sqlx::query(&sql);
+        if let Some(bucket) = clear {
+            query = query.bind(bucket);
+        }
+        for hit in release {
+            query = query.bind(&hit.bucket).bind(hit.window_start);
+        }
+        Some(execute_or_roll_back(&self.writer, query).await)
+    }
+
     /// [`Store::start_session`]: through the group commit of a file ([`commit_logins`]),
     /// else (an in-memory database) in one transaction of its own.
     async fn write_login(

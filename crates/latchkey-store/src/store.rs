@@ -301,6 +301,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// of its email and client). Returns whether it existed.
     async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError>;
 
+    /// Settle a login attempt in one call: forget the bucket `clear` (as
+    /// [`Store::throttle_clear`]) and give back each hit of `release` (as
+    /// [`Store::throttle_release`]). The default makes those calls one by one, stopping
+    /// at the first error; an engine may make them in one transaction (the SQLite store
+    /// does: one round trip to its writer instead of three).
+    async fn throttle_settle(
+        &self,
+        clear: Option<&str>,
+        release: &[ThrottleHit],
+    ) -> Result<(), StoreError> {
+        if let Some(bucket) = clear {
+            self.throttle_clear(bucket).await?;
+        }
+        for hit in release {
+            self.throttle_release(hit).await?;
+        }
+        Ok(())
+    }
+
     /// Delete the buckets that `now` has expired (a window that has ended, a lockout
     /// bucket past its memory). Returns how many. Safe to run on several nodes at once.
     async fn purge_throttle(&self, now: i64) -> Result<u64, StoreError>;

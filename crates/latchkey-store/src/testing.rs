@@ -156,6 +156,7 @@ macro_rules! store_conformance_tests {
             throttle_check_counts_nothing,
             throttle_lockout_doubles,
             throttle_release_and_clear,
+            throttle_settle_clears_and_releases_at_once,
             throttle_purge,
             concurrent_throttle_hits_allow_exactly_the_limit,
             purge_sessions,
@@ -1745,6 +1746,49 @@ pub async fn throttle_release_and_clear(s: Arc<dyn Store>) {
     assert!(!s.throttle_clear("email").await.unwrap());
     assert_eq!(allowed(hit(62).await).count(), 1);
     assert!(!s.throttle_clear("never-hit").await.unwrap());
+}
+
+/// `throttle_settle` forgets the cleared bucket and gives back every released hit, as
+/// the separate calls would (a hit of an ended window stays counted); with nothing to
+/// do, it does nothing.
+pub async fn throttle_settle_clears_and_releases_at_once(s: Arc<dyn Store>) {
+    let lockout = ThrottleRule::lockout(3, 60, 600);
+    let window = ThrottleRule::window(2, 60);
+    let pair = allowed(s.throttle_hit("pair", lockout, 0).await.unwrap());
+    allowed(s.throttle_hit("pair", lockout, 0).await.unwrap());
+    let id = allowed(s.throttle_hit("id", window, 0).await.unwrap());
+    let ip = allowed(s.throttle_hit("ip", window, 0).await.unwrap());
+    allowed(s.throttle_hit("ip", window, 0).await.unwrap());
+    s.throttle_settle(Some(pair.bucket()), &[id, ip])
+        .await
+        .unwrap();
+    assert!(
+        !s.throttle_clear("pair").await.unwrap(),
+        "the pair was cleared"
+    );
+    assert_eq!(
+        allowed(s.throttle_hit("id", window, 1).await.unwrap()).count(),
+        1,
+        "the id hit was given back"
+    );
+    assert_eq!(
+        allowed(s.throttle_hit("ip", window, 1).await.unwrap()).count(),
+        2,
+        "one ip hit was given back"
+    );
+
+    // A hit of an ended window is not given back; nothing to settle is a no-op.
+    let old = allowed(s.throttle_hit("late", window, 0).await.unwrap());
+    allowed(s.throttle_hit("late", window, 100).await.unwrap());
+    s.throttle_settle(None, &[old]).await.unwrap();
+    assert_eq!(
+        allowed(s.throttle_hit("late", window, 100).await.unwrap()).count(),
+        2,
+        "the new window kept its hit"
+    );
+    refused(s.throttle_hit("late", window, 100).await.unwrap());
+    s.throttle_settle(None, &[]).await.unwrap();
+    s.throttle_settle(Some("never-hit"), &[]).await.unwrap();
 }
 
 /// `purge_throttle` deletes the buckets that have expired, and only those.

@@ -12,7 +12,10 @@
 //! Needs `LATCHKEY_SERVER_BIN` (the release binary). `wrk` comes from Debian's package;
 //! the emulator from `bench/firebase` (`npm ci` there). When either is missing the bench
 //! says so and reports what it can. `LATCHKEY_BENCH_SECONDS` (default 5) sets the length
-//! of each wrk run.
+//! of each wrk run, `LATCHKEY_BENCH_ROUNDS` (default 3) how many times each route runs:
+//! a route's ratio is the median over rounds of its rate against `location` measured in
+//! the same round, and the password logins' share of the raw hash rate the median over
+//! rounds of each round against the raw rate measured right before and after it.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -240,19 +243,27 @@ fn us(d: Duration) -> String {
 
 /// The figures of one engine's run.
 struct Table {
-    /// Route name and figures, `location` first.
-    routes: Vec<(&'static str, Figures)>,
-    /// Raw argon2id hashes/s (mean of before and after the password logins) and cores.
-    raw_argon2: (f64, usize),
+    /// Route name, the run with the median rate, and the median over rounds of the
+    /// rate's ratio against `location` in the same round; `location` first.
+    routes: Vec<(&'static str, Figures, f64)>,
+    /// Per round: email/password logins/s and the raw argon2id hashes/s around them
+    /// (mean of the raw runs right before and right after).
+    password: Vec<(f64, f64)>,
+    cores: usize,
 }
 
 impl Table {
     fn rate(&self, name: &str) -> f64 {
         self.routes
             .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0.0, |(_, f)| f.rate)
+            .find(|(n, _, _)| *n == name)
+            .map_or(0.0, |(_, f, _)| f.rate)
     }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 const LOCATION: &str = "GET location (no database)";
@@ -337,32 +348,53 @@ async fn route_table(bin: &Path, database: &str, seconds: u32) -> anyhow::Result
         ),
         (PASSWORD_LOGIN, login("local-userpass"), userpass_script),
     ];
-    let mut results = Vec::new();
-    // The raw hash rate right before and right after the password logins (the machine's
-    // load moves): their mean is the ceiling.
-    let mut raw_rates = Vec::new();
-    for (name, url, lua) in &routes {
-        let password = *name == PASSWORD_LOGIN;
-        if password {
-            raw_rates.push(raw_argon2_rate(f64::from(seconds).min(4.0)));
-        }
-        let figures = wrk(
-            dir.path(),
-            &name.replace(|c: char| !c.is_alphanumeric(), "_"),
-            url,
-            lua,
-            seconds,
-        )?;
-        results.push((*name, figures));
-        if password {
-            raw_rates.push(raw_argon2_rate(f64::from(seconds).min(4.0)));
+    // Rounds of every route, one after the other, so that each route's ratio compares
+    // runs made a few seconds apart (the machine's speed moves): the median round counts.
+    let rounds: usize = std::env::var("LATCHKEY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let (password_route, other_routes) = routes.split_last().expect("routes");
+    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); other_routes.len()];
+    for _ in 0..rounds {
+        for (i, (name, url, lua)) in other_routes.iter().enumerate() {
+            let file = name.replace(|c: char| !c.is_alphanumeric(), "_");
+            runs[i].push(wrk(dir.path(), &file, url, lua, seconds)?);
         }
     }
-    let cores = raw_rates.first().map_or(1, |r| r.1);
-    let raw = raw_rates.iter().map(|r| r.0).sum::<f64>() / raw_rates.len().max(1) as f64;
+    let mut results = Vec::new();
+    for (i, (name, _, _)) in other_routes.iter().enumerate() {
+        let ratios = (0..rounds)
+            .map(|r| runs[i][r].rate / runs[0][r].rate.max(f64::MIN_POSITIVE))
+            .collect();
+        let mut by_rate = runs[i].clone();
+        by_rate.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        results.push((*name, by_rate[by_rate.len() / 2], median(ratios)));
+    }
+    // Password logins: the raw hash rate right before and right after each round (the
+    // machine's load moves); a round's ceiling is their mean.
+    let (name, url, lua) = password_route;
+    let raw_seconds = f64::from(seconds).min(4.0);
+    let (mut raw_before, cores) = raw_argon2_rate(raw_seconds);
+    let mut password = Vec::new();
+    let mut password_runs = Vec::new();
+    for _ in 0..rounds {
+        let file = name.replace(|c: char| !c.is_alphanumeric(), "_");
+        let figures = wrk(dir.path(), &file, url, lua, seconds)?;
+        let (raw_after, _) = raw_argon2_rate(raw_seconds);
+        password.push((figures.rate, (raw_before + raw_after) / 2.0));
+        password_runs.push(figures);
+        raw_before = raw_after;
+    }
+    password_runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let location = results[0].1.rate.max(f64::MIN_POSITIVE);
+    let middle = password_runs[password_runs.len() / 2];
+    results.push((*name, middle, middle.rate / location));
     Ok(Table {
         routes: results,
-        raw_argon2: (raw, cores),
+        password,
+        cores,
     })
 }
 
@@ -372,27 +404,37 @@ fn print_table(engine: &str, table: &Table) {
         "  {:<34} {:>10} {:>8} {:>10} {:>10}",
         "route", "req/s", "ratio", "p50", "p99"
     );
-    let base_rate = table.rate(LOCATION).max(f64::MIN_POSITIVE);
-    for (name, f) in &table.routes {
+    for (name, f, ratio) in &table.routes {
         println!(
             "  {name:<34} {:>10.0} {:>8.3} {:>10} {:>10}",
             f.rate,
-            f.rate / base_rate,
+            ratio,
             us(f.p50),
             us(f.p99)
         );
     }
-    let password_rate = table.rate(PASSWORD_LOGIN);
-    let (raw, cores) = table.raw_argon2;
+    let shares: Vec<f64> = table
+        .password
+        .iter()
+        .map(|(logins, raw)| logins / raw.max(f64::MIN_POSITIVE))
+        .collect();
+    let rounds: Vec<String> = table
+        .password
+        .iter()
+        .zip(&shares)
+        .map(|((logins, raw), share)| format!("{logins:.1}/{raw:.1} = {:.0}%", 100.0 * share))
+        .collect();
+    let logins = median(table.password.iter().map(|p| p.0).collect());
     println!(
-        "  raw argon2id (m={} KiB, t={}, p={}) on {cores} threads (mean of before and \
-         after): {raw:.1} hashes/s; \
-         email/password logins: {password_rate:.1}/s = {:.0}% of it, {:.1} logins/s per core",
+        "  email/password logins against raw argon2id (m={} KiB, t={}, p={}) on {} threads, \
+         per round (logins/s / hashes/s): {}; median {:.0}%, {:.1} logins/s per core",
         ARGON2.0,
         ARGON2.1,
         ARGON2.2,
-        100.0 * password_rate / raw.max(f64::MIN_POSITIVE),
-        password_rate / cores as f64
+        table.cores,
+        rounds.join(", "),
+        100.0 * median(shares),
+        logins / table.cores as f64
     );
 }
 
@@ -405,8 +447,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\nroute table: wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, loopback, release \
          binary on a SQLite file (WAL, synchronous=NORMAL) and, when \
-         {POSTGRES_URL_VAR} is set, on PostgreSQL; ratio = requests/s against GET \
-         location of the same engine's run"
+         {POSTGRES_URL_VAR} is set, on PostgreSQL; every route run once per round; ratio = \
+         median over rounds of requests/s against GET location of the same round; \
+         req/s, p50 and p99 of the median run"
     );
     if !wrk_available() {
         println!("  wrk is not installed (Debian: apt-get install wrk): route table skipped");

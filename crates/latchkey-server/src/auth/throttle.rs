@@ -240,18 +240,22 @@ impl Throttle {
         reservation: LoginReservation,
         outcome: LoginOutcome,
     ) {
-        let LoginReservation { pair, others } = reservation;
-        match outcome {
-            LoginOutcome::Failure => {}
+        let LoginReservation { pair, mut others } = reservation;
+        // One call: the store may settle it in one transaction.
+        let settled = match outcome {
+            LoginOutcome::Failure => return,
             LoginOutcome::Success => {
-                if let Some(pair) = &pair
-                    && let Err(e) = store.throttle_clear(pair.bucket()).await
-                {
-                    tracing::warn!(error = %e, "could not reset a login throttle");
-                }
-                release_all(store, others.iter()).await;
+                store
+                    .throttle_settle(pair.as_ref().map(ThrottleHit::bucket), &others)
+                    .await
             }
-            LoginOutcome::NotCounted => release_all(store, pair.iter().chain(&others)).await,
+            LoginOutcome::NotCounted => {
+                others.extend(pair);
+                store.throttle_settle(None, &others).await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "could not settle a login throttle");
         }
     }
 
