@@ -328,17 +328,27 @@ async fn commit_logins(
 async fn write_batch(writer: &SqlitePool, batch: &[LoginJob]) -> Result<(), StoreError> {
     /// SQL texts by (new users, known users).
     type Texts = std::sync::Mutex<HashMap<(usize, usize), Arc<str>>>;
-    /// The texts made so far (at most `MAX_BATCH`² of them).
+    /// The texts made so far, at most [`MAX_TEXTS`] (the mixes a load repeats); a
+    /// rarer mix's text is made for its batch and dropped.
     static TEXTS: LazyLock<Texts> = LazyLock::new(Default::default);
+    const MAX_TEXTS: usize = 64;
     let new_users = batch.iter().filter(|j| j.new_user.is_some()).count();
     let counts = (new_users, batch.len() - new_users);
-    let sql = Arc::clone(
-        TEXTS
+    let sql = {
+        let mut texts = TEXTS
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(counts)
-            .or_insert_with(|| batch_sql(counts.0, counts.1).into()),
-    );
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match texts.get(&counts) {
+            Some(sql) => Arc::clone(sql),
+            None => {
+                let sql: Arc<str> = batch_sql(counts.0, counts.1).into();
+                if texts.len() < MAX_TEXTS {
+                    texts.insert(counts, Arc::clone(&sql));
+                }
+                sql
+            }
+        }
+    };
     let mut query = sqlx::query(&sql);
     for job in batch {
         let new_user = job.new_user.as_ref().map(|(u, i)| (u, i));
