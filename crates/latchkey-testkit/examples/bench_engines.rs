@@ -7,52 +7,20 @@
 //! `LATCHKEY_TEST_POSTGRES_URL` (an admin URL; a fresh database is made per scenario).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use latchkey_server::{AppConfig, Config};
 use latchkey_testkit::PostgresTestDb;
 use serde_json::{Value, json};
+
+mod common;
 
 const APP: &str = "bench-engines";
 const SECRET: &str = "bench-engines-signing-secret-0123456789abcdef";
 const CLIENTS: usize = 16;
 const SECONDS: f64 = 2.0;
-
-/// A server process, killed when dropped.
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node(bin: &Path, config: &Path) -> anyhow::Result<Node> {
-    let mut child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    let url = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
-        .to_owned();
-    Ok(Node { child, url })
-}
 
 /// Requests per second of `CLIENTS` concurrent clients for `SECONDS`, spread over
 /// `urls` round robin; `make` builds one request from a base URL.
@@ -96,15 +64,10 @@ async fn scenario(
     nodes: usize,
 ) -> anyhow::Result<HashMap<&'static str, f64>> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::dev();
-    config.database = database.into();
-    config.apps = vec![AppConfig::new(APP, SECRET).with_all_providers()];
-    config.apps[0].providers.local_userpass.auto_confirm = true;
-    let path = dir.path().join("latchkey.toml");
-    std::fs::write(&path, toml::to_string(&config)?)?;
+    let path = common::write_config(dir.path(), APP, SECRET, database)?;
     let mut running = Vec::new();
     for _ in 0..nodes {
-        running.push(start_node(bin, &path)?);
+        running.push(common::start_node(bin, &path, "warn")?);
     }
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let http = reqwest::Client::new();

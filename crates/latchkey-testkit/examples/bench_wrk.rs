@@ -17,7 +17,6 @@
 //! the same round, and the password logins' share of the raw hash rate the median over
 //! rounds of each round against the raw rate measured right before and after it.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use latchkey_server::{AppConfig, Config};
 use latchkey_testkit::{POSTGRES_URL_VAR, PostgresTestDb};
 use serde_json::{Value, json};
+
+mod common;
 
 const APP: &str = "bench-wrk";
 const SECRET: &str = "bench-wrk-signing-secret-0123456789abcdef";
@@ -39,23 +39,18 @@ const ARGON2: (u32, u32, u32) = (19_456, 2, 1);
 /// The emulator's port (bench/firebase/firebase.json).
 const EMULATOR_PORT: u16 = 9099;
 
-/// A child process, killed when dropped; with `group`, the leader of its own process
-/// group, which is ended whole (the emulator's node children).
-struct Proc {
-    child: Child,
-    group: bool,
-}
+/// The emulator's process, the leader of its own process group, which is ended whole
+/// (its node children) when dropped.
+struct Emulator(Child);
 
-impl Drop for Proc {
+impl Drop for Emulator {
     fn drop(&mut self) {
         #[cfg(unix)]
-        if self.group {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", self.child.id())])
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -139,30 +134,6 @@ fn script(method: &str, headers: &[(&str, &str)], body: Option<&str>) -> String 
     s
 }
 
-fn start_server(bin: &Path, config: &Path) -> anyhow::Result<(Proc, String)> {
-    let mut child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    let url = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
-        .to_owned();
-    Ok((
-        Proc {
-            child,
-            group: false,
-        },
-        url,
-    ))
-}
-
 /// Raw argon2id hashes/s of the server's parameters on every core (one thread per
 /// core, `seconds` long): the ceiling of password logins on this machine.
 fn raw_argon2_rate(seconds: f64) -> (f64, usize) {
@@ -193,7 +164,7 @@ fn raw_argon2_rate(seconds: f64) -> (f64, usize) {
 
 /// The Firebase Auth Emulator from `bench/firebase`, started on loopback; `Err` says
 /// why it cannot run here.
-fn start_emulator(root: &Path, dir: &Path) -> Result<Proc, String> {
+fn start_emulator(root: &Path, dir: &Path) -> Result<Emulator, String> {
     let fb = root.join("bench/firebase");
     let cli = fb.join("node_modules/.bin/firebase");
     if !cli.exists() {
@@ -222,10 +193,7 @@ fn start_emulator(root: &Path, dir: &Path) -> Result<Proc, String> {
     .stderr(log);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = Proc {
-        child: cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?,
-        group: true,
-    };
+    let child = Emulator(cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?);
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", EMULATOR_PORT)).is_ok() {
@@ -275,13 +243,9 @@ const PASSWORD_LOGIN: &str = "email/password login (argon2id)";
 /// Start the server on `database` and measure every route with wrk.
 async fn route_table(bin: &Path, database: &str, seconds: u32) -> anyhow::Result<Table> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::dev();
-    config.database = database.into();
-    config.apps = vec![AppConfig::new(APP, SECRET).with_all_providers()];
-    config.apps[0].providers.local_userpass.auto_confirm = true;
-    let config_path = dir.path().join("latchkey.toml");
-    std::fs::write(&config_path, toml::to_string(&config)?)?;
-    let (_server, base) = start_server(bin, &config_path)?;
+    let config_path = common::write_config(dir.path(), APP, SECRET, database)?;
+    let server = common::start_node(bin, &config_path, "info")?;
+    let base = server.url.clone();
 
     // Tokens and a confirmed email/password user.
     let http = reqwest::Client::new();
