@@ -980,16 +980,10 @@ macro_rules! impl_store {
                 clear: Option<&str>,
                 release: &[ThrottleHit],
             ) -> Result<(), StoreError> {
-                if let Some(settled) = self.throttle_settle_in_one_call(clear, release).await {
-                    return settled;
+                match self.throttle_settle_in_one_call(clear, release).await {
+                    Some(settled) => settled,
+                    None => crate::store::settle_one_by_one(self, clear, release).await,
                 }
-                if let Some(bucket) = clear {
-                    self.throttle_clear(bucket).await?;
-                }
-                for hit in release {
-                    self.throttle_release(hit).await?;
-                }
-                Ok(())
             }
 
             async fn throttle_clear(&self, bucket: &str) -> Result<bool, StoreError> {

@@ -311,13 +311,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         clear: Option<&str>,
         release: &[ThrottleHit],
     ) -> Result<(), StoreError> {
-        if let Some(bucket) = clear {
-            self.throttle_clear(bucket).await?;
-        }
-        for hit in release {
-            self.throttle_release(hit).await?;
-        }
-        Ok(())
+        settle_one_by_one(self, clear, release).await
     }
 
     /// Delete the buckets that `now` has expired (a window that has ended, a lockout
@@ -390,4 +384,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Close connections (called at shutdown).
     async fn close(&self);
+}
+
+/// [`Store::throttle_settle`] as separate calls: the clear, then each release, stopping
+/// at the first error (the trait's default, and an engine's way when it cannot do better).
+pub(crate) async fn settle_one_by_one<S: Store + ?Sized>(
+    store: &S,
+    clear: Option<&str>,
+    release: &[ThrottleHit],
+) -> Result<(), StoreError> {
+    if let Some(bucket) = clear {
+        store.throttle_clear(bucket).await?;
+    }
+    for hit in release {
+        store.throttle_release(hit).await?;
+    }
+    Ok(())
 }
