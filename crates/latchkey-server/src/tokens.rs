@@ -14,12 +14,13 @@
 use std::fmt;
 use std::path::Path;
 
-use jsonwebtoken::errors::ErrorKind;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, Secret, TokenType};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::Digest as _;
 
 use crate::config::{AppConfig, MIN_SIGNING_SECRET_LEN, SigningKeyConfig, TokenAlgorithm};
@@ -87,9 +88,8 @@ struct Key {
     algorithm: TokenAlgorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    /// Built once: this key's algorithm only, no `exp`/`aud`/required-claim checks
-    /// (see [`KeyRing::verify`]).
-    validation: Validation,
+    /// The base64url JSON header of the tokens it signs (`alg` and `kid`), made once.
+    encoded_header: String,
     /// The public key (asymmetric keys only).
     public: Option<Jwk>,
     /// Verifies until this Unix time (inactive keys only).
@@ -99,6 +99,78 @@ struct Key {
 impl Key {
     fn verifies_at(&self, now: i64) -> bool {
         self.verify_until.is_none_or(|until| now < until)
+    }
+}
+
+/// The claims read before a token is verified: the app it names, and what
+/// [`KeyRing::verify`] checks before the claims struct is read. Any JSON value (a `typ`
+/// that is not a string is a wrong type; an `exp`/`iat` that is not an integer, a
+/// malformed token; a `baas_domain_id` that is not a string names no app); the other
+/// claims are skipped.
+#[derive(serde::Deserialize)]
+struct CheckedClaims {
+    baas_domain_id: Option<Value>,
+    typ: Option<Value>,
+    exp: Option<Value>,
+    iat: Option<Value>,
+}
+
+/// A token split into its three parts and its claims decoded once, **not verified**:
+/// its [`domain`](Self::domain) picks the app whose [`KeyRing`] verifies it
+/// ([`KeyRing::verify_access_parsed`], [`KeyRing::verify_refresh_parsed`]), which
+/// reads the claims decoded here rather than decoding them again.
+pub struct UnverifiedToken<'a> {
+    /// The whole token.
+    token: &'a str,
+    /// `header.claims`, the signed message.
+    message: &'a str,
+    /// The base64url header.
+    header: &'a str,
+    /// The base64url signature.
+    signature: &'a str,
+    /// The decoded claims and the checked ones; `Err` when they are not base64url
+    /// JSON (reported as [`TokenError::Malformed`] after the signature check, as
+    /// before the split was made once).
+    claims: Result<(Vec<u8>, CheckedClaims), ()>,
+}
+
+impl fmt::Debug for UnverifiedToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedToken")
+            .field("domain", &self.domain())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Split `token` (from the right, as `jsonwebtoken::decode` splits it) and decode
+    /// its claims. `Malformed` if it has fewer than three parts.
+    pub fn parse(token: &'a str) -> Result<Self, TokenError> {
+        let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (header, payload) = message.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| ())
+            .and_then(|bytes| {
+                let checked = serde_json::from_slice(&bytes).map_err(|_| ())?;
+                Ok((bytes, checked))
+            });
+        Ok(UnverifiedToken {
+            token,
+            message,
+            header,
+            signature,
+            claims,
+        })
+    }
+
+    /// The `baas_domain_id` claim (the app id), unverified; `None` when it is missing
+    /// or not a string, or the claims are not a JSON object.
+    pub fn domain(&self) -> Option<&str> {
+        match &self.claims.as_ref().ok()?.1.baas_domain_id {
+            Some(Value::String(domain)) => Some(domain),
+            _ => None,
+        }
     }
 }
 
@@ -121,16 +193,6 @@ impl fmt::Debug for KeyRing {
             .field("active", &self.active_kid())
             .finish()
     }
-}
-
-/// The `baas_domain_id` claim of a token, read **without** verifying it, to find
-/// which app's key verifies it.
-pub fn unverified_domain(token: &str) -> Option<String> {
-    let claims: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
-    claims
-        .get("baas_domain_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
 }
 
 /// The `kid` of the app's `signing_secret`: derived from the secret (a one-way hash,
@@ -158,6 +220,14 @@ fn validation(alg: Algorithm) -> Validation {
     validation.required_spec_claims.clear();
     validation.leeway = 0;
     validation
+}
+
+/// The base64url JSON of a token header naming `alg` and `kid`.
+fn encoded_header(alg: Algorithm, kid: &str) -> Result<String, String> {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    let json = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
 /// The DER inside one PEM block, with its label.
@@ -257,7 +327,7 @@ impl Key {
             algorithm,
             encoding,
             decoding,
-            validation: validation(alg),
+            encoded_header: encoded_header(alg, kid)?,
             public,
             verify_until,
         };
@@ -266,16 +336,28 @@ impl Key {
         let probe = key
             .sign(&serde_json::json!({ "probe": true }))
             .map_err(|e| e.to_string())?;
-        jsonwebtoken::decode::<Value>(&probe, &key.decoding, &key.validation)
+        jsonwebtoken::decode::<Value>(&probe, &key.decoding, &validation(alg))
             .map_err(|_| format!("the {algorithm} key does not verify its own signature"))?;
         Ok(key)
     }
 
+    /// `header.claims.signature`, as `jsonwebtoken::encode` makes it, with the header
+    /// encoded once per key.
     fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        let mut header = Header::new(jwt_algorithm(self.algorithm));
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| TokenError::Sign(e.to_string()))
+        let json = serde_json::to_vec(claims).map_err(|e| TokenError::Sign(e.to_string()))?;
+        let mut token = String::with_capacity(self.encoded_header.len() + json.len() * 2);
+        token.push_str(&self.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+        let signature = jsonwebtoken::crypto::sign(
+            token.as_bytes(),
+            &self.encoding,
+            jwt_algorithm(self.algorithm),
+        )
+        .map_err(|e| TokenError::Sign(e.to_string()))?;
+        token.push('.');
+        token.push_str(&signature);
+        Ok(token)
     }
 }
 
@@ -363,6 +445,11 @@ impl KeyRing {
         &self.secret.kid
     }
 
+    /// The `signing_secret` and every `signing_keys` entry.
+    fn all_keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.secret).chain(&self.keys)
+    }
+
     fn active_key(&self) -> &Key {
         self.active.map_or(&self.secret, |i| &self.keys[i])
     }
@@ -429,38 +516,57 @@ impl KeyRing {
 
     fn verify<T: DeserializeOwned>(
         &self,
-        token: &str,
+        token: &UnverifiedToken<'_>,
         typ: TokenType,
         now: i64,
     ) -> Result<T, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        // The header of a token this ring signed is one of its keys' encoded headers:
+        // matched, not parsed. Any other header is parsed (once; jsonwebtoken's
+        // `decode` would parse the header and the claims twice each).
+        let parsed;
+        let (kid, header_alg) = match self.all_keys().find(|k| k.encoded_header == token.header) {
+            Some(k) => (Some(k.kid.as_str()), jwt_algorithm(k.algorithm)),
+            None => {
+                parsed =
+                    jsonwebtoken::decode_header(token.token).map_err(|_| TokenError::Malformed)?;
+                (parsed.kid.as_deref(), parsed.alg)
+            }
+        };
         let key = self
-            .verifying_key(header.kid.as_deref(), typ, now)
+            .verifying_key(kid, typ, now)
             .ok_or(TokenError::Signature)?;
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &key.validation)
-                .map_err(|e| match e.kind() {
-                    ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
-                        TokenError::Signature
-                    }
-                    _ => TokenError::Malformed,
-                })?;
+        let alg = jwt_algorithm(key.algorithm);
+        if header_alg != alg {
+            return Err(TokenError::Signature);
+        }
+        match jsonwebtoken::crypto::verify(
+            token.signature,
+            token.message.as_bytes(),
+            &key.decoding,
+            alg,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Err(TokenError::Signature),
+            Err(_) => return Err(TokenError::Malformed),
+        }
+        let (payload, checked) = token.claims.as_ref().map_err(|()| TokenError::Malformed)?;
+        // The checked claims first (a missing or other `typ` is a wrong type, not a
+        // malformed token), then the claims struct from the same bytes.
         let expected = match typ {
             TokenType::Access => "access",
             TokenType::Refresh => "refresh",
         };
-        if data.claims.get("typ").and_then(Value::as_str) != Some(expected) {
+        if checked.typ.as_ref().and_then(Value::as_str) != Some(expected) {
             return Err(TokenError::WrongType);
         }
-        let exp = match data.claims.get("exp") {
+        let exp = match &checked.exp {
             Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Malformed)?,
             _ => return Err(TokenError::Malformed),
         };
-        if !matches!(data.claims.get("iat"), Some(Value::Number(n)) if n.is_i64()) {
+        if !matches!(&checked.iat, Some(Value::Number(n)) if n.is_i64()) {
             return Err(TokenError::Malformed);
         }
-        let claims: T = serde_json::from_value(Value::Object(data.claims))
-            .map_err(|_| TokenError::Malformed)?;
+        let claims: T = serde_json::from_slice(payload).map_err(|_| TokenError::Malformed)?;
         if exp <= now {
             return Err(TokenError::Expired);
         }
@@ -472,12 +578,30 @@ impl KeyRing {
     /// `signing_keys`) with that key's algorithm, `typ:"access"`, integer
     /// `exp`/`iat`, `exp > now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenError> {
+        self.verify_access_parsed(&UnverifiedToken::parse(token)?, now)
+    }
+
+    /// [`verify_access`](Self::verify_access) of a token already split and decoded.
+    pub fn verify_access_parsed(
+        &self,
+        token: &UnverifiedToken<'_>,
+        now: i64,
+    ) -> Result<AccessTokenClaims, TokenError> {
         self.verify(token, TokenType::Access, now)
     }
 
     /// Verify a refresh token: the `signing_secret` (HS256), `typ:"refresh"`, integer
     /// `exp`/`iat`, `exp > now`.
     pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshTokenClaims, TokenError> {
+        self.verify_refresh_parsed(&UnverifiedToken::parse(token)?, now)
+    }
+
+    /// [`verify_refresh`](Self::verify_refresh) of a token already split and decoded.
+    pub fn verify_refresh_parsed(
+        &self,
+        token: &UnverifiedToken<'_>,
+        now: i64,
+    ) -> Result<RefreshTokenClaims, TokenError> {
         self.verify(token, TokenType::Refresh, now)
     }
 }
@@ -572,8 +696,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -615,7 +737,101 @@ mod tests {
         assert_eq!(k.verify_access(&rt, 1000), Err(TokenError::WrongType));
         assert_eq!(k.verify_refresh(&at, 1000), Err(TokenError::WrongType));
         assert_eq!(k.verify_access(&at, 2000), Err(TokenError::Expired));
-        assert_eq!(unverified_domain(&at).as_deref(), Some("app"));
+        assert_eq!(UnverifiedToken::parse(&at).unwrap().domain(), Some("app"));
+    }
+
+    /// The domain is read from the claims without verifying them; anything that is not
+    /// a string claim in a JSON object names no app, and the token never shows in
+    /// `Debug`.
+    #[test]
+    fn the_unverified_domain_is_one_string_claim() {
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
+        let domain = |claims: &str| {
+            let t = format!("{h}.{claims}.c2ln");
+            UnverifiedToken::parse(&t)
+                .unwrap()
+                .domain()
+                .map(str::to_owned)
+        };
+        let claims = serde_json::json!({"baas_domain_id": "app", "sub": "secret-sub"});
+        assert_eq!(domain(&part(&claims)).as_deref(), Some("app"));
+        assert_eq!(
+            domain(&part(&serde_json::json!({"baas_domain_id": 7}))),
+            None
+        );
+        assert_eq!(domain(&part(&serde_json::json!({"sub": "u"}))), None);
+        assert_eq!(domain(&part(&serde_json::json!(["app"]))), None);
+        assert_eq!(domain("not base64!"), None);
+        assert_eq!(domain(&URL_SAFE_NO_PAD.encode("{not json")), None);
+        assert_eq!(
+            UnverifiedToken::parse("two.parts").map(|_| ()),
+            Err(TokenError::Malformed)
+        );
+        let t = format!("{h}.{}.c2ln", part(&claims));
+        let shown = format!("{:?}", UnverifiedToken::parse(&t).unwrap());
+        assert!(
+            !shown.contains("secret-sub") && !shown.contains("c2ln"),
+            "{shown}"
+        );
+    }
+
+    /// A token whose claims were changed after signing fails on its signature, even
+    /// when the changed claims are not base64 or not JSON (the claims are read after
+    /// the signature is checked).
+    #[test]
+    fn changed_claims_fail_on_the_signature() {
+        let k = KeyRing::new(SECRET).unwrap();
+        let at = k.sign_access(&access(2000)).unwrap();
+        let (header, rest) = at.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let other = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&access(3000)).unwrap());
+        for claims in [other.as_str(), "not base64!", &URL_SAFE_NO_PAD.encode("{x")] {
+            let t = format!("{header}.{claims}.{signature}");
+            assert_eq!(
+                k.verify_access(&t, 1000),
+                Err(TokenError::Signature),
+                "{claims}"
+            );
+        }
+    }
+
+    /// The ring signs exactly what `jsonwebtoken::encode` would with the same header
+    /// (its header is encoded once per key), for every algorithm.
+    #[test]
+    fn signing_matches_jsonwebtoken_encode() {
+        for alg in TokenAlgorithm::ALL {
+            let ring = KeyRing::load(&app_with(vec![entry("k1", alg, true, None)])).unwrap();
+            let key = ring.active_key();
+            let mut header = Header::new(jwt_algorithm(alg));
+            header.kid = Some("k1".into());
+            let claims = access(2000);
+            let expected = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+            let ours = ring.sign_access(&claims).unwrap();
+            if matches!(alg, TokenAlgorithm::ES256) {
+                // ECDSA signatures may differ; the signed message must not.
+                assert_eq!(
+                    ours.rsplit_once('.').unwrap().0,
+                    expected.rsplit_once('.').unwrap().0
+                );
+            } else {
+                assert_eq!(ours, expected, "{alg}");
+            }
+            // Our tokens' header is matched, not parsed; an equivalent header written
+            // differently is parsed and verifies the same.
+            let other = jsonwebtoken::encode(
+                &{
+                    let mut h = header.clone();
+                    h.typ = None;
+                    h
+                },
+                &claims,
+                &key.encoding,
+            )
+            .unwrap();
+            assert_ne!(other.split_once('.').unwrap().0, key.encoded_header);
+            assert_eq!(ring.verify_access(&other, 1000).unwrap(), claims, "{alg}");
+        }
     }
 
     #[test]
