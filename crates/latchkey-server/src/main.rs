@@ -28,6 +28,13 @@ use latchkey_server::config::TokenAlgorithm;
 use latchkey_server::{ApiError, Config, Server};
 use tracing_subscriber::EnvFilter;
 
+/// The binary's allocator: mimalloc, which serves a request's many small, short-lived
+/// allocations from per-thread pages (the system allocator took ~10% of an
+/// authenticated request; docs/benchmarks.md). The library sets none: a program that
+/// embeds the server chooses its own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "latchkey-server",
