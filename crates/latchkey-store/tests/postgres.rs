@@ -341,6 +341,7 @@ fn shipped_migrations_are_unchanged() {
         (7, "one token pair", "e1e755ffcd58bc1d"),
         (8, "oauth states", "29198170d090eb27"),
         (9, "audit log", "09edbb77aa1800dc"),
+        (10, "identities in order", "85a7d8d65de71a92"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }

@@ -262,6 +262,7 @@ fn shipped_migrations_are_unchanged() {
         (7, "one token pair", "747b8f481bc98dea"),
         (8, "oauth states", "7edaaa78d66db63a"),
         (9, "audit log", "c0eac7c055010493"),
+        (10, "identities in order", "85a7d8d65de71a92"),
     ];
     latchkey_store::testing::assert_shipped_migrations(&MIGRATOR, &shipped);
 }
