@@ -1,6 +1,7 @@
 //! Password hashing: argon2id (OWASP parameters m=19456 KiB, t=2, p=1), run on
 //! tokio's blocking pool and gated by a semaphore so a burst of logins cannot
-//! exhaust memory or starve the async executor.
+//! exhaust memory or starve the async executor. A hash's permit is released on the
+//! hashing thread when the hash ends, so the next waiting hash starts at once.
 //!
 //! argon2's working memory (19 MiB at these parameters) is reused from one hash to the
 //! next while others are waiting or running ([`Memory`]): allocating it per hash costs
@@ -242,14 +243,20 @@ impl PasswordHasher {
         f: impl FnOnce(Claim) -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
         let claim = Claim::new(Arc::clone(&self.memory));
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|e| PasswordError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || f(claim))
-            .await
-            .map_err(|e| PasswordError::Task(e.to_string()))?
+        // The permit goes with the hash and is released on the hashing thread the moment
+        // the hash ends, so the next waiting hash starts without waiting for this
+        // request's task to be polled again.
+        tokio::task::spawn_blocking(move || {
+            let result = f(claim);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| PasswordError::Task(e.to_string()))?
     }
 
     /// Hash a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
@@ -305,6 +312,39 @@ mod tests {
         let again = h.hash(&Secret::new("hunter22")).await.unwrap();
         assert_ne!(phc, again, "salts must differ");
         h.verify_dummy(&Secret::new("whatever")).await.unwrap();
+    }
+
+    /// At most `max_concurrent` hashes run at once, however many are asked for; each
+    /// permit goes with its hash to the hashing thread and comes back when it ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_max_concurrent_hashes_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let h = PasswordHasher::new(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (h, running, most) = (h.clone(), Arc::clone(&running), Arc::clone(&most));
+                tokio::spawn(async move {
+                    h.run(move |_claim| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(i)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(h.permits.available_permits(), 2);
+        assert_eq!(h.memory.idle_buffers(), 0);
     }
 
     /// Stored hashes made by the argon2 crate's own API (every hash stored before the
