@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use latchkey_protocol::{AccessTokenClaims, RefreshTokenClaims, ejson};
-use latchkey_server::tokens::KeyRing;
+use latchkey_server::tokens::{KeyRing, UnverifiedToken};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -128,7 +128,19 @@ pub fn client_token(data: &[u8]) {
 pub fn server_token(data: &[u8]) {
     let keys = KeyRing::new(SERVER_SECRET).expect("a valid secret");
     for token in tokens_from(data, Some(SERVER_SECRET)) {
-        let _ = latchkey_server::tokens::unverified_domain(&token);
+        // The token read once (the app it names, then verified from the same bytes)
+        // must decide exactly as the token read from its text.
+        if let Ok(parsed) = UnverifiedToken::parse(&token) {
+            let _ = parsed.domain();
+            assert_eq!(
+                keys.verify_access_parsed(&parsed, 1_700_000_000),
+                keys.verify_access(&token, 1_700_000_000)
+            );
+            assert_eq!(
+                keys.verify_refresh_parsed(&parsed, 1_700_000_000),
+                keys.verify_refresh(&token, 1_700_000_000)
+            );
+        }
         if let Ok(claims) = keys.verify_access(&token, 1_700_000_000) {
             assert!(claims.exp > 1_700_000_000, "an expired access token passed");
             assert!(
