@@ -188,23 +188,70 @@ RETURNING allowed, hits, window_start, expires_at, locked_until"
 /// Implements [`Store`](crate::Store) for `$store`, a struct with a `pool` field (the
 /// pool of `$db` that reads go to) and a `writer` field (the pool that every write goes
 /// to: the same pool on PostgreSQL, one connection on a SQLite file) and an inherent `async fn run_migrations(&self) -> Result<(),
-/// StoreError>`. Also defines the module's private helpers `insert_user`,
-/// `insert_identity` and `delete_tokens`.
+/// StoreError>`. Also defines the module's private helpers `bind_user`, `bind_identity`,
+/// `bind_session` and `bind_device` (a row's values in its statement's order),
+/// `insert_user`, `insert_identity`, `insert_session`, `upsert_device` and
+/// `delete_tokens`.
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
+        /// A query of `$db` with its arguments, as the `bind_*` helpers take and return it.
+        type BoundQuery<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// Bind a user row's values, in [`INSERT_USER`](crate::sql::INSERT_USER)'s order.
+        fn bind_user<'q>(query: BoundQuery<'q>, user: &'q UserRecord) -> BoundQuery<'q> {
+            query
+                .bind(&user.app_id)
+                .bind(&user.id)
+                .bind(user.created_at)
+                .bind(user.disabled)
+                .bind(user.custom_data.as_ref().map(Json))
+        }
+
+        /// Bind an identity row's values, in
+        /// [`INSERT_IDENTITY`](crate::sql::INSERT_IDENTITY)'s order.
+        fn bind_identity<'q>(query: BoundQuery<'q>, identity: &'q IdentityRecord) -> BoundQuery<'q> {
+            query
+                .bind(&identity.app_id)
+                .bind(&identity.provider_type)
+                .bind(&identity.id)
+                .bind(&identity.user_id)
+                .bind(Json(&identity.data))
+                .bind(identity.created_at)
+        }
+
+        /// Bind a session row's values, in
+        /// [`INSERT_SESSION`](crate::sql::INSERT_SESSION)'s order.
+        fn bind_session<'q>(query: BoundQuery<'q>, s: &'q SessionRecord) -> BoundQuery<'q> {
+            query
+                .bind(&s.app_id)
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(&s.device_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(&s.provider_type)
+                .bind(&s.identity_id)
+        }
+
+        /// Bind a device's values, in [`UPSERT_DEVICE`](crate::sql::UPSERT_DEVICE)'s order.
+        fn bind_device<'q>(
+            query: BoundQuery<'q>,
+            app_id: &'q str,
+            device_id: &'q str,
+            user_id: &'q str,
+            now: i64,
+        ) -> BoundQuery<'q> {
+            query.bind(app_id).bind(device_id).bind(user_id).bind(now)
+        }
+
         /// Insert one user row (in a transaction or on the pool).
         async fn insert_user<'e, E>(executor: E, user: &UserRecord) -> Result<(), StoreError>
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(crate::sql::INSERT_USER)
-            .bind(&user.app_id)
-            .bind(&user.id)
-            .bind(user.created_at)
-            .bind(user.disabled)
-            .bind(user.custom_data.as_ref().map(Json))
-            .execute(executor)
-            .await?;
+            bind_user(sqlx::query(crate::sql::INSERT_USER), user)
+                .execute(executor)
+                .await?;
             Ok(())
         }
 
@@ -216,15 +263,9 @@ macro_rules! impl_store {
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(crate::sql::INSERT_IDENTITY)
-            .bind(&identity.app_id)
-            .bind(&identity.provider_type)
-            .bind(&identity.id)
-            .bind(&identity.user_id)
-            .bind(Json(&identity.data))
-            .bind(identity.created_at)
-            .execute(executor)
-            .await?;
+            bind_identity(sqlx::query(crate::sql::INSERT_IDENTITY), identity)
+                .execute(executor)
+                .await?;
             Ok(())
         }
 
@@ -233,15 +274,7 @@ macro_rules! impl_store {
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(crate::sql::INSERT_SESSION)
-                .bind(&s.app_id)
-                .bind(&s.id)
-                .bind(&s.user_id)
-                .bind(&s.device_id)
-                .bind(s.created_at)
-                .bind(s.expires_at)
-                .bind(&s.provider_type)
-                .bind(&s.identity_id)
+            bind_session(sqlx::query(crate::sql::INSERT_SESSION), s)
                 .execute(executor)
                 .await?;
             Ok(())
@@ -258,11 +291,7 @@ macro_rules! impl_store {
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
-            sqlx::query(crate::sql::UPSERT_DEVICE)
-                .bind(app_id)
-                .bind(device_id)
-                .bind(user_id)
-                .bind(now)
+            bind_device(sqlx::query(crate::sql::UPSERT_DEVICE), app_id, device_id, user_id, now)
                 .execute(executor)
                 .await?;
             Ok(())

@@ -241,39 +241,20 @@ fn batch_sql(new_users: usize, existing: usize) -> String {
 static NEW_USER_LOGIN: LazyLock<String> = LazyLock::new(|| batch_sql(1, 0));
 static LOGIN: LazyLock<String> = LazyLock::new(|| batch_sql(0, 1));
 
-/// Bind one login's values, in [`login_statements`]' order.
+/// Bind one login's values, in [`login_statements`]' order (the rows' binders of the
+/// shared SQL, `impl_store!`).
 fn bind_login<'q>(
-    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    mut query: BoundQuery<'q>,
     new_user: Option<(&'q UserRecord, &'q IdentityRecord)>,
     s: &'q SessionRecord,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> BoundQuery<'q> {
     if let Some((user, identity)) = new_user {
-        query = query
-            .bind(&user.app_id)
-            .bind(&user.id)
-            .bind(user.created_at)
-            .bind(user.disabled)
-            .bind(user.custom_data.as_ref().map(Json))
-            .bind(&identity.app_id)
-            .bind(&identity.provider_type)
-            .bind(&identity.id)
-            .bind(&identity.user_id)
-            .bind(Json(&identity.data))
-            .bind(identity.created_at);
+        query = bind_identity(bind_user(query, user), identity);
     }
-    query
-        .bind(&s.app_id)
-        .bind(&s.device_id)
-        .bind(&s.user_id)
-        .bind(s.created_at)
-        .bind(&s.app_id)
-        .bind(&s.id)
-        .bind(&s.user_id)
-        .bind(&s.device_id)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(&s.provider_type)
-        .bind(&s.identity_id)
+    bind_session(
+        bind_device(query, &s.app_id, &s.device_id, &s.user_id, s.created_at),
+        s,
+    )
 }
 
 /// The most logins committed in one transaction.
